@@ -1,0 +1,174 @@
+"""Settings: one frozen object, built once from `clearance.toml` and `CLEARANCE_*` variables.
+
+Nothing reads the environment at import time; `load_settings` is called by the CLI (or a test)
+and the result is passed down. Relative paths in the file are relative to the file's directory.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from clearance.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "clearance.toml"
+
+# Comprehensive embargoes: 15 CFR 746.2 (Cuba), 746.7 (Iran), 746.4 (North Korea), 746.9 (Syria);
+# with OFAC's 31 CFR parts 515, 560, 510 and 542. Data, not code: the operator may change it.
+DEFAULT_EMBARGOED = ("CU", "IR", "KP", "SY")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    files: tuple[Path, ...]
+    # 90 FR 4544 (ECCN 4E091): models trained with more than 1e26 operations.
+    controlled_compute_threshold: float = 1e26
+    embargoed_countries: tuple[str, ...] = DEFAULT_EMBARGOED
+    verification_max_age_days: int = 365
+    decision_cache_size: int = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    signing_key_file: Path
+    origin: str = "clearance.local/audit"
+    batch_max_entries: int = 512
+    checkpoint_interval_seconds: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    max_body_bytes: int = 4 * 1024 * 1024
+    upstream_connect_timeout: float = 10.0
+    upstream_read_timeout: float = 300.0
+    trusted_proxies: tuple[str, ...] = ()
+    portal_url: str = "http://127.0.0.1:8080/portal"
+    # Serve uncontrolled models while the audit log is down; controlled models never are.
+    serve_uncontrolled_without_audit: bool = False
+    admin_token_hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    config_file: Path | None
+    data_dir: Path
+    database_url: str
+    policy: PolicySettings
+    audit: AuditSettings
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    redis_url: str = ""
+
+    def with_database(self, url: str) -> Settings:
+        return replace(self, database_url=url)
+
+
+def config_path(explicit: str | Path | None, environ: Mapping[str, str]) -> Path:
+    if explicit is not None:
+        return Path(explicit)
+    if environ.get("CLEARANCE_CONFIG"):
+        return Path(environ["CLEARANCE_CONFIG"])
+    return Path.cwd() / DEFAULT_CONFIG_NAME
+
+
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the TOML file, then apply `CLEARANCE_*` overrides from `environ`."""
+    env = os.environ if environ is None else environ
+    file = config_path(path, env)
+    if not file.is_file():
+        raise ConfigError(f"no configuration file at {file}; run `clearance init DIR` first")
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {file}: {exc}") from exc
+    return settings_from_mapping(raw, base=file.resolve().parent, environ=env, config_file=file)
+
+
+def settings_from_mapping(
+    raw: Mapping[str, Any],
+    *,
+    base: Path,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    env = {} if environ is None else environ
+    core = _table(raw, "clearance")
+    pol = _table(raw, "policy")
+    aud = _table(raw, "audit")
+    gw = _table(raw, "gateway")
+
+    data_dir = _path(base, str(core.get("data_dir", ".")))
+    db_url = env.get("CLEARANCE_DATABASE_URL") or str(
+        core.get("database_url", "sqlite:///clearance.db")
+    )
+    policy_files = tuple(_path(base, str(p)) for p in pol.get("files", ["policy/default.cedar"]))
+    embargoed = tuple(str(c).upper() for c in pol.get("embargoed_countries", DEFAULT_EMBARGOED))
+    try:
+        policy = PolicySettings(
+            files=policy_files,
+            controlled_compute_threshold=float(pol.get("controlled_compute_threshold", 1e26)),
+            embargoed_countries=embargoed,
+            verification_max_age_days=int(pol.get("verification_max_age_days", 365)),
+            decision_cache_size=int(pol.get("decision_cache_size", 100_000)),
+        )
+        audit = AuditSettings(
+            signing_key_file=_path(base, str(aud.get("signing_key", "audit-signing.key"))),
+            origin=str(aud.get("origin", "clearance.local/audit")),
+            batch_max_entries=int(aud.get("batch_max_entries", 512)),
+            checkpoint_interval_seconds=float(aud.get("checkpoint_interval_seconds", 1.0)),
+        )
+        gateway = GatewaySettings(
+            host=str(gw.get("host", "127.0.0.1")),
+            port=int(env.get("CLEARANCE_PORT") or gw.get("port", 8080)),
+            workers=int(gw.get("workers", 1)),
+            max_body_bytes=int(gw.get("max_body_bytes", 4 * 1024 * 1024)),
+            upstream_connect_timeout=float(gw.get("upstream_connect_timeout", 10.0)),
+            upstream_read_timeout=float(gw.get("upstream_read_timeout", 300.0)),
+            trusted_proxies=tuple(str(p) for p in gw.get("trusted_proxies", [])),
+            portal_url=str(gw.get("portal_url", "http://127.0.0.1:8080/portal")),
+            serve_uncontrolled_without_audit=bool(
+                gw.get("serve_uncontrolled_without_audit", False)
+            ),
+            admin_token_hash=str(
+                env.get("CLEARANCE_ADMIN_TOKEN_HASH") or gw.get("admin_token_hash", "")
+            ),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid setting: {exc}") from exc
+    return Settings(
+        config_file=config_file,
+        data_dir=data_dir,
+        database_url=_resolve_sqlite(db_url, data_dir),
+        policy=policy,
+        audit=audit,
+        gateway=gateway,
+        redis_url=env.get("CLEARANCE_REDIS_URL") or str(core.get("redis_url", "")),
+    )
+
+
+def _table(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"[{name}] must be a table")
+    return value
+
+
+def _path(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def _resolve_sqlite(url: str, data_dir: Path) -> str:
+    """`sqlite:///relative.db` is relative to the data directory, not the working directory."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        return prefix + str(data_dir / url[len(prefix) :])
+    return url

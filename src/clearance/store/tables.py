@@ -1,0 +1,127 @@
+"""The tables. SQLAlchemy Core, shared by SQLite and PostgreSQL; Alembic migrations create them.
+
+Times are stored as timezone-aware UTC; dates (expiries) as dates. Lists of country codes are JSON
+arrays of ISO 3166-1 alpha-2 codes.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+UTC_TIME = sa.DateTime(timezone=True)
+
+# One counter per kind of state; workers poll it to drop exactly the cached state that changed.
+state_versions = sa.Table(
+    "state_versions",
+    metadata,
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
+
+upstreams = sa.Table(
+    "upstreams",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("base_url", sa.String(512), nullable=False),
+    sa.Column("api_key_env", sa.String(128), nullable=True),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+)
+
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("upstream", sa.ForeignKey("upstreams.name"), nullable=False),
+    sa.Column("upstream_model", sa.String(128), nullable=False),
+    sa.Column("training_compute", sa.Float, nullable=True),
+    sa.Column("explicit_classification", sa.String(16), nullable=True),
+    sa.Column("controlled", sa.Boolean, nullable=False),
+    sa.Column("rationale", sa.Text, nullable=False),
+    sa.Column("suspended", sa.Boolean, nullable=False, default=False),
+    sa.Column("suspended_reason", sa.Text, nullable=True),
+    sa.Column("suspended_at", UTC_TIME, nullable=True),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+)
+
+model_fallbacks = sa.Table(
+    "model_fallbacks",
+    metadata,
+    sa.Column("model_id", sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("target_id", sa.ForeignKey("models.id"), nullable=False),
+)
+
+orgs = sa.Table(
+    "orgs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("country", sa.String(2), nullable=True),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # A random pseudonym: what the audit log and upstreams see instead of the email.
+    sa.Column("subject_id", sa.String(40), nullable=False, unique=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("name", sa.String(400), nullable=True),
+    sa.Column("birth_date", sa.Date, nullable=True),
+    sa.Column("org_id", sa.ForeignKey("orgs.id"), nullable=True),
+    sa.Column("residence", sa.String(2), nullable=True),
+    sa.Column("screening_status", sa.String(20), nullable=False, default="clear"),
+    # Bumped on any change to this person's facts; part of the decision cache key.
+    sa.Column("facts_version", sa.BigInteger, nullable=False, default=1),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+)
+
+identity_facts = sa.Table(
+    "identity_facts",
+    metadata,
+    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("nationalities", sa.JSON, nullable=False),
+    sa.Column("us_person", sa.String(16), nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("verified_at", UTC_TIME, nullable=False),
+    sa.Column("expires", sa.Date, nullable=True),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=True),
+    # SHA-256 of the whole key: keys carry 256 bits of CSPRNG output, so a fast hash is enough
+    # and keeps authentication off the slow path; the key itself is never stored.
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("hint", sa.String(16), nullable=False),
+    sa.Column("allow_fallback", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+    sa.Column("revoked_at", UTC_TIME, nullable=True),
+)
+
+licences = sa.Table(
+    "licences",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("org_id", sa.ForeignKey("orgs.id"), nullable=False),
+    sa.Column("model_id", sa.ForeignKey("models.id"), nullable=False),
+    sa.Column("nationalities", sa.JSON, nullable=False),
+    sa.Column("number", sa.String(100), nullable=False),
+    sa.Column("expires", sa.Date, nullable=False),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+)
