@@ -1,0 +1,1 @@
+"""The model catalog: upstreams, models, classification, fallback chains, suspension."""

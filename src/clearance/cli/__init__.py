@@ -1,0 +1,1 @@
+"""The `clearance` command line: a Typer app, one module per command group."""

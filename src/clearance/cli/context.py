@@ -1,0 +1,65 @@
+"""What every command needs: the settings and an engine, built once per invocation."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.engine import Engine
+
+from clearance.audit.entries import admin_action
+from clearance.audit.service import AuditLog
+from clearance.config import Settings, load_settings
+from clearance.store import connect, migrate
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="CLEARANCE_CONFIG",
+        help="Configuration file (default ./clearance.toml).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: Settings
+    engine: Engine
+
+    def record(self, action: str, target: str, details: Mapping[str, object]) -> int:
+        """Append an operator action to the audit log; returns its index once durable."""
+        entry = admin_action(actor=operator(), action=action, target=target, details=details)
+        log = AuditLog(self.engine, self.settings.audit)
+        try:
+            return log.append(entry)
+        finally:
+            log.close()
+
+
+def operator() -> str:
+    """Who ran the command: the OS account (an operator identity, not a data subject)."""
+    try:
+        return "cli:" + getpass.getuser()
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+@contextmanager
+def open_runtime(config: Path | None) -> Iterator[Runtime]:
+    """Load settings, open the database and bring its schema up to date."""
+    settings = load_settings(config)
+    engine = connect(settings.database_url)
+    try:
+        migrate(engine)
+        yield Runtime(settings=settings, engine=engine)
+    finally:
+        engine.dispose()

@@ -1,0 +1,112 @@
+"""Facts -> Cedar: pure functions from stored records to the entities and context the policy
+reads."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import orjson
+
+from clearance.catalog.models import Model
+from clearance.policy.models import LicenceFact, PrincipalFacts, RequestContext
+from clearance.principals.models import Licence, User, UsPerson
+
+USER = "Clearance::User"
+MODEL = "Clearance::Model"
+ACTION = "Clearance::Action"
+
+
+def end_of_day(day: date) -> int:
+    """A document or licence "expiring on D" is good through D (UTC): void from D+1 00:00."""
+    return int(datetime.combine(day + timedelta(days=1), time(0), UTC).timestamp())
+
+
+def principal_facts(user: User) -> PrincipalFacts:
+    ident = user.identity
+    return PrincipalFacts(
+        subject_id=user.subject_id,
+        nationalities=frozenset(ident.nationalities) if ident else frozenset(),
+        us_person=ident.us_person.value if ident else UsPerson.NONE.value,
+        verified_until=end_of_day(ident.expires) if ident else 0,
+        residence=user.residence or "",
+        screening=user.screening_status.value,
+        org_id=user.org_id,
+        version=user.facts_version,
+    )
+
+
+def best_licence(
+    licences: Iterable[Licence], model_id: str, nationalities: frozenset[str], now: float
+) -> LicenceFact | None:
+    """The organisation's licence for this model that best covers the person: current and covering
+    beats covering, which beats current; later expiry breaks ties. The policy re-checks both."""
+    best: tuple[tuple[bool, bool, bool, int], LicenceFact] | None = None
+    for lic in licences:
+        if lic.model_id != model_id:
+            continue
+        fact = LicenceFact(lic.number, lic.nationalities, end_of_day(lic.expires))
+        covers = nationalities <= lic.nationalities
+        current = fact.expires > now
+        key = (covers and current, covers, current, fact.expires)
+        if best is None or key > best[0]:
+            best = (key, fact)
+    return best[1] if best else None
+
+
+def user_entity(p: PrincipalFacts) -> dict[str, Any]:
+    return {
+        "uid": {"type": USER, "id": p.subject_id},
+        "attrs": {
+            "nationalities": sorted(p.nationalities),
+            "us_person": p.us_person,
+            "verified_until": p.verified_until,
+            "residence": p.residence,
+            "screening": p.screening,
+        },
+        "parents": [],
+    }
+
+
+def model_entity(m: Model) -> dict[str, Any]:
+    return {
+        "uid": {"type": MODEL, "id": m.id},
+        "attrs": {"controlled": m.controlled, "suspended": m.suspended},
+        "parents": [],
+    }
+
+
+def request(
+    p: PrincipalFacts,
+    model_id: str,
+    ctx: RequestContext,
+    *,
+    now: int,
+    embargoed: Sequence[str],
+    licence: LicenceFact | None,
+) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "now": now,
+        "ip_country": ctx.ip_country,
+        "embargoed": list(embargoed),
+    }
+    if licence is not None:
+        context["licence"] = {
+            "number": licence.number,
+            "nationalities": sorted(licence.nationalities),
+            "expires": licence.expires,
+        }
+    return {
+        "principal": {"type": USER, "id": p.subject_id},
+        "action": {"type": ACTION, "id": ctx.action.value},
+        "resource": {"type": MODEL, "id": model_id},
+        "context": context,
+    }
+
+
+def digest(entities: list[dict[str, Any]], requests: list[dict[str, Any]]) -> str:
+    """A digest of exactly what the policy was shown, for the audit log (no personal data)."""
+    blob = orjson.dumps([entities, requests], option=orjson.OPT_SORT_KEYS)
+    return "sha256:" + hashlib.sha256(blob).hexdigest()

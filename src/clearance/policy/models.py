@@ -1,0 +1,86 @@
+"""Decision data: what the policy answers, and the facts it answered from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Effect(StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+    FALLBACK = "fallback"
+
+
+class Action(StrEnum):
+    INFERENCE = "inference"
+    FINE_TUNE = "fine_tune"
+    DOWNLOAD_WEIGHTS = "download_weights"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    rule: str
+    reason: str
+    legal_basis: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"rule": self.rule, "reason": self.reason, "legal_basis": self.legal_basis}
+
+
+@dataclass(frozen=True, slots=True)
+class LicenceFact:
+    number: str
+    nationalities: frozenset[str]
+    expires: int  # Unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalFacts:
+    """Everything the policy knows about a person, in plain values."""
+
+    subject_id: str
+    nationalities: frozenset[str]
+    us_person: str
+    verified_until: int  # Unix seconds; 0 when never verified
+    residence: str
+    screening: str
+    org_id: int | None
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    action: Action = Action.INFERENCE
+    ip_country: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    effect: Effect
+    model_requested: str
+    model_served: str | None
+    reasons: tuple[Reason, ...]
+    policy_hash: str
+    facts_version: str
+    facts_digest: str
+    # Until when this answer stays true without any stored fact changing (an expiry).
+    valid_until: float = field(default=float("inf"), compare=False)
+
+    @property
+    def allowed(self) -> bool:
+        return self.effect is not Effect.DENY
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return tuple(r.rule for r in self.reasons)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "effect": self.effect.value,
+            "model_requested": self.model_requested,
+            "model_served": self.model_served,
+            "reasons": [r.as_dict() for r in self.reasons],
+            "policy_hash": self.policy_hash,
+            "facts_version": self.facts_version,
+        }

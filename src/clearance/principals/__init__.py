@@ -1,0 +1,1 @@
+"""Principals: organisations, users, API keys, identity facts and licences."""

@@ -1,0 +1,83 @@
+"""Principal data: frozen records read from the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+
+class UsPerson(StrEnum):
+    """US-person status for deemed exports, 15 CFR 734.13(b) / 772.1 "U.S. person"."""
+
+    CITIZEN = "citizen"
+    LPR = "lpr"  # lawful permanent resident, 8 U.S.C. 1101(a)(20)
+    PROTECTED = "protected"  # protected individual, 8 U.S.C. 1324b(a)(3)
+    NONE = "none"
+
+
+class Method(StrEnum):
+    IN_PERSON = "in_person"
+    DOCUMENT = "document"
+    ASSERTION = "assertion"
+    REMOTE = "remote"
+
+
+class ScreeningStatus(StrEnum):
+    CLEAR = "clear"
+    POTENTIAL_MATCH = "potential_match"
+    CONFIRMED_MATCH = "confirmed_match"
+
+
+@dataclass(frozen=True, slots=True)
+class Org:
+    id: int
+    name: str
+    country: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityFacts:
+    nationalities: tuple[str, ...]
+    us_person: UsPerson
+    method: Method
+    source: str
+    verified_at: datetime
+    expires: date
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    subject_id: str
+    email: str
+    name: str | None
+    birth_date: date | None
+    org_id: int | None
+    residence: str | None
+    screening_status: ScreeningStatus
+    facts_version: int
+    identity: IdentityFacts | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    user_id: int
+    name: str | None
+    hint: str
+    allow_fallback: bool
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Licence:
+    """A deemed-export licence (15 CFR 734.13(b), Part 750) held by an organisation."""
+
+    id: int
+    org_id: int
+    model_id: str
+    nationalities: frozenset[str]
+    number: str
+    expires: date

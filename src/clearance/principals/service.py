@@ -1,0 +1,290 @@
+"""Principal behaviour: organisations, users, keys, operator-attested identity, licences.
+
+Every change to what the policy sees bumps the person's `facts_version` (or the licences counter)
+in the same transaction, so the next decision sees it.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from clearance.errors import Conflict, InvalidInput, NotFound
+from clearance.principals import keys
+from clearance.principals.countries import countries, country
+from clearance.principals.models import (
+    ApiKey,
+    IdentityFacts,
+    Licence,
+    Method,
+    Org,
+    ScreeningStatus,
+    User,
+    UsPerson,
+)
+from clearance.store import versions
+from clearance.store.tables import api_keys, identity_facts, licences, models, orgs, users
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def add_org(conn: Connection, name: str, country_code: str | None) -> Org:
+    name = name.strip()
+    if not name:
+        raise InvalidInput("an organisation needs a name")
+    cc = country(country_code) if country_code else None
+    if conn.execute(sa.select(orgs.c.id).where(orgs.c.name == name)).first():
+        raise Conflict(f"organisation {name!r} already exists")
+    org_id = conn.execute(
+        sa.insert(orgs).values(name=name, country=cc, created_at=_now()).returning(orgs.c.id)
+    ).scalar_one()
+    return Org(int(org_id), name, cc)
+
+
+def get_org(conn: Connection, name: str) -> Org:
+    row = conn.execute(sa.select(orgs).where(orgs.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"unknown organisation {name!r}")
+    return Org(row.id, row.name, row.country)
+
+
+def add_user(
+    conn: Connection,
+    email: str,
+    *,
+    name: str | None = None,
+    birth_date: date | None = None,
+    org: str | None = None,
+    residence: str | None = None,
+) -> User:
+    email = email.strip().lower()
+    if not _EMAIL.match(email):
+        raise InvalidInput(f"{email!r} is not an email address")
+    if conn.execute(sa.select(users.c.id).where(users.c.email == email)).first():
+        raise Conflict(f"user {email!r} already exists")
+    org_id = get_org(conn, org).id if org else None
+    conn.execute(
+        sa.insert(users).values(
+            subject_id="sub_" + secrets.token_hex(12),
+            email=email,
+            name=name.strip() if name else None,
+            birth_date=birth_date,
+            org_id=org_id,
+            residence=country(residence) if residence else None,
+            screening_status=ScreeningStatus.CLEAR.value,
+            facts_version=1,
+            created_at=_now(),
+        )
+    )
+    versions.bump(conn, versions.Kind.PRINCIPALS)
+    return get_user(conn, email)
+
+
+def get_user(conn: Connection, email: str) -> User:
+    row = conn.execute(sa.select(users).where(users.c.email == email.strip().lower())).first()
+    if row is None:
+        raise NotFound(f"unknown user {email!r}")
+    return _user(conn, row)
+
+
+def get_user_by_id(conn: Connection, user_id: int) -> User:
+    row = conn.execute(sa.select(users).where(users.c.id == user_id)).first()
+    if row is None:
+        raise NotFound(f"unknown user id {user_id}")
+    return _user(conn, row)
+
+
+def _user(conn: Connection, row: Row[tuple[object, ...]]) -> User:
+    facts_row = conn.execute(
+        sa.select(identity_facts).where(identity_facts.c.user_id == row.id)
+    ).first()
+    facts = None
+    if facts_row is not None:
+        facts = IdentityFacts(
+            nationalities=tuple(facts_row.nationalities),
+            us_person=UsPerson(facts_row.us_person),
+            method=Method(facts_row.method),
+            source=facts_row.source,
+            verified_at=facts_row.verified_at,
+            expires=facts_row.expires,
+        )
+    return User(
+        id=row.id,
+        subject_id=row.subject_id,
+        email=row.email,
+        name=row.name,
+        birth_date=row.birth_date,
+        org_id=row.org_id,
+        residence=row.residence,
+        screening_status=ScreeningStatus(row.screening_status),
+        facts_version=row.facts_version,
+        identity=facts,
+    )
+
+
+def touch_facts(conn: Connection, user_id: int) -> None:
+    """Mark a person's facts as changed: the next decision for them is re-evaluated."""
+    conn.execute(
+        sa.update(users)
+        .where(users.c.id == user_id)
+        .values(facts_version=users.c.facts_version + 1)
+    )
+    versions.bump(conn, versions.Kind.PRINCIPALS)
+
+
+def set_identity(
+    conn: Connection,
+    user_id: int,
+    *,
+    nationalities: Iterable[str],
+    us_person: UsPerson,
+    method: Method,
+    source: str,
+    expires: date | None,
+    max_age_days: int,
+) -> IdentityFacts:
+    """Record verified identity facts (operator attestation, document verification or an
+    assertion all land here). Expiry is the given one or the configured maximum, whichever is
+    sooner."""
+    nats = countries(nationalities)
+    if not nats:
+        raise InvalidInput("at least one --nationality is required")
+    if us_person is UsPerson.CITIZEN and "US" not in nats:
+        raise InvalidInput("a US citizen must hold US nationality")
+    now = _now()
+    ceiling = now.date() + timedelta(days=max_age_days)
+    effective = min(expires, ceiling) if expires else ceiling
+    values = {
+        "nationalities": list(nats),
+        "us_person": us_person.value,
+        "method": method.value,
+        "source": source,
+        "verified_at": now,
+        "expires": effective,
+    }
+    conn.execute(sa.delete(identity_facts).where(identity_facts.c.user_id == user_id))
+    conn.execute(sa.insert(identity_facts).values(user_id=user_id, **values))
+    touch_facts(conn, user_id)
+    return IdentityFacts(nats, us_person, method, source, now, effective)
+
+
+def create_key(
+    conn: Connection, email: str, *, name: str | None, allow_fallback: bool
+) -> tuple[ApiKey, str]:
+    """Returns the stored key record and the secret, which is never stored or shown again."""
+    user = get_user(conn, email)
+    secret = keys.new_key()
+    record = ApiKey(
+        id=keys.new_key_id(),
+        user_id=user.id,
+        name=name,
+        hint=secret[-4:],
+        allow_fallback=allow_fallback,
+        created_at=_now(),
+        revoked_at=None,
+    )
+    conn.execute(
+        sa.insert(api_keys).values(
+            id=record.id,
+            user_id=user.id,
+            name=name,
+            key_hash=keys.key_hash(secret),
+            hint=record.hint,
+            allow_fallback=allow_fallback,
+            created_at=record.created_at,
+        )
+    )
+    versions.bump(conn, versions.Kind.PRINCIPALS)
+    return record, secret
+
+
+def revoke_key(conn: Connection, key_id: str) -> None:
+    result = conn.execute(
+        sa.update(api_keys)
+        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=_now())
+    )
+    if result.rowcount == 0:
+        raise NotFound(f"no active key {key_id!r}")
+    versions.bump(conn, versions.Kind.PRINCIPALS)
+
+
+def list_keys(conn: Connection, user_id: int) -> list[ApiKey]:
+    rows = conn.execute(
+        sa.select(api_keys).where(api_keys.c.user_id == user_id).order_by(api_keys.c.created_at)
+    )
+    return [
+        ApiKey(r.id, r.user_id, r.name, r.hint, bool(r.allow_fallback), r.created_at, r.revoked_at)
+        for r in rows
+    ]
+
+
+def authenticate(conn: Connection, secret: str) -> tuple[ApiKey, User]:
+    """The key's record and its owner, for an active key; AuthenticationError otherwise."""
+    from clearance.errors import AuthenticationError
+
+    if not keys.looks_like_key(secret):
+        raise AuthenticationError("invalid API key")
+    row = conn.execute(
+        sa.select(api_keys).where(
+            api_keys.c.key_hash == keys.key_hash(secret), api_keys.c.revoked_at.is_(None)
+        )
+    ).first()
+    if row is None:
+        raise AuthenticationError("invalid API key")
+    key = ApiKey(
+        row.id, row.user_id, row.name, row.hint, bool(row.allow_fallback), row.created_at, None
+    )
+    return key, get_user_by_id(conn, row.user_id)
+
+
+def add_licence(
+    conn: Connection,
+    *,
+    org: str,
+    model_id: str,
+    nationalities: Iterable[str],
+    number: str,
+    expires: date,
+) -> Licence:
+    org_rec = get_org(conn, org)
+    if conn.execute(sa.select(models.c.id).where(models.c.id == model_id)).first() is None:
+        raise NotFound(f"unknown model {model_id!r}")
+    nats = countries(nationalities)
+    if not nats:
+        raise InvalidInput("a licence names at least one --nationality")
+    if not number.strip():
+        raise InvalidInput("a licence needs its --number")
+    licence_id = conn.execute(
+        sa.insert(licences)
+        .values(
+            org_id=org_rec.id,
+            model_id=model_id,
+            nationalities=list(nats),
+            number=number.strip(),
+            expires=expires,
+            created_at=_now(),
+        )
+        .returning(licences.c.id)
+    ).scalar_one()
+    versions.bump(conn, versions.Kind.LICENCES)
+    return Licence(int(licence_id), org_rec.id, model_id, frozenset(nats), number.strip(), expires)
+
+
+def load_licences(conn: Connection) -> dict[int, tuple[Licence, ...]]:
+    """All licences, by organisation."""
+    out: dict[int, list[Licence]] = {}
+    for r in conn.execute(sa.select(licences).order_by(licences.c.id)):
+        out.setdefault(r.org_id, []).append(
+            Licence(r.id, r.org_id, r.model_id, frozenset(r.nationalities), r.number, r.expires)
+        )
+    return {k: tuple(v) for k, v in out.items()}

@@ -1,0 +1,79 @@
+"""`clearance init`: a new instance directory with configuration, policy and signing key."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from clearance.errors import Conflict
+from clearance.policy.engine import DEFAULT_PACK
+
+CONFIG_TEMPLATE = """\
+# Clearance configuration. Relative paths are relative to this file's directory.
+# Any value may be overridden by an environment variable where noted.
+
+[clearance]
+# Where the embedded database and other state live.
+data_dir = "."
+# SQLite (the default, WAL mode, fsync on every commit) or PostgreSQL, e.g.
+# "postgresql://clearance@db.internal:5432/clearance". Env: CLEARANCE_DATABASE_URL.
+database_url = "sqlite:///clearance.db"
+# Optional Redis for cross-node invalidation and rate limits. Env: CLEARANCE_REDIS_URL.
+redis_url = ""
+
+[policy]
+# Cedar policy files, evaluated together against the built-in schema.
+files = ["policy/default.cedar"]
+# Models trained with more than this many operations are controlled unless classified
+# explicitly (90 FR 4544, ECCN 4E091: 1e26).
+controlled_compute_threshold = 1e26
+# Comprehensive embargoes: 15 CFR 746 (Cuba 746.2, Iran 746.7, North Korea 746.4, Syria 746.9);
+# OFAC 31 CFR parts 515, 560, 510, 542. Review against the current eCFR before relying on it.
+embargoed_countries = ["CU", "IR", "KP", "SY"]
+# An identity verification lasts at most this long, whatever the document's expiry.
+verification_max_age_days = 365
+
+[audit]
+# Ed25519 signer key in the C2SP signed-note text form. Keep it secret; back it up.
+signing_key = "audit-signing.key"
+# The checkpoint origin line: a name for this log, conventionally a URL without scheme.
+origin = "{origin}"
+
+[gateway]
+host = "127.0.0.1"
+port = 8080  # env: CLEARANCE_PORT
+workers = 1
+max_body_bytes = 4194304
+upstream_connect_timeout = 10.0
+upstream_read_timeout = 300.0
+# Peers allowed to set X-Forwarded-For (IP addresses or CIDR blocks).
+trusted_proxies = []
+# Where denied users are sent to verify (the Link rel="blocked-by" of a 451).
+portal_url = "http://127.0.0.1:8080/portal"
+# Keep serving uncontrolled models if the audit log cannot persist. Controlled models never are.
+serve_uncontrolled_without_audit = false
+"""
+
+
+def write_instance(
+    directory: Path, *, force: bool = False, origin: str | None = None
+) -> list[Path]:
+    """Create DIR with clearance.toml, policy/default.cedar and a fresh audit signing key."""
+    from clearance.audit.keys import generate_signing_key
+
+    directory = directory.resolve()
+    config = directory / "clearance.toml"
+    if config.exists() and not force:
+        raise Conflict(f"{config} already exists (use --force to overwrite)")
+    log_origin = origin or f"clearance.local/{directory.name or 'audit'}"
+    (directory / "policy").mkdir(parents=True, exist_ok=True)
+    config.write_text(CONFIG_TEMPLATE.replace("{origin}", log_origin), encoding="utf-8")
+    policy = directory / "policy" / "default.cedar"
+    policy.write_text(DEFAULT_PACK, encoding="utf-8")
+    key = directory / "audit-signing.key"
+    if not key.exists() or force:
+        # Owner-only from the first byte: the key never exists world-readable.
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(generate_signing_key(log_origin) + "\n")
+    return [config, policy, key]
