@@ -20,12 +20,15 @@ app = typer.Typer(
 def _register() -> None:
     # Each group module exposes `app` (a Typer) or `register(app)`; importing them here keeps
     # the domains free of any CLI import.
-    from clearance.cli import catalog, policy, principals, setup
+    from clearance.cli import audit, catalog, policy, principals, screening, serve, setup
 
     setup.register(app)
+    audit.register(app)
     catalog.register(app)
     principals.register(app)
     policy.register(app)
+    serve.register(app)
+    screening.register(app)
 
 
 _register()

@@ -42,7 +42,7 @@ class Runtime:
         try:
             return log.append(entry)
         finally:
-            log.close()
+            log.close()  # integrates and signs a checkpoint covering this entry
 
 
 def operator() -> str:

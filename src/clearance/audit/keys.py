@@ -1,0 +1,135 @@
+"""Ed25519 keys in the C2SP signed-note text forms (golang.org/x/mod/sumdb/note).
+
+    signer key:   PRIVATE+KEY+<name>+<key id, 8 hex>+<base64(0x01 || 32-byte seed)>
+    verifier key: <name>+<key id, 8 hex>+<base64(0x01 || 32-byte public key)>
+
+C2SP signed-note "Signatures": key id = first 4 bytes of SHA-256(name || 0x0A || 0x01 || pubkey).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from clearance.errors import ConfigError, InvalidInput
+
+ALG_ED25519 = 0x01
+_NAME = re.compile(r"[^\s+]+")
+
+
+def check_name(name: str) -> str:
+    """C2SP signed-note: a key name is non-empty and holds no "+" and no whitespace."""
+    if not _NAME.fullmatch(name):
+        raise InvalidInput(f"invalid signed-note key name {name!r}")
+    return name
+
+
+def key_id(name: str, public: bytes) -> int:
+    digest = hashlib.sha256(name.encode() + b"\n" + bytes([ALG_ED25519]) + public).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def _raw_public(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def _decode_key(text: str, what: str) -> bytes:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise InvalidInput(f"malformed {what}") from exc
+    if len(raw) != 33 or raw[0] != ALG_ED25519:
+        raise InvalidInput(f"malformed {what}: not an Ed25519 key")
+    return raw[1:]
+
+
+@dataclass(frozen=True, slots=True)
+class NoteVerifier:
+    name: str
+    key_id: int
+    public: Ed25519PublicKey
+
+    @classmethod
+    def from_text(cls, text: str) -> NoteVerifier:
+        # The key's base64 may itself contain "+": split off only the leading fields.
+        parts = text.strip().split("+", 2)
+        if len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{8}", parts[1]):
+            raise InvalidInput("malformed verifier key: want name+keyid+base64")
+        name, hex_id, b64 = check_name(parts[0]), parts[1], parts[2]
+        raw = _decode_key(b64, "verifier key")
+        if key_id(name, raw) != int(hex_id, 16):
+            raise InvalidInput("malformed verifier key: key id does not match the key")
+        return cls(name, int(hex_id, 16), Ed25519PublicKey.from_public_bytes(raw))
+
+    @property
+    def text(self) -> str:
+        raw = bytes([ALG_ED25519]) + _raw_public(self.public)
+        return f"{self.name}+{self.key_id:08x}+{base64.b64encode(raw).decode()}"
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        try:
+            self.public.verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class NoteSigner:
+    name: str
+    key_id: int
+    private: Ed25519PrivateKey
+
+    @classmethod
+    def from_text(cls, text: str) -> NoteSigner:
+        parts = text.strip().split("+", 4)
+        if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
+            raise InvalidInput("malformed signer key: want PRIVATE+KEY+name+keyid+base64")
+        name, hex_id = check_name(parts[2]), parts[3]
+        private = Ed25519PrivateKey.from_private_bytes(_decode_key(parts[4], "signer key"))
+        if not re.fullmatch(r"[0-9a-f]{8}", hex_id) or int(hex_id, 16) != key_id(
+            name, _raw_public(private.public_key())
+        ):
+            raise InvalidInput("malformed signer key: key id does not match the key")
+        return cls(name, int(hex_id, 16), private)
+
+    @property
+    def verifier(self) -> NoteVerifier:
+        return NoteVerifier(self.name, self.key_id, self.private.public_key())
+
+    def sign(self, message: bytes) -> bytes:
+        return self.private.sign(message)
+
+
+def generate_signing_key(name: str) -> str:
+    """A fresh Ed25519 signer key in the signed-note private-key text form."""
+    private = Ed25519PrivateKey.generate()
+    seed = private.private_bytes_raw()
+    kid = key_id(check_name(name), _raw_public(private.public_key()))
+    raw = base64.b64encode(bytes([ALG_ED25519]) + seed).decode()
+    return f"PRIVATE+KEY+{name}+{kid:08x}+{raw}"
+
+
+def verifier_key(signer_key: str) -> str:
+    """The verifier key text (`name+keyid+base64`) for a signer key text."""
+    return NoteSigner.from_text(signer_key).verifier.text
+
+
+def load_signer(path: Path) -> NoteSigner:
+    """Read the signer key written by `clearance init` (settings.audit.signing_key_file)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the audit signing key {path}: {exc.strerror}") from exc
+    try:
+        return NoteSigner.from_text(text)
+    except InvalidInput as exc:
+        raise ConfigError(f"audit signing key {path}: {exc.detail}") from exc

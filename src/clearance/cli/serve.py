@@ -1,0 +1,56 @@
+"""`clearance serve` and `clearance demo`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from clearance.cli.context import ConfigOption
+from clearance.config import config_path, load_settings
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("demo")(demo)
+
+
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option("--host", metavar="H")] = None,
+    port: Annotated[int | None, typer.Option("--port", metavar="P")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", metavar="N")] = None,
+) -> None:
+    """Serve the gateway (OpenAI + Anthropic APIs), /audit, /healthz and /metrics."""
+    path = config_path(config, os.environ).resolve()
+    settings = load_settings(path)  # fail here, not in every worker, if the file is wrong
+    os.environ["CLEARANCE_CONFIG"] = str(path)  # read by each worker's app factory
+    uvicorn.run(
+        "clearance.gateway.app:app_from_environment",
+        factory=True,
+        host=host or settings.gateway.host,
+        port=port or settings.gateway.port,
+        workers=workers or settings.gateway.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=30,
+        # A slow client may hold a connection only so long before its request is complete.
+        timeout_keep_alive=15,
+    )
+
+
+def demo(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Demo data directory (recreated on each run).")
+    ] = Path("clearance-demo"),
+    port: Annotated[int, typer.Option("--port")] = 8080,
+) -> None:
+    """Run the whole product on demo data: a demo upstream, models, personas, and the gateway."""
+    from clearance.gateway.demo import run_demo
+
+    run_demo(directory, port)

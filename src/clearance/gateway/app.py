@@ -1,0 +1,104 @@
+"""The gateway application: the /v1 hot path as raw ASGI, everything else through Starlette."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import Receive, Scope, Send
+
+from clearance.audit.routes import audit_app
+from clearance.audit.service import AuditLog
+from clearance.config import Settings, load_settings
+from clearance.gateway.metrics import Metrics
+from clearance.gateway.proxy import Proxy
+from clearance.gateway.recorder import Recorder
+from clearance.gateway.state import GatewayState
+from clearance.store import connect, migrate
+
+log = logging.getLogger("clearance.gateway")
+POLL_SECONDS = 0.25
+
+
+class Gateway:
+    """One worker's application. Build with `create_app(settings)`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = connect(settings.database_url)
+        migrate(self.engine)
+        self.state = GatewayState(settings, self.engine)
+        self.audit = AuditLog(self.engine, settings.audit)
+        self.metrics = Metrics()
+        recorder = Recorder(self.audit.sequencer, self.state.list_versions)
+        self.proxy = Proxy(self.state, recorder, self.metrics)
+        self.web = Starlette(
+            routes=[
+                Route("/healthz", self.healthz),
+                Route("/metrics", self.metrics_endpoint),
+                Mount("/audit", app=audit_app(self.engine, settings.audit)),
+            ],
+            lifespan=self.lifespan,
+        )
+        self._poller: asyncio.Task[None] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            await self.proxy(scope, receive, send)
+            return
+        await self.web(scope, receive, send)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        await asyncio.to_thread(self.state.load)
+        await asyncio.to_thread(self.audit.start)
+        await self.proxy.start()
+        self._poller = asyncio.create_task(self._poll_forever())
+        try:
+            yield
+        finally:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+            await self.proxy.close()
+            await asyncio.to_thread(self.audit.close)
+            self.engine.dispose()
+
+    async def _poll_forever(self) -> None:
+        """Pick up changes other processes made (suspensions, facts, keys) within a second."""
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                changed = await asyncio.to_thread(self.state.poll)
+            except SQLAlchemyError as exc:  # a storage hiccup: keep the last good state
+                log.warning("state poll failed: %s", exc)
+                continue
+            if "catalog" in changed:
+                suspended = {m.id for m in self.state.catalog.models.values() if m.suspended}
+                ended = self.proxy.suspend_inflight(suspended)
+                if ended:
+                    log.warning("ended %d in-flight streams of suspended models", ended)
+
+    async def healthz(self, _request: Request) -> Response:
+        return JSONResponse({"status": "ok", "versions": self.state.versions})
+
+    async def metrics_endpoint(self, _request: Request) -> Response:
+        return PlainTextResponse(
+            self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+
+def create_app(settings: Settings) -> Gateway:
+    return Gateway(settings)
+
+
+def app_from_environment() -> Gateway:
+    """Factory for `uvicorn --factory` workers: the config path arrives in CLEARANCE_CONFIG."""
+    return create_app(load_settings(os.environ.get("CLEARANCE_CONFIG")))

@@ -1,0 +1,187 @@
+"""`clearance demo`: the product on demo data: a demo upstream, the personas, a gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import uvicorn
+from sqlalchemy.engine import Engine
+
+from clearance.catalog import service as catalog
+from clearance.catalog.classification import classify
+from clearance.catalog.models import Classification, UpstreamKind
+from clearance.config import Settings, load_settings
+from clearance.errors import Conflict
+from clearance.gateway.app import create_app
+from clearance.gateway.demo_upstream import demo_upstream_app
+from clearance.principals import service as principals
+from clearance.principals.models import Method, UsPerson
+from clearance.setup import write_instance
+from clearance.store import connect, migrate
+
+
+@dataclass(frozen=True, slots=True)
+class Persona:
+    email: str
+    who: str
+    nationalities: tuple[str, ...] = ()
+    us_person: UsPerson = UsPerson.NONE
+    org: str | None = None
+
+
+PERSONAS = (
+    Persona("alice@demo.test", "verified US citizen", ("US",), UsPerson.CITIZEN),
+    Persona("sven@demo.test", "verified Swedish national", ("SE",)),
+    Persona("dana@demo.test", "dual US/Swedish citizen", ("SE", "US"), UsPerson.CITIZEN),
+    Persona("luis@demo.test", "US permanent resident (Mexican national)", ("MX",), UsPerson.LPR),
+    Persona(
+        "erik@demo.test",
+        "Swedish engineer at Acme Corp (licence for fable-5)",
+        ("SE",),
+        org="Acme Corp",
+    ),
+    Persona("nina@demo.test", "unverified user"),
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def seed(engine: Engine, settings: Settings, upstream_url: str) -> dict[str, str]:
+    """The demo catalog and personas; returns each persona's API key."""
+    threshold = settings.policy.controlled_compute_threshold
+    keys: dict[str, str] = {}
+    with engine.begin() as conn:
+        catalog.add_upstream(conn, "demo", UpstreamKind.OPENAI, upstream_url + "/v1", None)
+        catalog.add_model(
+            conn,
+            "fable-4",
+            upstream="demo",
+            upstream_model=None,
+            explicit=None,
+            classification=classify(threshold=threshold, training_compute=2.1e25),
+        )
+        catalog.add_model(
+            conn,
+            "fable-5",
+            upstream="demo",
+            upstream_model=None,
+            explicit=None,
+            classification=classify(threshold=threshold, params=1.2e12, tokens=3.0e13),
+            fallbacks=("fable-4",),
+        )
+        catalog.add_model(
+            conn,
+            "mythos-5",
+            upstream="demo",
+            upstream_model=None,
+            explicit=Classification.CONTROLLED,
+            classification=classify(
+                threshold=threshold,
+                explicit=Classification.CONTROLLED,
+                rationale="frontier cyber-offence evaluation exceeded the operator's threshold",
+            ),
+            fallbacks=("fable-5",),
+        )
+        principals.add_org(conn, "Acme Corp", "US")
+        principals.add_licence(
+            conn,
+            org="Acme Corp",
+            model_id="fable-5",
+            nationalities=["SE"],
+            number="D1234567",
+            expires=date.today() + timedelta(days=365),
+        )
+        for p in PERSONAS:
+            user = principals.add_user(conn, p.email, name=p.who, org=p.org)
+            if p.nationalities:
+                principals.set_identity(
+                    conn,
+                    user.id,
+                    nationalities=p.nationalities,
+                    us_person=p.us_person,
+                    method=Method.DOCUMENT,
+                    source="attestation",
+                    expires=None,
+                    max_age_days=settings.policy.verification_max_age_days,
+                )
+            _, secret = principals.create_key(conn, p.email, name="demo", allow_fallback=True)
+            keys[p.email] = secret
+    return keys
+
+
+def instructions(keys: dict[str, str], port: int) -> str:
+    base = f"http://127.0.0.1:{port}"
+    lines = [
+        "",
+        "Clearance demo — every reply comes from a DEMO upstream (deterministic text).",
+        f"Gateway: {base}   audit checkpoint: {base}/audit/checkpoint   metrics: {base}/metrics",
+        "",
+    ]
+    for p in PERSONAS:
+        lines += [f"  {p.who:<52} {p.email:<18} {keys[p.email]}"]
+    key = keys[PERSONAS[1].email]
+    lines += [
+        "",
+        "Try (the Swedish national asks for mythos-5 and is served a fallback):",
+        f"  curl -si {base}/v1/chat/completions -H 'Authorization: Bearer {key}' \\",
+        "    -H 'content-type: application/json' \\",
+        """    -d '{"model": "mythos-5", "messages": [{"role": "user", "content": "Hello"}]}'""",
+        "",
+        "  python -c \"import openai; c = openai.OpenAI(base_url='" + base + "/v1', "
+        f"api_key='{key}'); print(c.chat.completions.create(model='mythos-5', "
+        "messages=[{'role': 'user', 'content': 'Hello'}]).choices[0].message.content)\"",
+        "",
+        "  python -c \"import anthropic; c = anthropic.Anthropic(base_url='" + base + "', "
+        f"api_key='{keys[PERSONAS[0].email]}'); print(c.messages.create(model='mythos-5', "
+        "max_tokens=100, messages=[{'role': 'user', 'content': 'Hello'}]).content[0].text)\"",
+        "",
+        "Kill switch, from another terminal:",
+        f"  .venv/bin/clearance models suspend fable-5 --reason 'demo incident' "
+        f"--config {Path('clearance-demo/clearance.toml')}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run_demo(directory: Path, port: int) -> None:
+    if directory.exists():
+        if not (directory / "clearance.toml").exists():
+            raise Conflict(f"{directory} exists and is not a Clearance demo directory")
+        shutil.rmtree(directory)
+    write_instance(directory, origin="demo.clearance.local/audit")
+    settings = load_settings(directory / "clearance.toml")
+    engine = connect(settings.database_url)
+    migrate(engine)
+    upstream_port = free_port()
+    keys = seed(engine, settings, f"http://127.0.0.1:{upstream_port}")
+    engine.dispose()
+    print(instructions(keys, port), flush=True)
+    asyncio.run(_serve(settings, port, upstream_port))
+
+
+async def _serve(settings: Settings, port: int, upstream_port: int) -> None:
+    upstream = uvicorn.Server(
+        uvicorn.Config(
+            demo_upstream_app(),
+            host="127.0.0.1",
+            port=upstream_port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    gateway = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False
+        )
+    )
+    await asyncio.gather(upstream.serve(), gateway.serve())

@@ -1,0 +1,95 @@
+"""Small raw-ASGI helpers for the hot path (no framework objects per request)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from starlette.types import Receive, Scope, Send
+
+from clearance.errors import InvalidInput, PayloadTooLarge
+from clearance.policy import geo
+
+Headers = list[tuple[bytes, bytes]]
+JSON = b"application/json"
+
+
+async def send_bytes(send: Send, status: int, body: bytes, headers: Headers | None = None) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", JSON),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or ()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
+    declared = headers.get(b"content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise PayloadTooLarge(f"request body over the {limit}-byte limit")
+        except ValueError as exc:
+            raise InvalidInput("invalid Content-Length") from exc
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InvalidInput("client disconnected")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body over the {limit}-byte limit")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def api_key(headers: dict[bytes, bytes]) -> str | None:
+    auth = headers.get(b"authorization")
+    if auth is not None:
+        scheme, _, token = auth.decode("latin-1").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    key = headers.get(b"x-api-key")
+    return key.decode("latin-1").strip() if key else None
+
+
+class ClientLocator:
+    """The client's address: the socket peer, or X-Forwarded-For only from a trusted proxy."""
+
+    def __init__(self, trusted: Iterable[str]) -> None:
+        self.trusted = [ipaddress.ip_network(t, strict=False) for t in trusted]
+
+    def _is_trusted(self, ip: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr in net for net in self.trusted)
+
+    def address(self, scope: Scope, headers: dict[bytes, bytes]) -> str:
+        client = scope.get("client")
+        peer = str(client[0]) if client else ""
+        forwarded = headers.get(b"x-forwarded-for")
+        if not (forwarded and self.trusted and self._is_trusted(peer)):
+            return peer
+        # Walk from the nearest hop outwards; the first address we don't trust is the client.
+        for hop in reversed([h.strip() for h in forwarded.decode("latin-1").split(",")]):
+            if hop and not self._is_trusted(hop):
+                return hop
+        return peer
+
+    def country(self, scope: Scope, headers: dict[bytes, bytes]) -> str:
+        ip = self.address(scope, headers)
+        try:
+            return geo.country_of(str(ipaddress.ip_address(ip)))
+        except ValueError:
+            return ""

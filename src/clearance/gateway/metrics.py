@@ -1,0 +1,51 @@
+"""Prometheus metrics for one worker (a registry of its own, so tests can build many apps)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 1.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.decisions = Counter(
+            "clearance_decisions",
+            "Policy decisions by effect and deciding rule",
+            ["effect", "rule"],
+            registry=self.registry,
+        )
+        self.rejections = Counter(
+            "clearance_rejections",
+            "Requests refused before a decision (auth, input, unknown model)",
+            ["status"],
+            registry=self.registry,
+        )
+        self.added = Histogram(
+            "clearance_added_latency_seconds",
+            "Time from request received to upstream request sent (auth, policy, audit)",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream = Histogram(
+            "clearance_upstream_latency_seconds",
+            "Time from upstream request sent to its response headers",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.audit_wait = Histogram(
+            "clearance_audit_wait_seconds",
+            "Time a request waited for its audit entry to be durable",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "clearance_upstream_errors",
+            "Upstream failures by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

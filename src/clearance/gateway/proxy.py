@@ -1,0 +1,375 @@
+"""The request path: authenticate, decide, record, then forward or refuse.
+
+    client SDK -> parse (model, stream) -> key -> caller (cached) -> decision (cached)
+               -> audit append, durable (group commit) -> 451 | forward -> stream back unbuffered
+
+Nothing is forwarded without its durable audit entry. Every attempt, refused or failed, is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from clearance.catalog.models import Model
+from clearance.errors import (
+    AuditUnavailable,
+    AuthenticationError,
+    ClearanceError,
+    InvalidInput,
+    NotFound,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from clearance.gateway import upstream as up
+from clearance.gateway.http import ClientLocator, Headers, api_key, read_body, send_bytes
+from clearance.gateway.metrics import Metrics
+from clearance.gateway.recorder import Recorder
+from clearance.gateway.state import Caller, GatewayState
+from clearance.gateway.surfaces import ROUTES, Route, Surface, error_body, surface_for
+from clearance.policy.models import Action, Decision, Effect, RequestContext
+
+
+@dataclass
+class Attempt:
+    """What we know about one request so far; enough to record it whatever happens."""
+
+    route: Route
+    started: float
+    caller: Caller | None = None
+    model: str | None = None
+    ip_country: str = ""
+    decision: Decision | None = None
+    index: int | None = None
+    headers: Headers = field(default_factory=list)
+
+
+class Proxy:
+    def __init__(self, state: GatewayState, recorder: Recorder, metrics: Metrics) -> None:
+        self.state = state
+        self.recorder = recorder
+        self.metrics = metrics
+        self.settings = state.settings.gateway
+        self.locator = ClientLocator(self.settings.trusted_proxies)
+        self.session: aiohttp.ClientSession | None = None
+        # In-flight streams by served model, so a suspension can end them (the kill switch).
+        self.inflight: dict[str, set[asyncio.Task[None]]] = {}
+
+    async def start(self) -> None:
+        self.session = up.new_session(self.settings)
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+    def suspend_inflight(self, model_ids: set[str]) -> int:
+        tasks = [t for m in model_ids for t in self.inflight.get(m, ())]
+        for task in tasks:
+            task.cancel("model suspended")
+        return len(tasks)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope["headers"])
+        path: str = scope["path"]
+        surface = surface_for(path, headers)
+        try:
+            if path == "/v1/models" and scope["method"] == "GET":
+                await self.list_models(scope, headers, surface, send)
+                return
+            route = ROUTES.get(path)
+            if route is None:
+                raise NotFound(f"no such endpoint: {scope['method']} {path}")
+            if scope["method"] != "POST":
+                raise InvalidInput(f"{path} accepts POST only")
+            await self.handle(route, scope, receive, send, headers)
+        except ClearanceError as exc:
+            await self.refuse(send, surface, exc, [])
+
+    async def refuse(
+        self, send: Send, surface: Surface, exc: ClearanceError, headers: Headers
+    ) -> None:
+        body = error_body(surface, exc.status, exc.detail, exc.code)
+        await send_bytes(send, exc.status, body, headers)
+
+    async def authenticate(self, scope: Scope, headers: dict[bytes, bytes]) -> Caller:
+        if b"key=" in scope.get("query_string", b""):
+            raise AuthenticationError("API keys are not accepted in the URL; send a header")
+        secret = api_key(headers)
+        if not secret:
+            raise AuthenticationError("missing API key: send Authorization: Bearer or x-api-key")
+        caller = self.state.cached_caller(secret)
+        if caller is None:
+            caller = await asyncio.to_thread(self.state.load_caller, secret)
+        return caller
+
+    async def handle(
+        self, route: Route, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]
+    ) -> None:
+        attempt = Attempt(route=route, started=time.perf_counter())
+        try:
+            attempt.caller = await self.authenticate(scope, headers)
+            body = await read_body(receive, headers, self.settings.max_body_bytes)
+            payload, model = parse_payload(body)
+            attempt.model = model
+            attempt.ip_country = self.locator.country(scope, headers)
+            attempt.decision = self.state.decide(
+                attempt.caller,
+                model,
+                RequestContext(action=Action.INFERENCE, ip_country=attempt.ip_country),
+            )
+        except ClearanceError as exc:
+            self.metrics.rejections.labels(str(exc.status)).inc()
+            await self.recorder.rejected(attempt, exc)
+            raise
+        decision = attempt.decision
+        self.metrics.decisions.labels(decision.effect.value, decision.rules[0]).inc()
+        await self.record(attempt)
+        index_headers: Headers = [(b"clearance-audit-index", str(attempt.index).encode())]
+        if decision.effect is Effect.DENY:
+            await self.deny(send, route.surface, decision, index_headers)
+            return
+        assert decision.model_served is not None
+        served = self.state.catalog.models[decision.model_served]
+        attempt.headers = [
+            *index_headers,
+            (b"clearance-model-served", served.id.encode()),
+            (b"clearance-decision", decision.effect.value.encode()),
+        ]
+        await self.forward(attempt, served, payload, scope, receive, send, headers)
+
+    async def record(self, attempt: Attempt) -> None:
+        """Append the decision and wait until it is durable; fail closed when we cannot."""
+        assert attempt.decision is not None
+        waited = time.perf_counter()
+        try:
+            attempt.index = await self.recorder.decision(attempt)
+        except AuditUnavailable:
+            if not self._may_serve_unrecorded(attempt.decision):
+                raise
+        finally:
+            self.metrics.audit_wait.observe(time.perf_counter() - waited)
+
+    def _may_serve_unrecorded(self, decision: Decision) -> bool:
+        if not self.settings.serve_uncontrolled_without_audit or decision.effect is Effect.DENY:
+            return False
+        models = self.state.catalog.models
+        involved = {decision.model_requested, decision.model_served}
+        return not any(models[m].controlled for m in involved if m in models)
+
+    async def deny(
+        self,
+        send: Send,
+        surface: Surface,
+        decision: Decision,
+        headers: Headers,
+    ) -> None:
+        """HTTP 451 (RFC 7725) with where to go next; JSON even when a stream was asked for."""
+        first = decision.reasons[0]
+        index = headers[0][1].decode()
+        message = f"{first.reason} (rule: {first.rule}; decision: {index})"
+        body = error_body(surface, 451, message, first.rule)
+        link = f'<{self.settings.portal_url}>; rel="blocked-by"'.encode()
+        await send_bytes(send, 451, body, [*headers, (b"link", link)])
+
+    async def forward(
+        self,
+        attempt: Attempt,
+        served: Model,
+        payload: dict[str, object],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[bytes, bytes],
+    ) -> None:
+        route = attempt.route
+        upstream = self.state.catalog.upstreams[served.upstream]
+        assert attempt.caller is not None
+        body = rewrite(payload, served.upstream_model, route, attempt.caller.pseudonym)
+        url = up.url_for(upstream, route.path)
+        out_headers = up.request_headers(upstream, headers)
+        task = asyncio.ensure_future(
+            self._relay(attempt, url, body, out_headers, send, stream=payload.get("stream") is True)
+        )
+        self.inflight.setdefault(served.id, set()).add(task)
+        watcher = asyncio.ensure_future(_disconnected(receive))
+        try:
+            await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.inflight[served.id].discard(task)
+        if not task.done():
+            # The client went away: cancelling closes the upstream request too.
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await self.recorder.outcome(attempt, "client_disconnected")
+            return
+        watcher.cancel()
+        if task.cancelled():
+            await self.recorder.outcome(attempt, "suspended_in_flight")
+            raise ConnectionAbortedError("model suspended while streaming")
+        task.result()
+
+    async def _relay(
+        self,
+        attempt: Attempt,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        send: Send,
+        *,
+        stream: bool,
+    ) -> None:
+        assert self.session is not None
+        self.metrics.added.observe(time.perf_counter() - attempt.started)
+        sent = time.perf_counter()
+        started = False
+        try:
+            async with self.session.post(url, data=body, headers=headers) as resp:
+                self.metrics.upstream.observe(time.perf_counter() - sent)
+                if resp.status >= 500:
+                    raise UpstreamError(
+                        f"the model provider failed (HTTP {resp.status}); try again"
+                    )
+                extra = list(attempt.headers)
+                if resp.status >= 400:
+                    # The provider's own refusal, told apart from ours.
+                    extra.append((b"clearance-upstream-status", str(resp.status).encode()))
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": resp.status,
+                        "headers": [*up.response_headers(resp), *extra],
+                    }
+                )
+                started = True
+                async for chunk in resp.content.iter_any():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            await self._fail(
+                attempt,
+                send,
+                started,
+                stream,
+                UpstreamTimeout("the model provider did not answer in time"),
+                "upstream_timeout",
+                exc,
+            )
+        except aiohttp.ClientError as exc:
+            await self._fail(
+                attempt,
+                send,
+                started,
+                stream,
+                UpstreamError("the model provider is unreachable or broke the connection"),
+                "upstream_error",
+                exc,
+            )
+        except UpstreamError as exc:
+            await self._fail(attempt, send, started, stream, exc, "upstream_5xx", exc)
+
+    async def _fail(
+        self,
+        attempt: Attempt,
+        send: Send,
+        started: bool,
+        stream: bool,
+        error: UpstreamError,
+        kind: str,
+        cause: BaseException,
+    ) -> None:
+        self.metrics.upstream_errors.labels(kind).inc()
+        await self.recorder.outcome(attempt, kind)
+        surface = attempt.route.surface
+        if not started:
+            await send_bytes(
+                send,
+                error.status,
+                error_body(surface, error.status, error.detail, error.code),
+                attempt.headers,
+            )
+            return
+        if stream:
+            # Mid-stream: an error event the SDK raises on, then abort: never a clean end.
+            frame = error_body(surface, error.status, error.detail, error.code)
+            prefix = b"event: error\n" if surface is Surface.ANTHROPIC else b""
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": prefix + b"data: " + frame + b"\n\n",
+                    "more_body": True,
+                }
+            )
+        raise ConnectionAbortedError(kind) from cause
+
+    async def list_models(
+        self, scope: Scope, headers: dict[bytes, bytes], surface: Surface, send: Send
+    ) -> None:
+        """Only the models this key may use right now, in the asking SDK's shape."""
+        caller = await self.authenticate(scope, headers)
+        ctx = RequestContext(ip_country=self.locator.country(scope, headers))
+        allowed = []
+        for model_id in sorted(self.state.catalog.models):
+            if self.state.decide(caller, model_id, ctx, allow_fallback=False).allowed:
+                allowed.append(model_id)
+        if surface is Surface.ANTHROPIC:
+            data: object = {
+                "data": [
+                    {
+                        "type": "model",
+                        "id": m,
+                        "display_name": m,
+                        "created_at": "1970-01-01T00:00:00Z",
+                    }
+                    for m in allowed
+                ],
+                "has_more": False,
+                "first_id": allowed[0] if allowed else None,
+                "last_id": allowed[-1] if allowed else None,
+            }
+        else:
+            data = {
+                "object": "list",
+                "data": [
+                    {"id": m, "object": "model", "created": 0, "owned_by": "clearance"}
+                    for m in allowed
+                ],
+            }
+        await send_bytes(send, 200, orjson.dumps(data))
+
+
+async def _disconnected(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def parse_payload(body: bytes) -> tuple[dict[str, object], str]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"malformed JSON body: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise InvalidInput("the request body must be a JSON object")
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidInput("the request body must name a `model`")
+    return payload, model
+
+
+def rewrite(payload: dict[str, object], model: str, route: Route, pseudonym: str) -> bytes:
+    """The body to send upstream: the served model's upstream name, and the person's pseudonym."""
+    out = dict(payload)
+    out["model"] = model
+    if route.pseudonym_field == "safety_identifier":
+        out["safety_identifier"] = pseudonym
+        out.pop("user", None)  # never pass a client-chosen identity upstream
+    elif route.pseudonym_field == "metadata.user_id":
+        meta = out.get("metadata")
+        out["metadata"] = {**(meta if isinstance(meta, dict) else {}), "user_id": pseudonym}
+    return orjson.dumps(out)

@@ -1,0 +1,124 @@
+"""What a gateway worker keeps in memory: keys -> principals, the catalog, the policy.
+
+Nothing on the request path touches the database in the common case. A poller compares the
+version counters (one small read) a few times a second and drops exactly the kind of state that
+changed, so a suspension or a new identity fact reaches every worker within a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from clearance.catalog.models import Catalog
+from clearance.config import Settings
+from clearance.errors import AuthenticationError
+from clearance.policy.facts import principal_facts
+from clearance.policy.models import Decision, PrincipalFacts, RequestContext
+from clearance.policy.service import PolicyService
+from clearance.principals import keys as api_keys
+from clearance.principals.models import ApiKey
+from clearance.principals.service import authenticate
+from clearance.store import versions
+
+_NEGATIVE_CACHE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    key: ApiKey
+    facts: PrincipalFacts
+    pseudonym: str  # what the upstream sees: keyed, so it cannot be joined to the audit log
+
+
+class GatewayState:
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.policy = PolicyService(settings)
+        self.versions: dict[str, int] = {}
+        self._callers: dict[str, Caller] = {}
+        self._unknown: set[str] = set()
+        key_material = settings.audit.signing_key_file.read_bytes()
+        self._pseudonym_key = hashlib.sha256(
+            b"clearance/upstream-pseudonym\0" + key_material
+        ).digest()
+
+    @property
+    def catalog(self) -> Catalog:
+        assert self.policy.state is not None, "GatewayState.load() not called"
+        return self.policy.state.catalog
+
+    def load(self) -> None:
+        with self.engine.connect() as conn:
+            self.versions = versions.read_all(conn)
+            self.policy.refresh(conn)
+
+    def poll(self) -> set[str]:
+        """Reload what changed since the last poll; returns the kinds that changed."""
+        with self.engine.connect() as conn:
+            current = versions.read_all(conn)
+            changed = {k for k, v in current.items() if self.versions.get(k) != v}
+            if changed & {versions.Kind.CATALOG.value, versions.Kind.LICENCES.value}:
+                self.policy.refresh(conn)
+        if versions.Kind.PRINCIPALS.value in changed or versions.Kind.LISTS.value in changed:
+            self._callers = {}
+            self._unknown = set()
+        self.versions = current
+        return changed
+
+    def list_versions(self) -> dict[str, str]:
+        """The restricted-party list versions decisions are taken against (for the audit log)."""
+        return {"lists": str(self.versions.get(versions.Kind.LISTS.value, 0))}
+
+    def cached_caller(self, secret: str) -> Caller | None:
+        """The caller for a key from memory, or None when the database must be asked."""
+        digest = api_keys.key_hash(secret)
+        caller = self._callers.get(digest)
+        if caller is None and digest in self._unknown:
+            raise AuthenticationError("invalid API key")
+        return caller
+
+    def load_caller(self, secret: str) -> Caller:
+        """Look a key up in the database (run in a thread) and cache the result."""
+        digest = api_keys.key_hash(secret)
+        seen = self.versions.get(versions.Kind.PRINCIPALS.value)
+        try:
+            with self.engine.connect() as conn:
+                key, user = authenticate(conn, secret)
+        except AuthenticationError:
+            if len(self._unknown) < _NEGATIVE_CACHE:
+                self._unknown.add(digest)
+            raise
+        caller = Caller(key, principal_facts(user), self._pseudonym(user.subject_id))
+        # Cache only if no principal changed while we read; otherwise the next request re-reads.
+        if self.versions.get(versions.Kind.PRINCIPALS.value) == seen:
+            self._callers[digest] = caller
+        return caller
+
+    def decide(
+        self,
+        caller: Caller,
+        model_id: str,
+        ctx: RequestContext,
+        *,
+        allow_fallback: bool | None = None,
+    ) -> Decision:
+        state = self.policy.state
+        assert state is not None, "GatewayState.load() not called"
+        return self.policy.decider.decide(
+            caller.facts,
+            model_id,
+            ctx,
+            catalog=state.catalog,
+            licences=state.licences,
+            licences_version=state.licences_version,
+            allow_fallback=caller.key.allow_fallback if allow_fallback is None else allow_fallback,
+        )
+
+    def _pseudonym(self, subject_id: str) -> str:
+        mac = hmac.new(self._pseudonym_key, subject_id.encode(), hashlib.sha256).hexdigest()
+        return "clr_" + mac[:32]

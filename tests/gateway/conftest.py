@@ -1,0 +1,89 @@
+"""A running Clearance: the demo upstream and a gateway, each a real uvicorn server on loopback,
+seeded with the demo's personas, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from clearance.config import Settings, load_settings
+from clearance.gateway.app import create_app
+from clearance.gateway.demo import seed
+from clearance.gateway.demo_upstream import demo_upstream_app
+from clearance.gateway.serving import serve_in_thread
+from clearance.principals.service import create_key
+from clearance.setup import write_instance
+from clearance.store import connect, migrate
+
+
+@dataclass(frozen=True)
+class Running:
+    url: str
+    upstream_url: str
+    keys: dict[str, str]
+    settings: Settings
+    config_file: Path
+
+    def key(self, who: str) -> str:
+        return self.keys[f"{who}@demo.test"]
+
+    def strict_key(self, who: str) -> str:
+        """A new key for this persona with fallback switched off."""
+        engine = connect(self.settings.database_url)
+        try:
+            with engine.begin() as conn:
+                _, secret = create_key(
+                    conn, f"{who}@demo.test", name="strict", allow_fallback=False
+                )
+        finally:
+            engine.dispose()
+        return secret
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the real `clearance` command against this instance, in another process."""
+        return subprocess.run(
+            [
+                str(Path(sys.executable).parent / "clearance"),
+                *args,
+                "--config",
+                str(self.config_file),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+
+
+@pytest.fixture
+def upstream_url() -> Iterator[str]:
+    with serve_in_thread(demo_upstream_app(chunk_delay=0.0), lifespan="off") as url:
+        yield url
+
+
+@pytest.fixture
+def instance(db_url: str, tmp_path: Path) -> tuple[Settings, Path]:
+    directory = tmp_path / "instance"
+    write_instance(directory, origin="test.clearance.local/audit")
+    config = directory / "clearance.toml"
+    text = config.read_text().replace(
+        'database_url = "sqlite:///clearance.db"', f'database_url = "{db_url}"'
+    )
+    config.write_text(text)
+    return load_settings(config, environ={}), config
+
+
+@pytest.fixture
+def gateway(instance: tuple[Settings, Path], upstream_url: str) -> Iterator[Running]:
+    settings, config = instance
+    engine = connect(settings.database_url)
+    migrate(engine)
+    keys = seed(engine, settings, upstream_url)
+    engine.dispose()
+    with serve_in_thread(create_app(settings)) as url:
+        yield Running(url, upstream_url, keys, settings, config)
