@@ -13,12 +13,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clearance.catalog.models import Catalog, Model  # noqa: E402
-from clearance.config import DEFAULT_EMBARGOED  # noqa: E402
-from clearance.policy.decide import Decider  # noqa: E402
-from clearance.policy.engine import DEFAULT_PACK, PolicyEngine  # noqa: E402
-from clearance.policy.models import PrincipalFacts, RequestContext  # noqa: E402
-from tests.policy.reference import denying_rules  # noqa: E402
+from tests.policy.reference import denying_rules
+
+from clearance.catalog.models import Catalog, Model
+from clearance.config import DEFAULT_EMBARGOED
+from clearance.policy.decide import Decider
+from clearance.policy.engine import DEFAULT_PACK, PolicyEngine
+from clearance.policy.models import PrincipalFacts, RequestContext
 
 NOW = int(time.time())
 COUNTRIES = ["US", "SE", "CN", "IR", "DE", "GB", "FR", "IN"]

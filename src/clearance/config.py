@@ -33,6 +33,13 @@ class PolicySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ScreeningSettings:
+    match: float = 0.92  # at or above: a match, access is cut
+    potential: float = 0.80  # at or above: a potential match, sent to review
+    max_matches: int = 5  # matches reported per query
+
+
+@dataclass(frozen=True, slots=True)
 class AuditSettings:
     signing_key_file: Path
     origin: str = "clearance.local/audit"
@@ -56,6 +63,20 @@ class GatewaySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class IdentitySettings:
+    """[identity]: the evidence vault, face thresholds and trusted assertion sources."""
+
+    master_key_file: Path = Path("identity-master.key")  # resolved against the config file
+    evidence_dir: Path = Path("evidence")  # resolved against data_dir
+    retention_days: int = 30  # images are erased after this; the decision stays
+    face_match_threshold: float = 0.50  # dlib embedding distance below which faces match
+    face_review_threshold: float = 0.60  # [match, review): a person looks; above: mismatch
+    # [[identity.issuers]] and [[identity.vendors]] tables, validated by identity.assertions.
+    issuers: tuple[Mapping[str, Any], ...] = ()
+    vendors: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     config_file: Path | None
     data_dir: Path
@@ -63,7 +84,9 @@ class Settings:
     policy: PolicySettings
     audit: AuditSettings
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    screening: ScreeningSettings = field(default_factory=ScreeningSettings)
     redis_url: str = ""
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
 
     def with_database(self, url: str) -> Settings:
         return replace(self, database_url=url)
@@ -104,6 +127,8 @@ def settings_from_mapping(
     pol = _table(raw, "policy")
     aud = _table(raw, "audit")
     gw = _table(raw, "gateway")
+    idn = _table(raw, "identity")
+    scr = _table(raw, "screening")
 
     data_dir = _path(base, str(core.get("data_dir", ".")))
     db_url = env.get("CLEARANCE_DATABASE_URL") or str(
@@ -141,8 +166,24 @@ def settings_from_mapping(
                 env.get("CLEARANCE_ADMIN_TOKEN_HASH") or gw.get("admin_token_hash", "")
             ),
         )
+        screening = ScreeningSettings(
+            match=float(scr.get("match", 0.92)),
+            potential=float(scr.get("potential", 0.80)),
+            max_matches=int(scr.get("max_matches", 5)),
+        )
+        identity = IdentitySettings(
+            master_key_file=_path(base, str(idn.get("master_key_file", "identity-master.key"))),
+            evidence_dir=_path(data_dir, str(idn.get("evidence_dir", "evidence"))),
+            retention_days=int(idn.get("retention_days", 30)),
+            face_match_threshold=float(idn.get("face_match_threshold", 0.50)),
+            face_review_threshold=float(idn.get("face_review_threshold", 0.60)),
+            issuers=tuple(dict(t) for t in idn.get("issuers", [])),
+            vendors=tuple(dict(t) for t in idn.get("vendors", [])),
+        )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid setting: {exc}") from exc
+    if not 0 < screening.potential <= screening.match <= 1 or screening.max_matches < 1:
+        raise ConfigError("[screening]: need 0 < potential <= match <= 1 and max_matches >= 1")
     return Settings(
         config_file=config_file,
         data_dir=data_dir,
@@ -150,7 +191,9 @@ def settings_from_mapping(
         policy=policy,
         audit=audit,
         gateway=gateway,
+        screening=screening,
         redis_url=env.get("CLEARANCE_REDIS_URL") or str(core.get("redis_url", "")),
+        identity=identity,
     )
 
 

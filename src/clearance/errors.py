@@ -3,13 +3,25 @@
     ClearanceError (500)                 root: an HTTP status and a detail safe to show a client
     ├── ConfigError (500)                the configuration file or environment is wrong
     ├── InvalidInput (400)               a value the caller gave is malformed
-    │   └── PayloadTooLarge (413)
+    │   ├── PayloadTooLarge (413)
+    │   │   └── ImageTooLarge (413)      an upload over the byte or pixel limit (decompression bomb)
+    │   └── UnsupportedImage (415)       not an image, a format not on the allowlist, undecodable
     ├── AuthenticationError (401)        missing, unknown or revoked API key / session
     ├── PermissionDenied (403)           authenticated, but not allowed to use this surface
     ├── NotFound (404)                   unknown user, model, key, entry ...
     ├── Conflict (409)                   the change contradicts stored state (duplicate, cycle)
     ├── LegalDenial (451)                the policy denied access (RFC 7725)
     ├── VerificationError (422)          a check failed: MRZ check digit, Merkle proof, signature
+    │   ├── MrzError (422)               a machine readable zone (ICAO 9303) is not acceptable
+    │   │   ├── MrzNotFound              no MRZ could be located / read in the image
+    │   │   ├── MrzFormatError           wrong layout, line length or character set
+    │   │   ├── MrzCheckDigitError       a check digit (9303-3 §4.9) or the composite does not match
+    │   │   ├── MrzFieldError            a field is out of range: date, sex, document code
+    │   │   ├── UnknownCountryCode       a code not in the 9303-3 §5 table
+    │   │   └── SpecimenDocument         a specimen (UTO, 9303-3 §5 Part G), never a real person
+    │   └── FaceError (422)              the portrait or selfie cannot be used
+    │       ├── NoFaceFound
+    │       └── MultipleFaces
     ├── UnavailableError (503)           a dependency we must not proceed without is down
     │   ├── PolicyError (503)            the policy could not be evaluated: fail closed
     │   └── AuditUnavailable (503)       the audit log could not persist: fail closed
@@ -46,6 +58,15 @@ class PayloadTooLarge(InvalidInput):
     code = "payload_too_large"
 
 
+class ImageTooLarge(PayloadTooLarge):
+    code = "image_too_large"
+
+
+class UnsupportedImage(InvalidInput):
+    status = 415
+    code = "unsupported_image"
+
+
 class AuthenticationError(ClearanceError):
     status = 401
     code = "invalid_api_key"
@@ -74,6 +95,52 @@ class LegalDenial(ClearanceError):
 class VerificationError(ClearanceError):
     status = 422
     code = "verification_failed"
+
+
+class MrzError(VerificationError):
+    code = "mrz_invalid"
+
+
+class MrzNotFound(MrzError):
+    code = "mrz_not_found"
+
+
+class MrzFormatError(MrzError):
+    code = "mrz_format"
+
+
+class MrzCheckDigitError(MrzError):
+    """Carries the names of every field whose check digit failed (never their values)."""
+
+    code = "mrz_check_digit"
+
+    def __init__(self, detail: str, fields: tuple[str, ...]) -> None:
+        super().__init__(detail)
+        self.fields = fields
+
+
+class MrzFieldError(MrzError):
+    code = "mrz_field"
+
+
+class UnknownCountryCode(MrzError):
+    code = "mrz_unknown_code"
+
+
+class SpecimenDocument(MrzError):
+    code = "specimen_document"
+
+
+class FaceError(VerificationError):
+    code = "face_unusable"
+
+
+class NoFaceFound(FaceError):
+    code = "no_face"
+
+
+class MultipleFaces(FaceError):
+    code = "multiple_faces"
 
 
 class UnavailableError(ClearanceError):

@@ -33,6 +33,13 @@ embargoed_countries = ["CU", "IR", "KP", "SY"]
 # An identity verification lasts at most this long, whatever the document's expiry.
 verification_max_age_days = 365
 
+[screening]
+# Restricted-party name matching: a score at or above `match` blocks at once; at or above
+# `potential` sends the person to review (no controlled models meanwhile).
+match = 0.92
+potential = 0.80
+max_matches = 5
+
 [audit]
 # Ed25519 signer key in the C2SP signed-note text form. Keep it secret; back it up.
 signing_key = "audit-signing.key"
@@ -52,6 +59,31 @@ trusted_proxies = []
 portal_url = "http://127.0.0.1:8080/portal"
 # Keep serving uncontrolled models if the audit log cannot persist. Controlled models never are.
 serve_uncontrolled_without_audit = false
+
+[identity]
+# AES-256 master key wrapping the per-file keys of the evidence vault. Keep it secret; back it
+# up apart from the evidence: without it the evidence cannot be read (that is the point).
+master_key_file = "identity-master.key"
+# Encrypted document photos, selfies and liveness frames (relative to data_dir).
+evidence_dir = "evidence"
+# Images are erased this many days after the verification; the decision and its reasons stay.
+retention_days = 30
+# Face embedding distance (dlib): below match the faces match; from match up to review a
+# person looks; at or above review they do not match.
+face_match_threshold = 0.50
+face_review_threshold = 0.60
+# Identity providers whose OpenID Connect for Identity Assurance `verified_claims` are trusted:
+# [[identity.issuers]]
+# issuer = "https://idp.example"
+# audience = "clearance-client-id"
+# jwks_url = "https://idp.example/jwks.json"   # or jwks_file = "idp-jwks.json"
+# algorithms = ["RS256", "ES256"]
+# trust_frameworks = ["eidas", "uk_tfida"]
+# Verification vendors whose signed result webhooks are trusted (HMAC-SHA256):
+# [[identity.vendors]]
+# name = "acme-kyc"
+# secret_file = "acme-kyc.secret"
+# tolerance_seconds = 300
 """
 
 
@@ -60,6 +92,7 @@ def write_instance(
 ) -> list[Path]:
     """Create DIR with clearance.toml, policy/default.cedar and a fresh audit signing key."""
     from clearance.audit.keys import generate_signing_key
+    from clearance.identity.vault import generate_master_key
 
     directory = directory.resolve()
     config = directory / "clearance.toml"
@@ -76,4 +109,9 @@ def write_instance(
         fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(generate_signing_key(log_origin) + "\n")
-    return [config, policy, key]
+    master = directory / "identity-master.key"
+    if not master.exists():  # never replaced, even with force: it would orphan the evidence
+        fd = os.open(master, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(generate_master_key() + "\n")
+    return [config, policy, key, master]

@@ -46,18 +46,14 @@ class Running:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run the real `clearance` command against this instance, in another process."""
-        return subprocess.run(
-            [
-                str(Path(sys.executable).parent / "clearance"),
-                *args,
-                "--config",
-                str(self.config_file),
-            ],
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "clearance"), *args, "--config", str(self.config_file)],
             capture_output=True,
             text=True,
-            check=True,
             timeout=60,
         )
+        assert done.returncode == 0, f"clearance {' '.join(args)} failed: {done.stderr}"
+        return done
 
 
 @pytest.fixture

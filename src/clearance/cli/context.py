@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,11 +38,17 @@ class Runtime:
     def record(self, action: str, target: str, details: Mapping[str, object]) -> int:
         """Append an operator action to the audit log; returns its index once durable."""
         entry = admin_action(actor=operator(), action=action, target=target, details=details)
+        return self.append([entry])[0]
+
+    def append(self, entries: Sequence[bytes]) -> list[int]:
+        """Append entries (in one transaction) once the change they record has committed."""
+        if not entries:
+            return []
         log = AuditLog(self.engine, self.settings.audit)
         try:
-            return log.append(entry)
+            return log.append_many(entries)
         finally:
-            log.close()  # integrates and signs a checkpoint covering this entry
+            log.close()  # integrates and signs a checkpoint covering these entries
 
 
 def operator() -> str:

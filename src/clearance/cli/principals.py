@@ -12,6 +12,7 @@ from clearance.cli.context import ConfigOption, open_runtime
 from clearance.errors import InvalidInput
 from clearance.principals import service
 from clearance.principals.models import Method, UsPerson
+from clearance.screening.service import screen_user
 
 orgs_app = typer.Typer(help="Organisations (employers, licence holders).", no_args_is_help=True)
 users_app = typer.Typer(help="People who use the API.", no_args_is_help=True)
@@ -66,13 +67,17 @@ def users_add(
 ) -> None:
     """Add a user. They may use uncontrolled models once they have a key."""
     born = parse_date(birth_date, "--birth-date")
+    outbox: list[bytes] = []
     with open_runtime(config) as rt:
         with rt.engine.begin() as conn:
             user = service.add_user(
                 conn, email, name=name, birth_date=born, org=org, residence=residence
             )
+            # Screened on creation, in the same transaction: nobody exists unscreened.
+            screening = screen_user(conn, user.id, outbox=outbox)
         rt.record("user.add", user.subject_id, {})
-    typer.echo(f"user {user.email} (subject {user.subject_id})")
+        rt.append(outbox)
+    typer.echo(f"user {user.email} (subject {user.subject_id}); screening: {screening.status.value}")
 
 
 @keys_app.command("create")

@@ -12,6 +12,8 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy.engine import Engine
 
+from clearance.audit import entries
+from clearance.audit.service import AuditLog
 from clearance.catalog import service as catalog
 from clearance.catalog.classification import classify
 from clearance.catalog.models import Classification, UpstreamKind
@@ -28,6 +30,7 @@ from clearance.store import connect, migrate
 @dataclass(frozen=True, slots=True)
 class Persona:
     email: str
+    name: str
     who: str
     nationalities: tuple[str, ...] = ()
     us_person: UsPerson = UsPerson.NONE
@@ -35,17 +38,26 @@ class Persona:
 
 
 PERSONAS = (
-    Persona("alice@demo.test", "verified US citizen", ("US",), UsPerson.CITIZEN),
-    Persona("sven@demo.test", "verified Swedish national", ("SE",)),
-    Persona("dana@demo.test", "dual US/Swedish citizen", ("SE", "US"), UsPerson.CITIZEN),
-    Persona("luis@demo.test", "US permanent resident (Mexican national)", ("MX",), UsPerson.LPR),
+    Persona("alice@demo.test", "Alice Walker", "verified US citizen", ("US",), UsPerson.CITIZEN),
+    Persona("sven@demo.test", "Sven Lindqvist", "verified Swedish national", ("SE",)),
+    Persona(
+        "dana@demo.test", "Dana Berg", "dual US/Swedish citizen", ("SE", "US"), UsPerson.CITIZEN
+    ),
+    Persona(
+        "luis@demo.test",
+        "Luis Ortega",
+        "US permanent resident (Mexican national)",
+        ("MX",),
+        UsPerson.LPR,
+    ),
     Persona(
         "erik@demo.test",
+        "Erik Holm",
         "Swedish engineer at Acme Corp (licence for fable-5)",
         ("SE",),
         org="Acme Corp",
     ),
-    Persona("nina@demo.test", "unverified user"),
+    Persona("nina@demo.test", "Nina Novak", "unverified user"),
 )
 
 
@@ -59,6 +71,7 @@ def seed(engine: Engine, settings: Settings, upstream_url: str) -> dict[str, str
     """The demo catalog and personas; returns each persona's API key."""
     threshold = settings.policy.controlled_compute_threshold
     keys: dict[str, str] = {}
+    records: list[bytes] = []
     with engine.begin() as conn:
         catalog.add_upstream(conn, "demo", UpstreamKind.OPENAI, upstream_url + "/v1", None)
         catalog.add_model(
@@ -101,7 +114,7 @@ def seed(engine: Engine, settings: Settings, upstream_url: str) -> dict[str, str
             expires=date.today() + timedelta(days=365),
         )
         for p in PERSONAS:
-            user = principals.add_user(conn, p.email, name=p.who, org=p.org)
+            user = principals.add_user(conn, p.email, name=p.name, org=p.org)
             if p.nationalities:
                 principals.set_identity(
                     conn,
@@ -113,8 +126,36 @@ def seed(engine: Engine, settings: Settings, upstream_url: str) -> dict[str, str
                     expires=None,
                     max_age_days=settings.policy.verification_max_age_days,
                 )
-            _, secret = principals.create_key(conn, p.email, name="demo", allow_fallback=True)
+            key, secret = principals.create_key(conn, p.email, name="demo", allow_fallback=True)
             keys[p.email] = secret
+            records.append(
+                entries.admin_action(
+                    actor="demo",
+                    action="demo.persona",
+                    target=user.subject_id,
+                    subject=user.subject_id,
+                    details={
+                        "nationalities": list(p.nationalities),
+                        "us_person": p.us_person.value,
+                        "key_id": key.id,
+                    },
+                )
+            )
+    # The seeding is an operator action like any other: it goes into the log first.
+    records.insert(
+        0,
+        entries.admin_action(
+            actor="demo",
+            action="demo.catalog",
+            target="catalog",
+            details={"models": ["fable-4", "fable-5", "mythos-5"], "licence": "D1234567"},
+        ),
+    )
+    log = AuditLog(engine, settings.audit)
+    try:
+        log.append_many(records)
+    finally:
+        log.close()
     return keys
 
 

@@ -22,6 +22,7 @@ from clearance.policy.service import PolicyService
 from clearance.principals import keys as api_keys
 from clearance.principals.models import ApiKey
 from clearance.principals.service import authenticate
+from clearance.screening import service as screening
 from clearance.store import versions
 
 _NEGATIVE_CACHE = 10_000
@@ -42,6 +43,7 @@ class GatewayState:
         self.versions: dict[str, int] = {}
         self._callers: dict[str, Caller] = {}
         self._unknown: set[str] = set()
+        self._list_versions: dict[str, str] = {}
         key_material = settings.audit.signing_key_file.read_bytes()
         self._pseudonym_key = hashlib.sha256(
             b"clearance/upstream-pseudonym\0" + key_material
@@ -56,6 +58,7 @@ class GatewayState:
         with self.engine.connect() as conn:
             self.versions = versions.read_all(conn)
             self.policy.refresh(conn)
+            self._list_versions = screening.list_versions(conn)
 
     def poll(self) -> set[str]:
         """Reload what changed since the last poll; returns the kinds that changed."""
@@ -64,6 +67,8 @@ class GatewayState:
             changed = {k for k, v in current.items() if self.versions.get(k) != v}
             if changed & {versions.Kind.CATALOG.value, versions.Kind.LICENCES.value}:
                 self.policy.refresh(conn)
+            if versions.Kind.LISTS.value in changed:
+                self._list_versions = screening.list_versions(conn)
         if versions.Kind.PRINCIPALS.value in changed or versions.Kind.LISTS.value in changed:
             self._callers = {}
             self._unknown = set()
@@ -72,7 +77,7 @@ class GatewayState:
 
     def list_versions(self) -> dict[str, str]:
         """The restricted-party list versions decisions are taken against (for the audit log)."""
-        return {"lists": str(self.versions.get(versions.Kind.LISTS.value, 0))}
+        return self._list_versions
 
     def cached_caller(self, secret: str) -> Caller | None:
         """The caller for a key from memory, or None when the database must be asked."""

@@ -1,0 +1,85 @@
+"""The bench baseline: a bare pass-through proxy with no checks at all.
+
+    .venv/bin/python bench/passthrough.py --port P --upstream http://127.0.0.1:U
+
+uvicorn (uvloop + httptools) and one shared aiohttp session: every request is forwarded as bytes
+to the upstream and its reply streamed back chunk by chunk. What a Python gateway costs before it
+does anything; bench/gateway.py measures Clearance beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import aiohttp
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+FORWARD = frozenset({b"content-type", b"authorization", b"x-api-key", b"anthropic-version"})
+RETURN = frozenset({"content-type"})
+
+
+class PassThrough:
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.session: aiohttp.ClientSession | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+            return
+        assert self.session is not None
+        body = bytearray()
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode(): v.decode() for k, v in scope["headers"] if k in FORWARD}
+        async with self.session.request(
+            scope["method"], self.upstream + scope["path"], data=bytes(body), headers=headers
+        ) as resp:
+            out = [
+                (k.lower().encode(), v.encode())
+                for k, v in resp.headers.items()
+                if k.lower() in RETURN
+            ]
+            await send({"type": "http.response.start", "status": resp.status, "headers": out})
+            async for chunk in resp.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                connector = aiohttp.TCPConnector(limit=0)
+                self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.session is not None:
+                    await self.session.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--upstream", required=True, help="upstream root, e.g. http://127.0.0.1:9000"
+    )
+    args = parser.parse_args()
+    uvicorn.run(
+        PassThrough(args.upstream),
+        host="127.0.0.1",
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""Audit entries: typed records, encoded as canonical JSON (RFC 8785) — the bytes that are hashed.
+
+Every entry names a pseudonymous subject (the user's random `subject_id`, never an email or a
+name) and digests of the facts and policy used; never documents, biometrics, prompts or
+completions. The encoding is canonical so anyone can re-derive the leaf hash from the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
+
+import rfc8785
+
+from clearance.errors import InvalidInput
+
+EntryType = Literal["access_decision", "identity_decision", "screening_decision", "admin_action"]
+
+
+def rfc3339(moment: datetime | None = None) -> str:
+    """RFC 3339 §5.6 UTC timestamp with microseconds, e.g. 2025-01-31T12:00:00.000001Z."""
+    moment = datetime.now(UTC) if moment is None else moment
+    if moment.tzinfo is None:
+        raise InvalidInput("audit times must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _now() -> str:
+    return rfc3339()
+
+
+def canonical(record: Mapping[str, object]) -> bytes:
+    """RFC 8785 JSON Canonicalization Scheme."""
+    try:
+        # Values are checked by rfc8785 itself: anything not JSON raises below.
+        return rfc8785.dumps(cast(Any, record))
+    except (rfc8785.CanonicalizationError, TypeError) as exc:
+        raise InvalidInput(f"audit entry is not canonical JSON: {exc}") from exc
+
+
+def _shallow(record: object) -> dict[str, object]:
+    return {f.name: getattr(record, f.name) for f in fields(record)}  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessDecision:
+    """A gateway decision on one request (DESIGN.md "The request path").
+
+    Optional fields are null for attempts refused before a decision (unknown key, bad body).
+    """
+
+    subject: str | None
+    model_requested: str | None
+    model_served: str | None
+    effect: str  # allow | deny | fallback | error
+    rules: tuple[str, ...]
+    policy_hash: str | None
+    facts_digest: str | None
+    facts_version: str | None = None
+    list_versions: Mapping[str, str] = field(default_factory=dict)
+    action: str  # inference | fine_tune | download_weights
+    endpoint: str | None = None
+    ip_country: str | None
+    key_id: str | None
+    outcome: str  # forwarding | forwarded | upstream_error | denied | rejected ...
+    status: int | None = None  # the HTTP status of a refusal
+    decision_index: int | None = None  # the entry of the decision this outcome follows
+    time: str = field(default_factory=_now)
+    type: Literal["access_decision"] = "access_decision"
+
+    def encode(self) -> bytes:
+        return canonical({**_shallow(self), "list_versions": dict(self.list_versions)})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IdentityDecision:
+    """The outcome of an identity verification: what was concluded and from which evidence."""
+
+    subject: str
+    outcome: str  # verified | rejected | review
+    method: str  # document | assertion | manual
+    us_person: str | None
+    assurance: str | None
+    evidence_digest: str  # digest of the vault record, not the evidence itself
+    reasons: tuple[str, ...] = ()
+    reviewer: str | None = None
+    expires: str | None = None
+    time: str = field(default_factory=_now)
+    type: Literal["identity_decision"] = "identity_decision"
+
+    def encode(self) -> bytes:
+        return canonical(_shallow(self))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScreeningDecision:
+    """A restricted-party screening result; the matched list entry stays out (tip-off rule)."""
+
+    subject: str
+    status: str  # clear | potential_match | confirmed_match
+    list_versions: Mapping[str, str]
+    match_digest: str | None = None
+    reviewer: str | None = None
+    time: str = field(default_factory=_now)
+    type: Literal["screening_decision"] = "screening_decision"
+
+    def encode(self) -> bytes:
+        return canonical({**_shallow(self), "list_versions": dict(self.list_versions)})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminAction:
+    """An operator action: suspend, resume, attest, licence, policy change, list load ..."""
+
+    actor: str
+    action: str
+    target: str
+    details: Mapping[str, object]
+    subject: str | None = None  # the data subject concerned, if any (pseudonymous)
+    time: str = field(default_factory=_now)
+    type: Literal["admin_action"] = "admin_action"
+
+    def encode(self) -> bytes:
+        return canonical({**_shallow(self), "details": dict(self.details)})
+
+
+Entry = AccessDecision | IdentityDecision | ScreeningDecision | AdminAction
+
+
+def access_decision(
+    *,
+    subject: str | None,
+    model_requested: str | None,
+    model_served: str | None,
+    effect: str,
+    rules: Sequence[str],
+    policy_hash: str | None,
+    facts_digest: str | None,
+    action: str,
+    ip_country: str | None,
+    key_id: str | None,
+    outcome: str,
+    list_versions: Mapping[str, str] | None = None,
+    facts_version: str | None = None,
+    endpoint: str | None = None,
+    status: int | None = None,
+    decision_index: int | None = None,
+    time: datetime | None = None,
+) -> bytes:
+    return AccessDecision(
+        subject=subject,
+        model_requested=model_requested,
+        model_served=model_served,
+        effect=effect,
+        rules=tuple(rules),
+        policy_hash=policy_hash,
+        facts_digest=facts_digest,
+        facts_version=facts_version,
+        list_versions=list_versions or {},
+        action=action,
+        endpoint=endpoint,
+        ip_country=ip_country,
+        key_id=key_id,
+        outcome=outcome,
+        status=status,
+        decision_index=decision_index,
+        time=rfc3339(time),
+    ).encode()
+
+
+def identity_decision(
+    *,
+    subject: str,
+    outcome: str,
+    method: str,
+    evidence_digest: str,
+    us_person: str | None = None,
+    assurance: str | None = None,
+    reasons: Sequence[str] = (),
+    reviewer: str | None = None,
+    expires: str | None = None,
+    time: datetime | None = None,
+) -> bytes:
+    return IdentityDecision(
+        subject=subject,
+        outcome=outcome,
+        method=method,
+        us_person=us_person,
+        assurance=assurance,
+        evidence_digest=evidence_digest,
+        reasons=tuple(reasons),
+        reviewer=reviewer,
+        expires=expires,
+        time=rfc3339(time),
+    ).encode()
+
+
+def screening_decision(
+    *,
+    subject: str,
+    status: str,
+    list_versions: Mapping[str, str],
+    match_digest: str | None = None,
+    reviewer: str | None = None,
+    time: datetime | None = None,
+) -> bytes:
+    return ScreeningDecision(
+        subject=subject,
+        status=status,
+        list_versions=list_versions,
+        match_digest=match_digest,
+        reviewer=reviewer,
+        time=rfc3339(time),
+    ).encode()
+
+
+def admin_action(
+    *,
+    actor: str,
+    action: str,
+    target: str,
+    details: Mapping[str, object],
+    subject: str | None = None,
+    time: datetime | None = None,
+) -> bytes:
+    return AdminAction(
+        actor=actor,
+        action=action,
+        target=target,
+        details=details,
+        subject=subject,
+        time=rfc3339(time),
+    ).encode()

@@ -1,0 +1,112 @@
+"""The integrator: extends the tree from committed entries, stores tiles, signs a checkpoint.
+
+Whoever holds the `audit_tree` row lock integrates (`SELECT ... FOR UPDATE SKIP LOCKED` on
+PostgreSQL; SQLite's BEGIN IMMEDIATE serialises everything). It reads only entries below the
+committed head, so a checkpoint never covers an uncommitted entry, and it starts from the stored
+right edge of the tree, so another process can take over at any time. The signer checks an RFC
+9162 consistency proof from its last checkpoint before it signs the next.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from clearance.audit.checkpoint import Checkpoint, CheckpointSigner
+from clearance.audit.merkle import leaf_hash
+from clearance.audit.reader import StoredTiles, head_size, latest_note
+from clearance.audit.tables import audit_checkpoints, audit_entries, audit_tiles, audit_tree
+from clearance.audit.tiles import Tile, TileEdge
+from clearance.errors import AuditUnavailable, VerificationError
+
+MAX_PER_CHECKPOINT = 1 << 16  # bounds how long one integration holds the lock
+
+
+def integrate(
+    engine: Engine, signer: CheckpointSigner, limit: int = MAX_PER_CHECKPOINT
+) -> Checkpoint | None:
+    """Integrate up to `limit` committed entries and sign; None if nothing to do or locked."""
+    before, done = signer.last, False
+    try:
+        with engine.begin() as conn:
+            checkpoint = _integrate(conn, signer, limit)
+        done = True
+        return checkpoint
+    except sa.exc.SQLAlchemyError as exc:
+        raise AuditUnavailable("the audit log could not be integrated") from exc
+    finally:
+        if not done:
+            # Nothing signed in a rolled-back transaction was published: forget it.
+            signer.last = before
+
+
+def _integrate(conn: Connection, signer: CheckpointSigner, limit: int) -> Checkpoint | None:
+    state = conn.execute(
+        sa.select(audit_tree.c.size, audit_tree.c.root)
+        .where(audit_tree.c.id == 1)
+        .with_for_update(skip_locked=True)
+    ).one_or_none()
+    if state is None:
+        return None  # another integrator holds the lock
+    size, stored_root = int(state[0]), bytes(state[1])
+    note = latest_note(conn)
+    if note is not None and signer.last != Checkpoint(signer.origin, size, stored_root):
+        # Another process signed since we last did (or we just started): it must extend ours.
+        signer.accept(note, StoredTiles(conn).consistency_proof)
+    head = head_size(conn)
+    if head == size and note is not None:
+        return None
+    end = min(head, size + limit)
+    edge = _load_edge(conn, size)
+    if not hmac.compare_digest(edge.root(), stored_root):
+        raise VerificationError(f"stored tiles do not match the stored tree at size {size}")
+    stored = set(TileEdge.partial_tiles(size))
+    _store_tiles(conn, edge.extend([leaf_hash(e) for e in _entries(conn, size, end)]), stored)
+    checkpoint = Checkpoint(signer.origin, end, edge.root())
+    note = signer.sign(end, checkpoint.root, StoredTiles(conn).consistency_proof)
+    conn.execute(
+        sa.insert(audit_checkpoints).values(
+            size=end, root=checkpoint.root, note=note, signed_at=datetime.now(UTC)
+        )
+    )
+    conn.execute(
+        sa.update(audit_tree).where(audit_tree.c.id == 1).values(size=end, root=checkpoint.root)
+    )
+    return checkpoint
+
+
+def _load_edge(conn: Connection, size: int) -> TileEdge:
+    tiles = StoredTiles(conn)
+    return TileEdge(size, {lvl: tiles.read_tile(lvl, i) for lvl, i in TileEdge.partial_tiles(size)})
+
+
+def _entries(conn: Connection, start: int, end: int) -> list[bytes]:
+    rows = conn.execute(
+        sa.select(audit_entries.c.idx, audit_entries.c.entry)
+        .where(audit_entries.c.idx >= start, audit_entries.c.idx < end)
+        .order_by(audit_entries.c.idx)
+    ).all()
+    if [int(r[0]) for r in rows] != list(range(start, end)):
+        raise VerificationError(f"committed entries {start}..{end - 1} are not all stored")
+    return [bytes(r[1]) for r in rows]
+
+
+def _store_tiles(conn: Connection, tiles: list[Tile], stored: set[tuple[int, int]]) -> None:
+    if not tiles:
+        return
+    # A tile only grows: replace the stored (shorter) partial tiles; full ones are new.
+    for tile in tiles:
+        if (tile.level, tile.index) not in stored:
+            continue
+        conn.execute(
+            sa.delete(audit_tiles).where(
+                audit_tiles.c.level == tile.level, audit_tiles.c.idx == tile.index
+            )
+        )
+    conn.execute(
+        sa.insert(audit_tiles),
+        [{"level": t.level, "idx": t.index, "hashes": t.hashes} for t in tiles],
+    )

@@ -1,0 +1,92 @@
+"""The audit log over HTTP, for auditors and standard tooling (mounted by the gateway at /audit).
+
+GET /checkpoint                          the latest signed checkpoint (C2SP tlog-checkpoint)
+GET /entries/{index}                     the exact bytes that were hashed into leaf `index`
+GET /proof/inclusion?index=I&size=N      {"index", "size", "hashes": [base64, ...]} RFC 9162
+GET /proof/consistency?first=M&second=N  {"first", "second", "hashes": [...]} RFC 9162
+GET /tile/<L>/<N>[.p/<W>]                C2SP tlog-tiles hash tiles
+GET /tile/entries/<N>[.p/<W>]            C2SP tlog-tiles entry bundles
+"""
+
+from __future__ import annotations
+
+import base64
+
+from sqlalchemy.engine import Engine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from clearance.audit.reader import LogReader
+from clearance.audit.tiles import TILE_WIDTH, parse_tile_path
+from clearance.config import AuditSettings
+from clearance.errors import ClearanceError, InvalidInput
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+SHORT = "public, max-age=1"
+
+
+def audit_app(engine: Engine, settings: AuditSettings | None = None) -> Starlette:
+    """An ASGI app serving the log stored behind `engine`; `settings` is accepted for symmetry."""
+    reader = LogReader(engine)
+
+    def checkpoint(_: Request) -> Response:
+        return PlainTextResponse(reader.checkpoint(), headers={"cache-control": SHORT})
+
+    def entry(request: Request) -> Response:
+        index = _int(request.path_params["index"], "index")
+        return Response(
+            reader.entry(index), media_type="application/json", headers={"cache-control": SHORT}
+        )
+
+    def inclusion(request: Request) -> Response:
+        index = _int(request.query_params.get("index"), "index")
+        size, proof = reader.inclusion_proof(index, _opt_int(request, "size"))
+        return JSONResponse({"index": index, "size": size, "hashes": _b64(proof)})
+
+    def consistency(request: Request) -> Response:
+        first = _int(request.query_params.get("first"), "first")
+        second, proof = reader.consistency_proof(first, _opt_int(request, "second"))
+        return JSONResponse({"first": first, "second": second, "hashes": _b64(proof)})
+
+    def tile(request: Request) -> Response:
+        ref = parse_tile_path("tile/" + request.path_params["path"])
+        if ref.level is None:
+            body = reader.entry_bundle(ref.index, ref.width)
+        else:
+            body = reader.tile(ref.level, ref.index, ref.width)
+        cache = IMMUTABLE if ref.width == TILE_WIDTH else SHORT
+        return Response(
+            body, media_type="application/octet-stream", headers={"cache-control": cache}
+        )
+
+    def error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ClearanceError)
+        return JSONResponse({"error": {"code": exc.code, "message": exc.detail}}, exc.status)
+
+    return Starlette(
+        routes=[
+            Route("/checkpoint", checkpoint),
+            Route("/entries/{index}", entry),
+            Route("/proof/inclusion", inclusion),
+            Route("/proof/consistency", consistency),
+            Route("/tile/{path:path}", tile),
+        ],
+        exception_handlers={ClearanceError: error},
+    )
+
+
+def _int(value: str | None, name: str) -> int:
+    if value is None or not value.isdigit() or len(value) > 20:
+        raise InvalidInput(f"{name} must be a non-negative integer")
+    return int(value)
+
+
+def _opt_int(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    return None if value is None else _int(value, name)
+
+
+def _b64(hashes: list[bytes]) -> list[str]:
+    return [base64.b64encode(h).decode() for h in hashes]

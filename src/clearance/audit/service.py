@@ -1,0 +1,141 @@
+"""`AuditLog`: the one object the rest of Clearance uses to write the audit log.
+
+log = AuditLog(engine, settings.audit)
+log.start()                              # integrator thread: tiles + a checkpoint each second
+index = log.append(entry_bytes)          # blocking; returns once the entry is durable
+index = await log.sequencer.append(e)    # asyncio group commit, for the gateway
+log.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from sqlalchemy.engine import Engine
+
+from clearance.audit.checkpoint import Checkpoint, CheckpointSigner
+from clearance.audit.integrator import integrate
+from clearance.audit.keys import NoteSigner, load_signer
+from clearance.audit.reader import LogReader
+from clearance.audit.sequencer import GroupCommitter, check_durable, commit_entries
+from clearance.config import AuditSettings
+from clearance.errors import ClearanceError
+
+log = logging.getLogger(__name__)
+
+
+class AuditLog:
+    def __init__(
+        self, engine: Engine, settings: AuditSettings, *, signer: NoteSigner | None = None
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._key = signer
+        self._signer: CheckpointSigner | None = None
+        self._checked = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._appended = False
+        self.sequencer = GroupCommitter(self._commit, settings.batch_max_entries)
+        self.reader = LogReader(engine)
+
+    # -- appending ------------------------------------------------------------------------
+
+    def append(self, entry: bytes) -> int:
+        """Append one entry; return its index once committed durably. Thread-safe."""
+        return self._commit([entry])[0]
+
+    def append_many(self, entries: Sequence[bytes]) -> list[int]:
+        """Append entries in one transaction; gap-free consecutive indices, once durable."""
+        return self._commit(entries)
+
+    async def append_async(self, entry: bytes) -> int:
+        """Group-committed append for asyncio callers (same as `sequencer.append`)."""
+        return await self.sequencer.append(entry)
+
+    def _commit(self, entries: Sequence[bytes]) -> list[int]:
+        if not self._checked:
+            check_durable(self._engine)
+            self._checked = True
+        indices = commit_entries(self._engine, entries)
+        self._appended = True
+        self._wake.set()
+        return indices
+
+    # -- integrating ----------------------------------------------------------------------
+
+    @property
+    def signer(self) -> CheckpointSigner:
+        with self._lock:
+            if self._signer is None:
+                key = self._key or load_signer(self._settings.signing_key_file)
+                self._signer = CheckpointSigner(key, self._settings.origin)
+            return self._signer
+
+    def integrate(self) -> Checkpoint | None:
+        """Integrate every committed entry and sign; return the newest checkpoint signed."""
+        latest = None
+        while (checkpoint := integrate(self._engine, self.signer)) is not None:
+            latest = checkpoint
+        return latest
+
+    def start(self) -> None:
+        """Check durability and the key, integrate what is pending, start the integrator."""
+        check_durable(self._engine)
+        self._checked = True
+        self.integrate()
+        self._thread = threading.Thread(target=self._run, name="audit-integrator", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        interval = self._settings.checkpoint_interval_seconds
+        while not self._stop.is_set():
+            started = time.monotonic()
+            self._wake.clear()
+            try:
+                self.integrate()
+            except ClearanceError as exc:
+                log.warning("audit integration failed: %s", exc.detail)
+            # Wait for new entries, but sign at most once per interval (and at least once per
+            # interval while entries arrive).
+            self._wake.wait(timeout=interval)
+            self._stop.wait(timeout=max(0.0, started + interval - time.monotonic()))
+
+    def close(self) -> None:
+        """Stop the integrator and integrate what this process appended (best effort)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self.sequencer.close()
+        if self._appended and (self._key or self._settings.signing_key_file.exists()):
+            try:
+                self.integrate()
+            except ClearanceError as exc:
+                # The entries are durable; the next integrator will sign them.
+                log.warning("audit integration at close failed: %s", exc.detail)
+
+
+class AsyncAuditLog:
+    """The asyncio face of `AuditLog` for the gateway: group-committed `append`, async lifecycle."""
+
+    def __init__(
+        self, engine: Engine, settings: AuditSettings, *, signer: NoteSigner | None = None
+    ) -> None:
+        self.log = AuditLog(engine, settings, signer=signer)
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.log.start)
+
+    async def append(self, entry: bytes) -> int:
+        return await self.log.sequencer.append(entry)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.log.close)

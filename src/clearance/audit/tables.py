@@ -1,0 +1,56 @@
+"""Audit log tables, on the shared metadata (migration 0002).
+
+audit_head         one row: how many entries are committed (the sequencer's counter)
+audit_entries      index -> the exact entry bytes that were hashed
+audit_tree         one row: how many entries are integrated into the tree, and its root
+audit_tiles        C2SP tlog-tiles hashes, (tile level, tile index) -> up to 256 hashes
+audit_checkpoints  every signed checkpoint, by tree size
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from clearance.store.tables import UTC_TIME, metadata
+
+# On SQLite an INTEGER PRIMARY KEY is the rowid itself: one b-tree, the fastest append.
+INDEX = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+)
+
+audit_entries = sa.Table(
+    "audit_entries",
+    metadata,
+    sa.Column("idx", INDEX, primary_key=True, autoincrement=False),
+    sa.Column("entry", sa.LargeBinary, nullable=False),
+)
+
+audit_tree = sa.Table(
+    "audit_tree",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("root", sa.LargeBinary(32), nullable=False),
+)
+
+audit_tiles = sa.Table(
+    "audit_tiles",
+    metadata,
+    sa.Column("level", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("hashes", sa.LargeBinary, nullable=False),
+)
+
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("size", INDEX, primary_key=True, autoincrement=False),
+    sa.Column("root", sa.LargeBinary(32), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("signed_at", UTC_TIME, nullable=False),
+)

@@ -1,0 +1,22 @@
+"""The built-in demo upstream: both provider APIs, deterministic demo text, simulated faults.
+
+See `clearance.gateway.demo_upstream.app` for the endpoints and the `x-demo-fault` header.
+"""
+
+from clearance.gateway.demo_upstream.app import (
+    DEMO_MODELS,
+    FAULT_HEADER,
+    DemoUpstream,
+    Fault,
+    SeenRequest,
+    demo_upstream_app,
+)
+
+__all__ = [
+    "DEMO_MODELS",
+    "FAULT_HEADER",
+    "DemoUpstream",
+    "Fault",
+    "SeenRequest",
+    "demo_upstream_app",
+]

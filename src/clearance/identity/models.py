@@ -1,0 +1,162 @@
+"""Identity verification data: what the edge observed, what was decided, and the stored cases.
+
+The edge (`examine.py`: image loading, OCR, face match, liveness) produces an `Examination`;
+the pure `decision.decide` turns it into a `Verdict`; `service.py` stores it as a `Case`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+from clearance.identity.mrz import MrzResult
+from clearance.principals.models import UsPerson
+
+
+class Outcome(StrEnum):
+    VERIFIED = "verified"
+    REJECTED = "rejected"
+    REVIEW = "review"
+
+
+class VerificationMethod(StrEnum):
+    REMOTE = "remote"  # the user took the selfie: liveness frames are required
+    IN_PERSON = "in_person"  # an operator took the selfie in front of the person
+
+
+class Reason(StrEnum):
+    """Reason codes shown to the user and written to the audit log (never personal data)."""
+
+    # the document (rejected)
+    MRZ_NOT_FOUND = "mrz_not_found"
+    MRZ_FORMAT = "mrz_format"
+    MRZ_CHECK_DIGIT = "mrz_check_digit"
+    MRZ_FIELD = "mrz_field"
+    MRZ_UNKNOWN_CODE = "mrz_unknown_code"
+    MRZ_INVALID = "mrz_invalid"
+    SPECIMEN = "specimen_document"
+    DOCUMENT_EXPIRED = "document_expired"
+    UNSUPPORTED_DOCUMENT = "unsupported_document"  # a visa proves no identity
+    DOCUMENT_REUSED = "document_reused"  # already backs another account
+    # the document (review): fields no check digit covers
+    NATIONALITY_DIFFERS = "nationality_differs_from_issuer"
+    NATIONALITY_NOT_ESTABLISHED = "nationality_not_established"
+    OCR_REPAIR_UNCHECKED = "ocr_repair_unchecked"
+    NAME_MISMATCH = "name_mismatch"
+    NAME_NOT_DECLARED = "name_not_declared"
+    BIRTH_DATE_MISMATCH = "birth_date_mismatch"
+    # the person
+    FACE_MISMATCH = "face_mismatch"  # rejected
+    FACE_UNCERTAIN = "face_uncertain"  # review
+    FACE_UNUSABLE = "face_unusable"  # review: no face, or several, on portrait or selfie
+    LIVENESS_MISSING = "liveness_missing"  # review: remote without a challenge
+    LIVENESS_FAILED = "liveness_failed"  # rejected: retry the challenge
+    LIVENESS_OTHER_PERSON = "liveness_other_person"  # rejected
+    # assertions
+    ASSERTION_NO_NATIONALITY = "assertion_no_nationality"
+    # an operator's decision on a review case
+    REVIEWER_DECISION = "reviewer_decision"
+
+
+REJECTING = frozenset(
+    {
+        Reason.MRZ_NOT_FOUND,
+        Reason.MRZ_FORMAT,
+        Reason.MRZ_CHECK_DIGIT,
+        Reason.MRZ_FIELD,
+        Reason.MRZ_UNKNOWN_CODE,
+        Reason.MRZ_INVALID,
+        Reason.SPECIMEN,
+        Reason.DOCUMENT_EXPIRED,
+        Reason.UNSUPPORTED_DOCUMENT,
+        Reason.DOCUMENT_REUSED,
+        Reason.FACE_MISMATCH,
+        Reason.LIVENESS_FAILED,
+        Reason.LIVENESS_OTHER_PERSON,
+        Reason.ASSERTION_NO_NATIONALITY,
+    }
+)
+
+
+class EvidenceKind(StrEnum):
+    DOCUMENT = "document"
+    SELFIE = "selfie"
+    FRAME = "frame"  # a liveness challenge frame
+
+
+@dataclass(frozen=True, slots=True)
+class FaceCheck:
+    """Distance between the document portrait and a live face (dlib embeddings)."""
+
+    distance: float
+    match: float  # below: the same person
+    review: float  # [match, review): a person looks; at or above: not the same person
+
+
+@dataclass(frozen=True, slots=True)
+class LivenessCheck:
+    passed: bool  # the challenge motion (turns, blink) and one person throughout
+    reasons: tuple[str, ...]  # liveness.LivenessReason values
+    document: FaceCheck | None  # the challenge's face against the document portrait
+
+
+@dataclass(frozen=True, slots=True)
+class Examination:
+    """Everything the edge observed for one document verification."""
+
+    document_image: bytes  # re-encoded JPEG (metadata dropped), for the vault
+    selfie_image: bytes
+    frames: tuple[bytes, ...]  # re-encoded liveness frames
+    mrz: MrzResult | None  # None when the MRZ was refused; then `mrz_problem` says why
+    mrz_problem: str | None  # an MrzError code
+    name_confirmed: bool  # no unchecked OCR repair touched the name, codes or sex
+    face: FaceCheck | None  # None when `face_problem` says why
+    face_problem: str | None  # a FaceError code
+    liveness: LivenessCheck | None  # None when no frames were given
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentSummary:
+    type: str  # passport | identity_card | residence_permit | visa | other
+    issuing_state: str  # ISO 3166-1 alpha-2 where one exists, else the ICAO code
+    expiry: date
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    status: Outcome
+    reasons: tuple[Reason, ...]
+    nationalities: tuple[str, ...]  # ISO 3166-1 alpha-2
+    us_person: UsPerson
+    document: DocumentSummary | None
+    face: FaceCheck | None
+    expires: date | None  # the document's expiry; the service caps it at the maximum age
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    id: str
+    kind: EvidenceKind
+    erased: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    id: int
+    user_id: int
+    subject: str
+    status: Outcome
+    method: str
+    source: str  # verification | assertion
+    reasons: tuple[str, ...]
+    nationalities: tuple[str, ...]
+    us_person: UsPerson
+    expires: date | None
+    document: DocumentSummary | None
+    face: FaceCheck | None
+    created_at: datetime
+    decided_by: str | None
+    decision_note: str | None
+    audit_index: int | None
+    evidence: tuple[Evidence, ...]

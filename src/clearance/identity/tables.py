@@ -1,0 +1,68 @@
+"""Identity verification tables, on the shared metadata (migration 0004).
+
+identity_cases           one row per verification or assertion: outcome, reasons, derived facts
+identity_evidence        the vault files of a case (document, selfie, frames); erased_at when gone
+identity_documents       keyed digest of (issuing state, document number) -> the one account it backs
+identity_webhook_events  vendor webhook event ids already accepted (replay protection)
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from clearance.store.tables import UTC_TIME, metadata
+
+identity_cases = sa.Table(
+    "identity_cases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    # Derived attributes only (nationalities, US-person status, document type/state/expiry,
+    # face distance): never names, numbers or images.
+    sa.Column("facts", sa.JSON, nullable=False),
+    sa.Column("document_digest", sa.String(64), nullable=True),
+    sa.Column("evidence_digest", sa.String(64), nullable=False),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+    sa.Column("decided_at", UTC_TIME, nullable=True),
+    sa.Column("decided_by", sa.String(200), nullable=True),
+    sa.Column("decision_note", sa.Text, nullable=True),
+    sa.Column("audit_index", sa.BigInteger, nullable=True),
+)
+
+identity_evidence = sa.Table(
+    "identity_evidence",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column(
+        "case_id",
+        sa.ForeignKey("identity_cases.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+    sa.Column("erased_at", UTC_TIME, nullable=True),
+)
+
+identity_documents = sa.Table(
+    "identity_documents",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("case_id", sa.Integer, nullable=False),
+    sa.Column("bound_at", UTC_TIME, nullable=False),
+)
+
+identity_webhook_events = sa.Table(
+    "identity_webhook_events",
+    metadata,
+    sa.Column("vendor", sa.String(100), primary_key=True),
+    sa.Column("event_id", sa.String(200), primary_key=True),
+    sa.Column("received_at", UTC_TIME, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Restricted-party screening: list loaders, name normalisation, matcher, re-screening."""

@@ -1,0 +1,292 @@
+"""Screening behaviour: load list versions, screen users, re-screen everyone, resolve hits.
+
+A user's `screening_status` is derived from the current matches and the operator's resolutions:
+a match (or a potential match resolved as a true match) is `confirmed_match`, a potential match
+is `potential_match`, nothing (or only resolved false positives) is `clear`. Every change bumps
+the user's `facts_version` and the `principals` counter in the same transaction, so the next
+request is decided on the new facts; it also yields a `screening_decision` audit entry.
+
+Audit entries are collected in an `outbox` (a list of encoded entries) and appended by the
+caller after the transaction commits (see `publish`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from clearance.audit import entries as audit_entries
+from clearance.errors import InvalidInput, NotFound
+from clearance.principals.models import ScreeningStatus
+from clearance.principals.service import get_user, get_user_by_id
+from clearance.screening import hits, loaders, repository
+from clearance.screening.matcher import Matcher
+from clearance.screening.models import (
+    EntityType,
+    ListFormat,
+    Outcome,
+    Query,
+    ScreeningResult,
+    Thresholds,
+)
+from clearance.screening.tables import screening_resolutions
+from clearance.store import versions
+from clearance.store.tables import users
+
+RESCREEN_BATCH = 200
+DEFAULT_NAMES = {
+    ListFormat.OFAC_SDN: "ofac-sdn",
+    ListFormat.CSL: "csl",
+    ListFormat.UN_XML: "un",
+    ListFormat.FTM: "opensanctions",
+}
+
+
+class Resolution(StrEnum):
+    FALSE_POSITIVE = "false_positive"
+    TRUE_MATCH = "true_match"
+
+
+class AuditSink(Protocol):
+    def append(self, entry: bytes) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RescreenSummary:
+    screened: int
+    changed: dict[str, int] = field(default_factory=dict)  # new status -> users
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSummary:
+    version: repository.ListVersion
+    created: bool  # False: the newest version already had this content
+    rescreen: RescreenSummary | None
+
+
+def publish(outbox: Iterable[bytes], audit: AuditSink | None) -> None:
+    """Append collected audit entries, in order, once their transaction has committed."""
+    if audit is None:
+        return
+    for entry in outbox:
+        audit.append(entry)
+
+
+def build_matcher(conn: Connection, thresholds: Thresholds | None = None) -> Matcher:
+    """A matcher over the newest version of every loaded list."""
+    lists = [(v.name, repository.entries(conn, v.id)) for v in repository.current(conn)]
+    return Matcher.build(lists, thresholds)
+
+
+def list_versions(conn: Connection) -> dict[str, str]:
+    """List name -> content hash of the version screening runs against (for audit entries)."""
+    return {v.name: v.content_hash for v in repository.current(conn)}
+
+
+def load_lists(
+    engine: Engine,
+    paths: Sequence[Path],
+    fmt: ListFormat,
+    *,
+    name: str | None = None,
+    actor: str = "cli",
+    thresholds: Thresholds | None = None,
+    audit: AuditSink | None = None,
+) -> LoadSummary:
+    """Load files as a new version of list `name`, then re-screen every user against it."""
+    try:
+        files = [(p.name, p.read_bytes()) for p in paths]
+    except OSError as exc:
+        raise InvalidInput(f"cannot read list file: {exc}") from exc
+    report = loaders.load(fmt, files)
+    digest = repository.content_hash([data for _, data in files])
+    list_name = name or DEFAULT_NAMES[fmt]
+    with engine.begin() as conn:
+        newest = repository.latest(conn, list_name)
+        if newest is not None and newest.content_hash == digest:
+            return LoadSummary(newest, created=False, rescreen=None)
+        version = repository.save(conn, list_name, fmt, digest, report)
+        versions.bump(conn, versions.Kind.LISTS)
+    details: dict[str, object] = {
+        "list": list_name,
+        "format": fmt.value,
+        "content_hash": digest,
+        "entries": version.entry_count,
+        "skipped": dict(report.skipped),
+    }
+    entry = audit_entries.admin_action(
+        actor=actor, action="list_load", target=list_name, details=details
+    )
+    publish([entry], audit)
+    summary = rescreen_all(engine, thresholds=thresholds, audit=audit)
+    return LoadSummary(version, created=True, rescreen=summary)
+
+
+def user_query(conn: Connection, user_id: int) -> Query | None:
+    """What is screened for a user: the verified or declared name, birth date, nationalities."""
+    user = get_user_by_id(conn, user_id)
+    if not user.name:
+        return None
+    nats = user.identity.nationalities if user.identity else ()
+    return Query(user.name, user.birth_date, tuple(nats), EntityType.PERSON)
+
+
+def screen_user(
+    conn: Connection,
+    user_id: int,
+    matcher: Matcher | None = None,
+    *,
+    outbox: list[bytes] | None = None,
+) -> ScreeningResult:
+    """Screen one user, store the hits, and update their status (in the caller's transaction).
+    The result's status counts resolutions: false positives drop out, true matches block."""
+    matcher = matcher if matcher is not None else build_matcher(conn)
+    query = user_query(conn, user_id)
+    raw = matcher.screen(query) if query else ScreeningResult("", Outcome.CLEAR, ())
+    current = hits.with_hashes(raw.matches, matcher)
+    hits.store(conn, user_id, current)
+    result = hits.resolve(raw, current, hits.resolutions(conn, user_id))
+    _set_status(conn, user_id, result, matcher, outbox)
+    return result
+
+
+_STATUS = {
+    Outcome.CLEAR: ScreeningStatus.CLEAR,
+    Outcome.POTENTIAL_MATCH: ScreeningStatus.POTENTIAL_MATCH,
+    Outcome.MATCH: ScreeningStatus.CONFIRMED_MATCH,
+}
+
+
+def _set_status(
+    conn: Connection,
+    user_id: int,
+    result: ScreeningResult,
+    matcher: Matcher,
+    outbox: list[bytes] | None,
+    reviewer: str | None = None,
+) -> bool:
+    status = _STATUS[result.status]
+    user = get_user_by_id(conn, user_id)
+    if user.screening_status is status:
+        return False
+    conn.execute(
+        sa.update(users)
+        .where(users.c.id == user_id)
+        .values(screening_status=status.value, facts_version=users.c.facts_version + 1)
+    )
+    versions.bump(conn, versions.Kind.PRINCIPALS)
+    if outbox is not None:
+        outbox.append(
+            audit_entries.screening_decision(
+                subject=user.subject_id,
+                status=status.value,
+                list_versions=list_versions(conn),
+                match_digest=_match_digest(result),
+                reviewer=reviewer,
+            )
+        )
+    return True
+
+
+def _match_digest(result: ScreeningResult) -> str | None:
+    """A digest of which entries matched: provable later, yet no list entry in the log."""
+    if not result.matches:
+        return None
+    keys = sorted(f"{m.list_name}\x1f{m.entry_id}" for m in result.matches)
+    return hashlib.sha256("\x1e".join(keys).encode()).hexdigest()
+
+
+def rescreen_all(
+    engine: Engine,
+    *,
+    thresholds: Thresholds | None = None,
+    audit: AuditSink | None = None,
+) -> RescreenSummary:
+    """Screen every named user against the current lists; run after each list load."""
+    with engine.connect() as conn:
+        matcher = build_matcher(conn, thresholds)
+        ids = [int(i) for i in conn.scalars(sa.select(users.c.id).order_by(users.c.id))]
+    changed: dict[str, int] = {}
+    for start in range(0, len(ids), RESCREEN_BATCH):
+        outbox: list[bytes] = []
+        with engine.begin() as conn:
+            for user_id in ids[start : start + RESCREEN_BATCH]:
+                before = len(outbox)
+                result = screen_user(conn, user_id, matcher, outbox=outbox)
+                if len(outbox) > before:
+                    key = _STATUS[result.status].value
+                    changed[key] = changed.get(key, 0) + 1
+        publish(outbox, audit)
+    return RescreenSummary(screened=len(ids), changed=changed)
+
+
+def resolve(
+    engine: Engine,
+    email: str,
+    list_name: str,
+    entry_id: str,
+    resolution: Resolution,
+    reason: str,
+    *,
+    actor: str = "cli",
+    thresholds: Thresholds | None = None,
+    audit: AuditSink | None = None,
+) -> ScreeningResult:
+    """Record an operator's decision on one current hit, then re-derive the user's status. The
+    decision holds for this list entry until the list changes what it says about the entry."""
+    if not reason.strip():
+        raise InvalidInput("a resolution needs a reason")
+    outbox: list[bytes] = []
+    with engine.begin() as conn:
+        user = get_user(conn, email)
+        hit = hits.current(conn, user.id, list_name, entry_id)
+        if hit is None:
+            raise NotFound(f"{email} has no current hit on {list_name} entry {entry_id}")
+        key = sa.and_(
+            screening_resolutions.c.user_id == user.id,
+            screening_resolutions.c.list_name == list_name,
+            screening_resolutions.c.entry_id == entry_id,
+        )
+        conn.execute(sa.delete(screening_resolutions).where(key))
+        conn.execute(
+            sa.insert(screening_resolutions).values(
+                user_id=user.id,
+                list_name=list_name,
+                entry_id=entry_id,
+                entry_hash=hit.entry_hash,
+                resolution=resolution.value,
+                reason=reason.strip(),
+                resolved_by=actor,
+                resolved_at=hits.now(),
+            )
+        )
+        outbox.append(_resolution_entry(actor, user.subject_id, hit.entry_hash, resolution, reason))
+        matcher = build_matcher(conn, thresholds)
+        result = screen_user(conn, user.id, matcher, outbox=outbox)
+    publish(outbox, audit)
+    return result
+
+
+def _resolution_entry(
+    actor: str, subject: str, entry_hash: str, resolution: Resolution, reason: str
+) -> bytes:
+    # The reason may name the person; the log keeps only its digest (DESIGN.md "Keep little").
+    details: dict[str, object] = {
+        "resolution": resolution.value,
+        "entry_digest": entry_hash,
+        "reason_digest": hashlib.sha256(reason.strip().encode()).hexdigest(),
+    }
+    return audit_entries.admin_action(
+        actor=actor,
+        action="screening_resolve",
+        target="screening_hit",
+        details=details,
+        subject=subject,
+    )

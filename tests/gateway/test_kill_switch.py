@@ -1,0 +1,59 @@
+"""The kill switch stops traffic: a suspension ends streams of that model already in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from clearance.gateway.serving import serve_in_thread
+
+from .conftest import Running
+
+
+class StallingUpstream:
+    """Sends the first SSE chunk at once, then nothing for a minute."""
+
+    def __init__(self) -> None:
+        self.closed = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+        await send({"type": "http.response.body", "more_body": True,
+                    "body": b'data: {"id":"1","object":"chat.completion.chunk","created":0,'
+                            b'"model":"slow","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'})
+        try:
+            await asyncio.sleep(60)
+        finally:
+            self.closed.set()
+
+
+def test_suspension_ends_in_flight_streams(gateway: Running) -> None:
+    upstream = StallingUpstream()
+    with serve_in_thread(upstream, lifespan="off") as url:
+        gateway.cli("upstreams", "add", "slow", "--kind", "openai", "--base-url", url + "/v1")
+        gateway.cli("models", "add", "slow-model", "--upstream", "slow",
+                    "--training-compute", "1e20")
+        time.sleep(1.0)
+        with httpx.Client(base_url=gateway.url, timeout=30) as http, http.stream(
+            "POST",
+            "/v1/chat/completions",
+            headers={"authorization": f"Bearer {gateway.key('alice')}"},
+            json={"model": "slow-model", "messages": [], "stream": True},
+        ) as response:
+            assert response.status_code == 200
+            chunks = response.iter_raw()
+            assert b"hi" in next(chunks)
+            gateway.cli("models", "suspend", "slow-model", "--reason", "incident 9")
+            started = time.monotonic()
+            with pytest.raises(httpx.RemoteProtocolError):
+                for _ in chunks:
+                    pass
+            # Ended by the suspension (poll + CLI), long before the upstream's 60 s stall.
+            assert time.monotonic() - started < 10

@@ -1,0 +1,38 @@
+"""Loading a list flags an existing user whose name matches and cuts access on the next request."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import openai
+import pytest
+
+from .conftest import Running
+
+LISTS = Path(__file__).resolve().parents[1] / "fixtures" / "lists"
+HELLO = [{"role": "user", "content": "hi"}]
+
+
+def test_new_list_version_cuts_access_on_the_next_request(gateway: Running) -> None:
+    gateway.cli("users", "add", "uday@x.test", "--name", "Uday Saddam Hussein al-Tikriti")
+    key = gateway.cli("keys", "create", "uday@x.test").stdout.strip().splitlines()[-1]
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    assert client.chat.completions.create(model="fable-4", messages=HELLO).model == "fable-4"
+
+    loaded = gateway.cli(
+        "lists", "load", str(LISTS / "sdn.csv"), str(LISTS / "alt.csv"), str(LISTS / "add.csv"),
+        "--format", "ofac-sdn",
+    )
+    assert loaded.returncode == 0
+    time.sleep(1.0)
+    with pytest.raises(openai.APIStatusError) as err:
+        client.chat.completions.create(model="fable-4", messages=HELLO)
+    assert err.value.status_code == 451
+    body = err.value.response.json()["error"]
+    assert body["code"] == "restricted-party"
+    # Never tip off: the 451 names no list and no entry.
+    assert "SDN" not in body["message"] and "TIKRITI" not in body["message"].upper()
+    # Everyone else is unaffected.
+    other = openai.OpenAI(base_url=gateway.url + "/v1", api_key=gateway.key("alice"), max_retries=0)
+    assert other.chat.completions.create(model="fable-4", messages=HELLO).model == "fable-4"
