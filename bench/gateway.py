@@ -331,6 +331,22 @@ def measure(targets: dict[str, str], args: argparse.Namespace, workdir: Path) ->
         )
 
 
+def fsync_floor(directory: Path, samples: int = 200) -> str:
+    """What one durable commit costs on this disk at least: Clearance waits for one per batch."""
+    path = directory / "fsync-probe"
+    times = []
+    with path.open("wb") as f:
+        for _ in range(samples):
+            f.write(b"x" * 256)
+            f.flush()
+            start = time.perf_counter()
+            os.fsync(f.fileno())
+            times.append((time.perf_counter() - start) * 1000)
+    path.unlink()
+    cuts = quantiles(times, n=100)
+    return f"fsync on this disk: p50 {cuts[49]:.2f} ms, p99 {cuts[98]:.2f} ms"
+
+
 def print_load(when: str) -> None:
     """The machine's load average: other work on the same cores shows up in every figure."""
     one, five, _ = os.getloadavg()
@@ -365,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     with tempfile.TemporaryDirectory(prefix="clearance-bench-") as tmp, ExitStack() as stack:
         targets = start_targets(stack, Path(tmp), args.skip_clearance)
+        print(fsync_floor(Path(tmp)))
         print_load("before")
         measure(targets, args, Path(tmp))
         print_load("after")

@@ -77,6 +77,26 @@ class IdentitySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PortalSettings:
+    """[portal]: sign-in by emailed link, sessions, uploads (see docs/portal.md)."""
+
+    # "open": an unknown address that confirms its link creates an account; "closed": only
+    # accounts an operator added can sign in. The answer to the sign-in form is the same.
+    enrolment: str = "open"
+    link_minutes: int = 10  # a sign-in link lasts at most this long (issue 7: <= 10 minutes)
+    session_hours: int = 12  # absolute session lifetime
+    signins_per_address: int = 5  # links per address per 15 minutes
+    signins_per_client: int = 20  # links per client address per 15 minutes
+    max_upload_bytes: int = 32 * 1024 * 1024  # one verification: document, selfie and frames
+    mail_from: str = "clearance@localhost"
+    smtp_host: str = ""  # empty: links are printed on the console (the demo)
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_username: str = ""
+    smtp_password_file: Path | None = None  # resolved against the config file
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     config_file: Path | None
     data_dir: Path
@@ -87,6 +107,7 @@ class Settings:
     screening: ScreeningSettings = field(default_factory=ScreeningSettings)
     redis_url: str = ""
     identity: IdentitySettings = field(default_factory=IdentitySettings)
+    portal: PortalSettings = field(default_factory=PortalSettings)
 
     def with_database(self, url: str) -> Settings:
         return replace(self, database_url=url)
@@ -129,6 +150,7 @@ def settings_from_mapping(
     gw = _table(raw, "gateway")
     idn = _table(raw, "identity")
     scr = _table(raw, "screening")
+    prt = _table(raw, "portal")
 
     data_dir = _path(base, str(core.get("data_dir", ".")))
     db_url = env.get("CLEARANCE_DATABASE_URL") or str(
@@ -180,6 +202,7 @@ def settings_from_mapping(
             issuers=tuple(dict(t) for t in idn.get("issuers", [])),
             vendors=tuple(dict(t) for t in idn.get("vendors", [])),
         )
+        portal = _portal(prt, base)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid setting: {exc}") from exc
     if not 0 < screening.potential <= screening.match <= 1 or screening.max_matches < 1:
@@ -194,7 +217,34 @@ def settings_from_mapping(
         screening=screening,
         redis_url=env.get("CLEARANCE_REDIS_URL") or str(core.get("redis_url", "")),
         identity=identity,
+        portal=portal,
     )
+
+
+def _portal(prt: Mapping[str, Any], base: Path) -> PortalSettings:
+    password = str(prt.get("smtp_password_file", ""))
+    portal = PortalSettings(
+        enrolment=str(prt.get("enrolment", "open")),
+        link_minutes=int(prt.get("link_minutes", 10)),
+        session_hours=int(prt.get("session_hours", 12)),
+        signins_per_address=int(prt.get("signins_per_address", 5)),
+        signins_per_client=int(prt.get("signins_per_client", 20)),
+        max_upload_bytes=int(prt.get("max_upload_bytes", 32 * 1024 * 1024)),
+        mail_from=str(prt.get("mail_from", "clearance@localhost")),
+        smtp_host=str(prt.get("smtp_host", "")),
+        smtp_port=int(prt.get("smtp_port", 587)),
+        smtp_starttls=bool(prt.get("smtp_starttls", True)),
+        smtp_username=str(prt.get("smtp_username", "")),
+        smtp_password_file=_path(base, password) if password else None,
+    )
+    if portal.enrolment not in ("open", "closed"):
+        raise ConfigError('[portal] enrolment must be "open" or "closed"')
+    # OWASP ASVS 5.0 V6 (authentication): an emailed sign-in link lives at most 10 minutes.
+    if not 1 <= portal.link_minutes <= 10:
+        raise ConfigError("[portal] link_minutes must be between 1 and 10")
+    if portal.session_hours < 1 or portal.signins_per_address < 1 or portal.signins_per_client < 1:
+        raise ConfigError("[portal] session_hours and the sign-in limits must be at least 1")
+    return portal
 
 
 def _table(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:

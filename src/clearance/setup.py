@@ -84,6 +84,27 @@ face_review_threshold = 0.60
 # name = "acme-kyc"
 # secret_file = "acme-kyc.secret"
 # tolerance_seconds = 300
+
+[portal]
+# The enrolment portal at /portal: sign-in by emailed link (docs/portal.md).
+# "open": anyone who confirms a link sent to their address gets an account (then verifies);
+# "closed": only accounts an operator added (`clearance users add`) can sign in.
+enrolment = "open"
+# A sign-in link works once, in the browser that asked for it, for this many minutes (<= 10).
+link_minutes = 10
+session_hours = 12
+# Sign-in links per address, and per client address, in any 15 minutes.
+signins_per_address = 5
+signins_per_client = 20
+# One verification upload (document, selfie and liveness frames together).
+max_upload_bytes = 33554432
+# Outgoing mail. With no smtp_host the links are printed on the console (the demo).
+mail_from = "clearance@localhost"
+smtp_host = ""
+smtp_port = 587
+smtp_starttls = true
+smtp_username = ""
+# smtp_password_file = "smtp-password"   # owner-only file holding the password
 """
 
 

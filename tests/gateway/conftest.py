@@ -47,7 +47,12 @@ class Running:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run the real `clearance` command against this instance, in another process."""
         done = subprocess.run(
-            [str(Path(sys.executable).parent / "clearance"), *args, "--config", str(self.config_file)],
+            [
+                str(Path(sys.executable).parent / "clearance"),
+                *args,
+                "--config",
+                str(self.config_file),
+            ],
             capture_output=True,
             text=True,
             timeout=60,

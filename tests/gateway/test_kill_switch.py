@@ -23,11 +23,21 @@ class StallingUpstream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         while (await receive()).get("more_body"):
             pass
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream")]})
-        await send({"type": "http.response.body", "more_body": True,
-                    "body": b'data: {"id":"1","object":"chat.completion.chunk","created":0,'
-                            b'"model":"slow","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        await send(
+            {
+                "type": "http.response.body",
+                "more_body": True,
+                "body": b'data: {"id":"1","object":"chat.completion.chunk","created":0,'
+                b'"model":"slow","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n',
+            }
+        )
         try:
             await asyncio.sleep(60)
         finally:
@@ -38,15 +48,19 @@ def test_suspension_ends_in_flight_streams(gateway: Running) -> None:
     upstream = StallingUpstream()
     with serve_in_thread(upstream, lifespan="off") as url:
         gateway.cli("upstreams", "add", "slow", "--kind", "openai", "--base-url", url + "/v1")
-        gateway.cli("models", "add", "slow-model", "--upstream", "slow",
-                    "--training-compute", "1e20")
+        gateway.cli(
+            "models", "add", "slow-model", "--upstream", "slow", "--training-compute", "1e20"
+        )
         time.sleep(1.0)
-        with httpx.Client(base_url=gateway.url, timeout=30) as http, http.stream(
-            "POST",
-            "/v1/chat/completions",
-            headers={"authorization": f"Bearer {gateway.key('alice')}"},
-            json={"model": "slow-model", "messages": [], "stream": True},
-        ) as response:
+        with (
+            httpx.Client(base_url=gateway.url, timeout=30) as http,
+            http.stream(
+                "POST",
+                "/v1/chat/completions",
+                headers={"authorization": f"Bearer {gateway.key('alice')}"},
+                json={"model": "slow-model", "messages": [], "stream": True},
+            ) as response,
+        ):
             assert response.status_code == 200
             chunks = response.iter_raw()
             assert b"hi" in next(chunks)

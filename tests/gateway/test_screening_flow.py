@@ -21,8 +21,13 @@ def test_new_list_version_cuts_access_on_the_next_request(gateway: Running) -> N
     assert client.chat.completions.create(model="fable-4", messages=HELLO).model == "fable-4"
 
     loaded = gateway.cli(
-        "lists", "load", str(LISTS / "sdn.csv"), str(LISTS / "alt.csv"), str(LISTS / "add.csv"),
-        "--format", "ofac-sdn",
+        "lists",
+        "load",
+        str(LISTS / "sdn.csv"),
+        str(LISTS / "alt.csv"),
+        str(LISTS / "add.csv"),
+        "--format",
+        "ofac-sdn",
     )
     assert loaded.returncode == 0
     time.sleep(1.0)

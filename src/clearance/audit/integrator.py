@@ -10,6 +10,7 @@ right edge of the tree, so another process can take over at any time. The signer
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -21,18 +22,36 @@ from clearance.audit.reader import StoredTiles, head_size, latest_note
 from clearance.audit.tables import audit_checkpoints, audit_entries, audit_tiles, audit_tree
 from clearance.audit.tiles import Tile, TileEdge
 from clearance.errors import AuditUnavailable, VerificationError
+from clearance.store import reading
 
 MAX_PER_CHECKPOINT = 1 << 16  # bounds how long one integration holds the lock
+
+
+@dataclass(frozen=True, slots=True)
+class _Extension:
+    """The tree grown from `size` to `end`, computed from a read snapshot."""
+
+    size: int
+    end: int
+    root: bytes
+    tiles: list[Tile]
 
 
 def integrate(
     engine: Engine, signer: CheckpointSigner, limit: int = MAX_PER_CHECKPOINT
 ) -> Checkpoint | None:
-    """Integrate up to `limit` committed entries and sign; None if nothing to do or locked."""
+    """Integrate up to `limit` committed entries and sign; None if nothing to do or locked.
+
+    Reading the new entries and hashing them happens on a read snapshot, outside the write lock,
+    so appenders never wait behind the hashing; the write transaction only re-checks that nobody
+    integrated meanwhile, stores the tiles and signs.
+    """
     before, done = signer.last, False
     try:
+        with reading(engine) as conn:
+            extension = _prepare(conn, limit)
         with engine.begin() as conn:
-            checkpoint = _integrate(conn, signer, limit)
+            checkpoint = _commit(conn, signer, extension)
         done = True
         return checkpoint
     except sa.exc.SQLAlchemyError as exc:
@@ -43,37 +62,48 @@ def integrate(
             signer.last = before
 
 
-def _integrate(conn: Connection, signer: CheckpointSigner, limit: int) -> Checkpoint | None:
-    state = conn.execute(
-        sa.select(audit_tree.c.size, audit_tree.c.root)
-        .where(audit_tree.c.id == 1)
-        .with_for_update(skip_locked=True)
-    ).one_or_none()
+def _prepare(conn: Connection, limit: int) -> _Extension:
+    state = _tree_state(conn, lock=False)
+    assert state is not None, "an unlocked read always sees the tree row"
+    size, stored_root = state
+    end = min(head_size(conn), size + limit)
+    edge = _load_edge(conn, size)
+    if not hmac.compare_digest(edge.root(), stored_root):
+        raise VerificationError(f"stored tiles do not match the stored tree at size {size}")
+    tiles = edge.extend([leaf_hash(e) for e in _entries(conn, size, end)])
+    return _Extension(size, end, edge.root(), tiles)
+
+
+def _tree_state(conn: Connection, *, lock: bool) -> tuple[int, bytes] | None:
+    """The stored tree's size and root; None when locking and another integrator holds it."""
+    query = sa.select(audit_tree.c.size, audit_tree.c.root).where(audit_tree.c.id == 1)
+    row = conn.execute(query.with_for_update(skip_locked=True) if lock else query).one_or_none()
+    return None if row is None else (int(row[0]), bytes(row[1]))
+
+
+def _commit(conn: Connection, signer: CheckpointSigner, ext: _Extension) -> Checkpoint | None:
+    state = _tree_state(conn, lock=True)
     if state is None:
-        return None  # another integrator holds the lock
-    size, stored_root = int(state[0]), bytes(state[1])
+        return None  # another integrator holds the tree row
+    size, stored_root = state
+    if size != ext.size:
+        return None  # another integrator got there first; the next round starts from its tree
     note = latest_note(conn)
     if note is not None and signer.last != Checkpoint(signer.origin, size, stored_root):
         # Another process signed since we last did (or we just started): it must extend ours.
         signer.accept(note, StoredTiles(conn).consistency_proof)
-    head = head_size(conn)
-    if head == size and note is not None:
+    if ext.end == size and note is not None:
         return None
-    end = min(head, size + limit)
-    edge = _load_edge(conn, size)
-    if not hmac.compare_digest(edge.root(), stored_root):
-        raise VerificationError(f"stored tiles do not match the stored tree at size {size}")
-    stored = set(TileEdge.partial_tiles(size))
-    _store_tiles(conn, edge.extend([leaf_hash(e) for e in _entries(conn, size, end)]), stored)
-    checkpoint = Checkpoint(signer.origin, end, edge.root())
-    note = signer.sign(end, checkpoint.root, StoredTiles(conn).consistency_proof)
+    _store_tiles(conn, ext.tiles, set(TileEdge.partial_tiles(size)))
+    checkpoint = Checkpoint(signer.origin, ext.end, ext.root)
+    note = signer.sign(ext.end, checkpoint.root, StoredTiles(conn).consistency_proof)
     conn.execute(
         sa.insert(audit_checkpoints).values(
-            size=end, root=checkpoint.root, note=note, signed_at=datetime.now(UTC)
+            size=ext.end, root=checkpoint.root, note=note, signed_at=datetime.now(UTC)
         )
     )
     conn.execute(
-        sa.update(audit_tree).where(audit_tree.c.id == 1).values(size=end, root=checkpoint.root)
+        sa.update(audit_tree).where(audit_tree.c.id == 1).values(size=ext.end, root=ext.root)
     )
     return checkpoint
 

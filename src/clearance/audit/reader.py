@@ -16,6 +16,7 @@ from clearance.audit.tables import (
 )
 from clearance.audit.tiles import TILE_WIDTH, entry_bundle, tile_node_reader
 from clearance.errors import InvalidInput, NotFound, VerificationError
+from clearance.store import reading
 
 
 class StoredTiles:
@@ -69,7 +70,7 @@ class LogReader:
         self._engine = engine
 
     def checkpoint(self) -> str:
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             note = latest_note(conn)
         if note is None:
             raise NotFound("the log has no signed checkpoint yet")
@@ -77,11 +78,11 @@ class LogReader:
 
     def sizes(self) -> tuple[int, int]:
         """(committed entries, entries integrated into the tree)."""
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             return head_size(conn), tree_size(conn)
 
     def entry(self, index: int) -> bytes:
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             data = conn.execute(
                 sa.select(audit_entries.c.entry).where(audit_entries.c.idx == index)
             ).scalar_one_or_none()
@@ -90,7 +91,7 @@ class LogReader:
         return bytes(data)
 
     def entries(self, start: int, stop: int) -> list[bytes]:
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             rows = conn.execute(
                 sa.select(audit_entries.c.entry)
                 .where(audit_entries.c.idx >= start, audit_entries.c.idx < stop)
@@ -100,7 +101,7 @@ class LogReader:
 
     def tile(self, level: int, index: int, width: int) -> bytes:
         """C2SP tlog-tiles: a tile of `width` hashes; narrower ones are prefixes of wider."""
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             data = StoredTiles(conn).read_tile(level, index)
         if len(data) < width * HASH_SIZE:
             raise NotFound("tile not in the tree yet")
@@ -108,14 +109,14 @@ class LogReader:
 
     def entry_bundle(self, index: int, width: int) -> bytes:
         start = index * TILE_WIDTH
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             if start + width > tree_size(conn):
                 raise NotFound("entry bundle not in the tree yet")
         return entry_bundle(self.entries(start, start + width))
 
     def inclusion_proof(self, index: int, size: int | None = None) -> tuple[int, list[bytes]]:
         """RFC 9162 §2.1.3.1 proof for entry `index` in the tree of `size` (default: latest)."""
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             size = self._check_size(conn, size)
             if not 0 <= index < size:
                 raise InvalidInput(f"index {index} is not in a tree of size {size}")
@@ -123,7 +124,7 @@ class LogReader:
 
     def consistency_proof(self, first: int, second: int | None = None) -> tuple[int, list[bytes]]:
         """RFC 9162 §2.1.4.1 proof that the tree of `second` extends the tree of `first`."""
-        with self._engine.connect() as conn:
+        with reading(self._engine) as conn:
             second = self._check_size(conn, second)
             if not 0 <= first <= second:
                 raise InvalidInput(f"no consistency proof from size {first} to {second}")

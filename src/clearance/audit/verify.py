@@ -23,6 +23,7 @@ from clearance.audit.reader import head_size
 from clearance.audit.tables import audit_checkpoints, audit_entries, audit_tiles, audit_tree
 from clearance.audit.tiles import TILE_WIDTH
 from clearance.errors import VerificationError
+from clearance.store import reading
 
 CHUNK = 1 << 14  # entries per read; a multiple of the tile width
 Progress = Callable[[int, int], None]
@@ -52,7 +53,7 @@ def verify_log(
     progress: Progress | None = None,
 ) -> Report:
     """Raise `TamperedEntry` (or `VerificationError`) at the first problem; else a report."""
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         signed = _checkpoints(conn, verifier, origin)
         targets = list(signed)
         if trusted is not None:

@@ -20,12 +20,13 @@ app = typer.Typer(
 def _register() -> None:
     # Each group module exposes `app` (a Typer) or `register(app)`; importing them here keeps
     # the domains free of any CLI import.
-    from clearance.cli import audit, catalog, policy, principals, screening, serve, setup
+    from clearance.cli import audit, catalog, identity, policy, principals, screening, serve, setup
 
     setup.register(app)
     audit.register(app)
     catalog.register(app)
     principals.register(app)
+    identity.register(app)  # adds to principals' `identity` group
     policy.register(app)
     serve.register(app)
     screening.register(app)

@@ -13,6 +13,7 @@ from clearance.catalog import service
 from clearance.catalog.classification import classify
 from clearance.catalog.models import Classification, Model, UpstreamKind
 from clearance.cli.context import ConfigOption, JsonOption, open_runtime
+from clearance.store import reading
 
 upstreams_app = typer.Typer(help="Model providers Clearance forwards to.", no_args_is_help=True)
 models_app = typer.Typer(
@@ -87,7 +88,7 @@ def models_add(
 @models_app.command("list")
 def models_list(json_out: JsonOption = False, config: ConfigOption = None) -> None:
     """Every model with its classification, rationale, status and fallbacks."""
-    with open_runtime(config) as rt, rt.engine.connect() as conn:
+    with open_runtime(config) as rt, reading(rt.engine) as conn:
         catalog = service.load_catalog(conn)
     rows = [_model_json(m) for m in catalog.models.values()]
     if json_out:

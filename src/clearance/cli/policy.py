@@ -15,6 +15,7 @@ from clearance.policy.engine import validate
 from clearance.policy.models import Action, Effect, RequestContext
 from clearance.policy.service import PolicyService
 from clearance.principals.service import get_user
+from clearance.store import reading
 
 policy_app = typer.Typer(help="The export-control policy (Cedar).", no_args_is_help=True)
 
@@ -35,7 +36,7 @@ def check(
 ) -> None:
     """Decide whether EMAIL may use MODEL now (from --ip), and why."""
     ip_country = geo.country_of(geo.parse_ip(ip)) if ip else ""
-    with open_runtime(config) as rt, rt.engine.connect() as conn:
+    with open_runtime(config) as rt, reading(rt.engine) as conn:
         user = get_user(conn, email)
         decision = PolicyService(rt.settings).decide(
             conn,

@@ -13,6 +13,7 @@ from clearance.errors import InvalidInput
 from clearance.principals import service
 from clearance.principals.models import Method, UsPerson
 from clearance.screening.service import screen_user
+from clearance.store import reading
 
 orgs_app = typer.Typer(help="Organisations (employers, licence holders).", no_args_is_help=True)
 users_app = typer.Typer(help="People who use the API.", no_args_is_help=True)
@@ -77,7 +78,9 @@ def users_add(
             screening = screen_user(conn, user.id, outbox=outbox)
         rt.record("user.add", user.subject_id, {})
         rt.append(outbox)
-    typer.echo(f"user {user.email} (subject {user.subject_id}); screening: {screening.status.value}")
+    typer.echo(
+        f"user {user.email} (subject {user.subject_id}); screening: {screening.status.value}"
+    )
 
 
 @keys_app.command("create")
@@ -194,7 +197,7 @@ def licences_add(
 @users_app.command("show")
 def users_show(email: str, config: ConfigOption = None) -> None:
     """A user's stored facts, as JSON."""
-    with open_runtime(config) as rt, rt.engine.connect() as conn:
+    with open_runtime(config) as rt, reading(rt.engine) as conn:
         user = service.get_user(conn, email)
     ident = user.identity
     typer.echo(

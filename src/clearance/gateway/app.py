@@ -22,6 +22,7 @@ from clearance.gateway.metrics import Metrics
 from clearance.gateway.proxy import Proxy
 from clearance.gateway.recorder import Recorder
 from clearance.gateway.state import GatewayState
+from clearance.portal import portal_app
 from clearance.store import connect, migrate
 
 log = logging.getLogger("clearance.gateway")
@@ -45,6 +46,7 @@ class Gateway:
                 Route("/healthz", self.healthz),
                 Route("/metrics", self.metrics_endpoint),
                 Mount("/audit", app=audit_app(self.engine, settings.audit)),
+                Mount("/portal", app=portal_app(settings, self.engine, self.audit, self.state)),
             ],
             lifespan=self.lifespan,
         )

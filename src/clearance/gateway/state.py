@@ -23,7 +23,7 @@ from clearance.principals import keys as api_keys
 from clearance.principals.models import ApiKey
 from clearance.principals.service import authenticate
 from clearance.screening import service as screening
-from clearance.store import versions
+from clearance.store import reading, versions
 
 _NEGATIVE_CACHE = 10_000
 
@@ -55,14 +55,14 @@ class GatewayState:
         return self.policy.state.catalog
 
     def load(self) -> None:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             self.versions = versions.read_all(conn)
             self.policy.refresh(conn)
             self._list_versions = screening.list_versions(conn)
 
     def poll(self) -> set[str]:
         """Reload what changed since the last poll; returns the kinds that changed."""
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             current = versions.read_all(conn)
             changed = {k for k, v in current.items() if self.versions.get(k) != v}
             if changed & {versions.Kind.CATALOG.value, versions.Kind.LICENCES.value}:
@@ -92,7 +92,7 @@ class GatewayState:
         digest = api_keys.key_hash(secret)
         seen = self.versions.get(versions.Kind.PRINCIPALS.value)
         try:
-            with self.engine.connect() as conn:
+            with reading(self.engine) as conn:
                 key, user = authenticate(conn, secret)
         except AuthenticationError:
             if len(self._unknown) < _NEGATIVE_CACHE:

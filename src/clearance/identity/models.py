@@ -54,7 +54,9 @@ class Reason(StrEnum):
     LIVENESS_FAILED = "liveness_failed"  # rejected: retry the challenge
     LIVENESS_OTHER_PERSON = "liveness_other_person"  # rejected
     # assertions
-    ASSERTION_NO_NATIONALITY = "assertion_no_nationality"
+    ASSERTION_NO_NATIONALITY = "assertion_no_nationality"  # rejected
+    VENDOR_DECLINED = "vendor_declined"  # rejected: the vendor's own verdict
+    VENDOR_REVIEW = "vendor_review"  # review: the vendor could not decide
     # an operator's decision on a review case
     REVIEWER_DECISION = "reviewer_decision"
 
@@ -75,6 +77,7 @@ REJECTING = frozenset(
         Reason.LIVENESS_FAILED,
         Reason.LIVENESS_OTHER_PERSON,
         Reason.ASSERTION_NO_NATIONALITY,
+        Reason.VENDOR_DECLINED,
     }
 )
 

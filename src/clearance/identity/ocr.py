@@ -2,11 +2,12 @@
 
 The detector finds the text lines of the whole photo; those that look like an MRZ (ICAO 9303-3
 §4.4 character set, a layout's length; rows the detector split are joined) are grouped
-bottom-up. Each line is then de-skewed on its own — a perspective warp of its box onto a level
-strip (9303-3 §4.11 allows 3 degrees on the document, a hand-held photo adds more) — squeezed
-and recognised again. That read, and failing it the detector's own read, goes through the
-structural `repair` and `parse_mrz`: it passes every check digit or is refused with the reason.
-The name line, which no check digit covers, must read the same in two of its three reads.
+bottom-up. Pass 1 uses the detector's own reads. Pass 2, only if pass 1 is refused, de-skews
+each line on its own — a perspective warp of its box onto a level strip (9303-3 §4.11 allows
+3 degrees on the document, a hand-held photo adds more) — squeezes it and recognises it again.
+Each pass goes through the structural `repair` and `parse_mrz`: a read passes every check digit
+or is refused with the reason. The name line, which no check digit covers, must read the same
+in at least two of its three reads (detector, squeezed 0.8, squeezed 0.65).
 """
 
 from __future__ import annotations
@@ -123,6 +124,17 @@ class MrzReader:
             for box, text, score in (found or [])
         ]
 
+    def _strips(
+        self, image: NDArray[np.uint8], group: list[TextLine], name_at: int, name: str
+    ) -> list[TextLine]:
+        """Pass 2: every line recognised again on its de-skewed, squeezed strip."""
+        return [
+            TextLine(name, line.box, line.score)
+            if i == name_at
+            else self._recognise_line(image, line, _SQUEEZE)
+            for i, line in enumerate(group)
+        ]
+
     def _recognise_line(self, rgb: NDArray[np.uint8], line: TextLine, squeeze: float) -> TextLine:
         """Recognition only, on the line's own de-skewed strip, squeezed horizontally."""
         strip = _line_strip(rgb, line.box)
@@ -143,16 +155,19 @@ class MrzReader:
             raise MrzNotFound("no machine readable zone was found in the image")
         skew = float(np.median([g.angle for g in group]))
         name_at = 2 if len(group) == 3 else 0
-        # No check digit covers the name: two of three reads of it must agree.
-        squeezed = self._recognise_line(image, group[name_at], _CONFIRM_SQUEEZE).text
-        witnesses = {name_content(squeezed), name_content(group[name_at].text)}
-        strips = [self._recognise_line(image, line, _SQUEEZE) for line in group]
+        # No check digit covers the name: the read used must agree with one of two other reads.
+        name_reads = [
+            group[name_at].text,
+            self._recognise_line(image, group[name_at], _SQUEEZE).text,
+            self._recognise_line(image, group[name_at], _CONFIRM_SQUEEZE).text,
+        ]
         error: MrzError | None = None
-        for passes, lines in ((1, strips), (2, group)):
+        for passes in (1, 2):
             try:
+                lines = group if passes == 1 else self._strips(image, group, name_at, name_reads[1])
                 read = _parse(lines, skew, passes, today, allow_specimen)
-                others = witnesses if passes == 1 else {name_content(squeezed)}
-                if name_content(lines[name_at].text) not in others:
+                used = name_content(lines[name_at].text)
+                if [name_content(r) for r in name_reads].count(used) < 2:
                     raise MrzFormatError("the name line did not read the same twice")
                 return read
             except MrzError as failed:

@@ -2,7 +2,7 @@
 
 identity_cases           one row per verification or assertion: outcome, reasons, derived facts
 identity_evidence        the vault files of a case (document, selfie, frames); erased_at when gone
-identity_documents       keyed digest of (issuing state, document number) -> the one account it backs
+identity_documents       keyed digest of (issuing state, document number) -> the account it backs
 identity_webhook_events  vendor webhook event ids already accepted (replay protection)
 """
 

@@ -17,7 +17,6 @@ from clearance.policy.engine import PolicyEngine
 from clearance.policy.models import (
     Decision,
     Effect,
-    LicenceFact,
     PrincipalFacts,
     Reason,
     RequestContext,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from clearance.errors import ConfigError
 
@@ -33,13 +35,27 @@ def connect(url: str, **engine_args: Any) -> Engine:
             url, connect_args={"timeout": 30, "check_same_thread": False}, **engine_args
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's own BEGIN handling defers locks; take the write lock up front instead so
-        # concurrent writers queue on busy_timeout rather than failing to upgrade.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if url.startswith("postgresql"):
         return sa.create_engine(url, pool_pre_ping=True, **engine_args)
     raise ConfigError(f"unsupported database URL scheme: {url.split(':', 1)[0]}")
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # A writer takes the write lock up front, so concurrent writers queue on busy_timeout rather
+    # than failing to upgrade a read lock. A reader (see `reading`) takes none: WAL readers see a
+    # consistent snapshot without blocking writers, or being blocked by them.
+    readonly = conn.get_execution_options().get("readonly", False)
+    conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A read-only connection: a snapshot that never holds SQLite's write lock."""
+    with engine.connect() as conn:
+        conn.execution_options(readonly=True)
+        yield conn
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

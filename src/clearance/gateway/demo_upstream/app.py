@@ -217,11 +217,10 @@ def demo_upstream_app(
 
 def _fault(value: bytes) -> tuple[Fault, int]:
     name = value.decode("latin-1").strip().lower()
-    if name.startswith(Fault.STATUS.value):
-        code = name.removeprefix(Fault.STATUS.value)
-        if code.isdigit() and 400 <= int(code) <= 599:
-            return Fault.STATUS, int(code)
-    elif name in Fault._value2member_map_:
+    code = name.removeprefix(Fault.STATUS.value)
+    if code.isdigit() and 400 <= int(code) <= 599 and code != name:
+        return Fault.STATUS, int(code)
+    if name != Fault.STATUS.value and name in {f.value for f in Fault}:
         return Fault(name), 200
     raise InvalidInput(f"unknown x-demo-fault {name!r}; see clearance.gateway.demo_upstream")
 

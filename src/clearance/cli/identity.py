@@ -1,0 +1,237 @@
+"""`clearance identity verify|erase|purge` and `clearance identity review list|show|decide`.
+
+The commands join the `identity` group of `cli.principals` (beside `attest`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from clearance.audit.service import AuditLog
+from clearance.cli.context import ConfigOption, JsonOption, Runtime, open_runtime, operator
+from clearance.cli.principals import identity_app
+from clearance.errors import ConfigError, ImageTooLarge, InvalidInput, UnsupportedImage
+from clearance.identity import review, service
+from clearance.identity.images import LoadedImage, load_image
+from clearance.identity.models import Case, Outcome, VerificationMethod
+from clearance.identity.vault import EvidenceVault
+from clearance.principals import service as principals
+
+review_app = typer.Typer(help="The identity review queue.", no_args_is_help=True)
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def register(_app: typer.Typer) -> None:
+    """The commands live on `identity_app`, which `cli.principals` registers."""
+    identity_app.add_typer(review_app, name="review")
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the {what} {path}: {exc.strerror}") from None
+
+
+def _load(path: Path, what: str) -> LoadedImage:
+    """A clean refusal names the file: "the selfie x.pdf: the file is not a JPEG, PNG ..."."""
+    try:
+        return load_image(_read(path, what))
+    except (UnsupportedImage, ImageTooLarge) as exc:
+        raise type(exc)(f"the {what} {path.name}: {exc.detail}") from None
+
+
+def _frames(directory: Path | None) -> list[Path]:
+    """Frames in name order (the capture order); the challenge needs them in sequence."""
+    if directory is None:
+        return []
+    if not directory.is_dir():
+        raise InvalidInput(f"--liveness {directory} is not a directory")
+    files = sorted(p for p in directory.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+    if not files:
+        raise InvalidInput(f"--liveness {directory} holds no .jpg, .png or .webp frames")
+    return files
+
+
+@contextmanager
+def _tools(rt: Runtime) -> Iterator[tuple[EvidenceVault, AuditLog]]:
+    if rt.settings.identity.face_match_threshold > rt.settings.identity.face_review_threshold:
+        raise ConfigError("[identity] face_match_threshold must not exceed face_review_threshold")
+    vault = EvidenceVault.open(rt.settings.identity)
+    log = AuditLog(rt.engine, rt.settings.audit)
+    try:
+        yield vault, log
+    finally:
+        log.close()
+
+
+def verdict_json(case: Case) -> dict[str, Any]:
+    """The `--json` shape of issue 5: status, nationalities, us_person, document, face, reasons."""
+    doc, face = case.document, case.face
+    return {
+        "status": case.status.value,
+        "nationalities": list(case.nationalities),
+        "us_person": case.us_person.value,
+        "document": {
+            "type": doc.type if doc else None,
+            "issuing_state": doc.issuing_state if doc else None,
+            "expiry": doc.expiry.isoformat() if doc else None,
+        },
+        "face": {
+            "distance": round(face.distance, 4) if face else None,
+            "threshold": face.match if face else None,
+        },
+        "reasons": list(case.reasons),
+    }
+
+
+@identity_app.command("verify")
+def verify(
+    email: str,
+    document: Annotated[Path, typer.Option("--document", metavar="FILE")],
+    selfie: Annotated[Path, typer.Option("--selfie", metavar="FILE")],
+    liveness: Annotated[Path | None, typer.Option("--liveness", metavar="DIR")] = None,
+    method: Annotated[VerificationMethod, typer.Option("--method")] = VerificationMethod.REMOTE,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Verify a person from a document photo and a selfie (and liveness frames, if remote)."""
+    images = [_load(document, "document"), _load(selfie, "selfie")]
+    frames = [_load(path, "liveness frame") for path in _frames(liveness)]
+    # Loaded only now, after the uploads passed: the OCR and face models take ~5 s to import.
+    from clearance.identity.examine import examine
+    from clearance.identity.ocr import MrzReader
+
+    with open_runtime(config) as rt, _tools(rt) as (vault, log):
+        with rt.engine.connect() as conn:
+            user = principals.get_user(conn, email)
+        ids = rt.settings.identity
+        exam = examine(
+            images[0],
+            images[1],
+            frames,
+            reader=MrzReader(),
+            match=ids.face_match_threshold,
+            review=ids.face_review_threshold,
+            today=datetime.now(UTC).date(),
+        )
+        case = service.verify_document(
+            rt.engine,
+            vault,
+            log,
+            user.id,
+            exam,
+            method=method,
+            max_age_days=rt.settings.policy.verification_max_age_days,
+        )
+    if as_json:
+        typer.echo(json.dumps(verdict_json(case)))
+        return
+    _print_case(case)
+
+
+def _print_case(case: Case) -> None:
+    facts = f"{', '.join(case.nationalities) or '-'}; US person: {case.us_person.value}"
+    typer.echo(f"case {case.id}: {case.status.value} ({facts})")
+    for reason in case.reasons:
+        typer.echo(f"  reason: {reason}")
+
+
+@identity_app.command("erase")
+def erase(email: str, config: ConfigOption = None) -> None:
+    """Erase every image of a person on request; decisions and facts stay."""
+    with open_runtime(config) as rt, _tools(rt) as (vault, log):
+        with rt.engine.connect() as conn:
+            user = principals.get_user(conn, email)
+        count = service.erase_evidence(rt.engine, vault, log, user.id, actor=operator())
+    typer.echo(f"erased {count} evidence files of {email}")
+
+
+@identity_app.command("purge")
+def purge(config: ConfigOption = None) -> None:
+    """Erase images older than [identity] retention_days (run daily)."""
+    with open_runtime(config) as rt, _tools(rt) as (vault, _log):
+        days = rt.settings.identity.retention_days
+        count = service.purge_expired(rt.engine, vault, retention_days=days)
+    typer.echo(f"erased {count} evidence files older than {days} days")
+
+
+@review_app.command("list")
+def review_list(as_json: JsonOption = False, config: ConfigOption = None) -> None:
+    """Cases awaiting review, oldest first."""
+    with open_runtime(config) as rt, rt.engine.connect() as conn:
+        cases = review.pending(conn)
+    if as_json:
+        rows = [
+            {
+                "case": c.id,
+                "subject": c.subject,
+                "method": c.method,
+                "created": c.created_at.isoformat(),
+                "reasons": list(c.reasons),
+            }
+            for c in cases
+        ]
+        typer.echo(json.dumps(rows))
+        return
+    for c in cases:
+        typer.echo(f"{c.id}\t{c.subject}\t{c.created_at:%Y-%m-%d %H:%M}\t{','.join(c.reasons)}")
+    if not cases:
+        typer.echo("no cases awaiting review")
+
+
+@review_app.command("show")
+def review_show(
+    case_id: Annotated[int, typer.Argument(metavar="CASE")],
+    export: Annotated[Path | None, typer.Option("--export", metavar="DIR")] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Open a case: decrypts its evidence (an audited view); --export writes the images."""
+    with open_runtime(config) as rt, _tools(rt) as (vault, log):
+        opened = review.open_case(rt.engine, vault, log, case_id, actor=operator())
+    files = []
+    for position, (evidence, data) in enumerate(opened.images):
+        name = f"{opened.case.id}-{position:02d}-{evidence.kind.value}.jpg"
+        if export is not None and data is not None:
+            export.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(export / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        files.append({"kind": evidence.kind.value, "erased": data is None, "file": name})
+    out = {**verdict_json(opened.case), "case": opened.case.id, "evidence": files}
+    if as_json:
+        typer.echo(json.dumps(out))
+        return
+    _print_case(opened.case)
+    for item in files:
+        typer.echo(f"  {item['kind']}: {'erased' if item['erased'] else item['file']}")
+
+
+@review_app.command("decide")
+def review_decide(
+    case_id: Annotated[int, typer.Argument(metavar="CASE")],
+    outcome: Annotated[Outcome, typer.Option("--outcome", help="verified or rejected")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept with the case).")],
+    config: ConfigOption = None,
+) -> None:
+    """Close a review case; verified facts reach the policy at once."""
+    with open_runtime(config) as rt, _tools(rt) as (_vault, log):
+        case = review.decide_case(
+            rt.engine,
+            log,
+            case_id,
+            actor=operator(),
+            outcome=outcome,
+            note=reason,
+            max_age_days=rt.settings.policy.verification_max_age_days,
+        )
+    _print_case(case)

@@ -1,0 +1,82 @@
+"""The edge of a document verification: uploaded bytes in, an `Examination` out.
+
+Images are decoded only through `images.load_image` (type sniffed, size and pixel limits), so a
+file that is not an image is refused here with `UnsupportedImage` before anything is stored.
+Then the MRZ is read (`ocr.MrzReader`), the document portrait and the selfie are compared
+(`face`), and the liveness frames are checked (`liveness`) and matched to the document. Refusals
+of the MRZ or of a face are kept as reason codes: they are decisions, not errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from clearance.errors import FaceError, MrzError
+from clearance.identity.face import Face, distance, single_face
+from clearance.identity.images import LoadedImage, load_image
+from clearance.identity.liveness import check_liveness
+from clearance.identity.models import Examination, FaceCheck, LivenessCheck
+from clearance.identity.ocr import MrzReader
+
+
+def _faces(
+    document: LoadedImage, selfie: LoadedImage
+) -> tuple[Face | None, Face | None, str | None]:
+    try:
+        portrait = single_face(document.rgb, role="document portrait")
+        live = single_face(selfie.rgb, role="selfie")
+    except FaceError as exc:
+        return None, None, exc.code
+    return portrait, live, None
+
+
+def _liveness(
+    frames: Sequence[LoadedImage], portrait: Face | None, match: float, review: float
+) -> LivenessCheck | None:
+    if not frames:
+        return None
+    result = check_liveness([frame.rgb for frame in frames])
+    against_document = None
+    if portrait is not None and result.reference is not None:
+        against_document = FaceCheck(distance(portrait.encoding, result.reference), match, review)
+    return LivenessCheck(result.passed, tuple(r.value for r in result.reasons), against_document)
+
+
+def load_all(
+    document: bytes, selfie: bytes, frames: Sequence[bytes]
+) -> tuple[LoadedImage, LoadedImage, list[LoadedImage]]:
+    """Decode every upload first: one that is not an image is refused before any work."""
+    return load_image(document), load_image(selfie), [load_image(frame) for frame in frames]
+
+
+def examine(
+    doc_image: LoadedImage,
+    selfie_image: LoadedImage,
+    frame_images: Sequence[LoadedImage],
+    *,
+    reader: MrzReader,
+    match: float,
+    review: float,
+    today: date,
+) -> Examination:
+    try:
+        read = reader.read(doc_image.rgb, today=today)
+        mrz, problem, confirmed = read.result, None, not read.unchecked_repairs
+    except MrzError as exc:
+        mrz, problem, confirmed = None, exc.code, False
+    portrait, live, face_problem = _faces(doc_image, selfie_image)
+    face = None
+    if portrait is not None and live is not None:
+        face = FaceCheck(distance(portrait.encoding, live.encoding), match, review)
+    return Examination(
+        document_image=doc_image.reencode(),
+        selfie_image=selfie_image.reencode(),
+        frames=tuple(frame.reencode() for frame in frame_images),
+        mrz=mrz,
+        mrz_problem=problem,
+        name_confirmed=confirmed,
+        face=face,
+        face_problem=face_problem,
+        liveness=_liveness(frame_images, portrait, match, review),
+    )

@@ -1,0 +1,90 @@
+"""The enrolment portal: server-rendered pages mounted by the gateway at /portal.
+
+    Mount("/portal", app=portal_app(settings, engine, audit, state))
+
+Everything passes through `security.PortalGuard` (headers, body limit, browser nonce); every
+POST checks its CSRF token (`Portal.form`); errors render as a page (or JSON for script calls)
+with the error's own status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
+
+from clearance.audit.service import AuditLog
+from clearance.config import Settings
+from clearance.errors import ClearanceError
+from clearance.gateway.state import GatewayState
+from clearance.portal.account_views import AccountViews
+from clearance.portal.context import Portal, SignInRequired
+from clearance.portal.mailer import Mailer, mailer_for
+from clearance.portal.security import PortalGuard
+from clearance.portal.signin_views import SignInViews
+from clearance.portal.verify_views import VerifyViews, wants_json
+
+STATIC = Path(__file__).parent / "static"
+
+
+def csrf_key(settings: Settings) -> bytes:
+    """A key for CSRF tokens, derived from the audit signing key (no new secret to manage)."""
+    material = settings.audit.signing_key_file.read_bytes()
+    return hashlib.sha256(b"clearance/portal-csrf\0" + material).digest()
+
+
+def build(portal: Portal) -> Starlette:
+    signin, account, verify = SignInViews(portal), AccountViews(portal), VerifyViews(portal)
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, HTTPException):  # routing: unknown path or method
+            status = exc.status_code
+            exc = ClearanceError(str(exc.detail))
+            exc.status = status
+        assert isinstance(exc, ClearanceError)
+        if isinstance(exc, SignInRequired) and not wants_json(request):
+            return RedirectResponse(request.scope.get("root_path", "") + "/signin", 303)
+        if wants_json(request):
+            return JSONResponse({"error": exc.detail, "code": exc.code}, status_code=exc.status)
+        return portal.page(request, "error.html", status=exc.status, error=exc)
+
+    return Starlette(
+        routes=[
+            Route("/", account.status),
+            Route("/signin", signin.form, methods=["GET"]),
+            Route("/signin", signin.request_link, methods=["POST"]),
+            Route("/signin/link/{token}", signin.link_page, methods=["GET"]),
+            Route("/signin/link/{token}", signin.confirm, methods=["POST"]),
+            Route("/signout", signin.signout, methods=["POST"]),
+            Route("/verify", verify.page, methods=["GET"]),
+            Route("/verify", verify.submit, methods=["POST"]),
+            Route("/cases/{case_id:int}", verify.case),
+            Route("/keys", account.keys, methods=["GET"]),
+            Route("/keys", account.create, methods=["POST"]),
+            Route("/keys/{key_id}/revoke", account.revoke, methods=["POST"]),
+            Mount("/static", app=StaticFiles(directory=STATIC)),
+        ],
+        exception_handlers={ClearanceError: on_error, HTTPException: on_error},
+    )
+
+
+def portal_app(
+    settings: Settings,
+    engine: Engine,
+    audit: AuditLog,
+    state: GatewayState,
+    *,
+    mailer: Mailer | None = None,
+) -> ASGIApp:
+    portal = Portal(
+        settings, engine, audit, state, mailer or mailer_for(settings.portal), csrf_key(settings)
+    )
+    return PortalGuard(build(portal), max_body=settings.portal.max_upload_bytes)
