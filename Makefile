@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml Makefile scripts/system-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# --no-deps: rapidocr would pull the GUI opencv-python beside the headless one, and
+	# face_recognition would build dlib from source instead of using dlib-bin.
+	$(BIN)/python -m pip install --quiet --no-deps rapidocr-onnxruntime==1.4.4 face_recognition==1.3.0
 	touch $(STAMP)
 
 lint: install

@@ -36,7 +36,7 @@ def test_every_accepted_read_is_exact_and_most_are_read(reader: MrzReader) -> No
             continue  # refused with a reason: allowed, a false accept is not
         assert read.result.lines == truth, f"false accept on {image.name}"
         exact += 1
-    assert exact >= 3  # measured: rotated, blurred, low_res (see docs/identity.md)
+    assert exact >= 3  # measured: clean, rotated, blurred (see docs/identity.md)
 
 
 def test_an_image_without_an_mrz_is_refused(reader: MrzReader) -> None:

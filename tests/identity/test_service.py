@@ -72,11 +72,12 @@ def us_passport(**changes: object) -> tuple[str, ...]:
     return compose(replace(data, **changes))  # type: ignore[arg-type]
 
 
-def lpr_card(nationality: str = "MEX") -> tuple[str, ...]:
+def lpr_card(nationality: str = "MEX", code: str = "C1") -> tuple[str, ...]:
+    # Real US permanent resident cards print the document code "C1".
     return compose(
         DocumentData(
             format=DocumentFormat.TD1,
-            document_code="C",
+            document_code=code,
             issuing_state="USA",
             nationality=nationality,
             primary_identifier="ERIKSSON",

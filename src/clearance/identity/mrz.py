@@ -124,7 +124,9 @@ def _document_code(fmt: DocumentFormat, field: str) -> str:
         DocumentFormat.MRV_B: "V",
     }[fmt]
     first, second = field[0], field[1]
-    if first not in allowed or not (second == "<" or second.isalpha()):
+    # The second character is at the issuer's discretion: real US permanent resident cards
+    # print "C1" (9303-5 note k only excludes V, and AI), so digits are allowed too.
+    if first not in allowed or not (second == "<" or second.isalnum()):
         raise MrzFieldError("the document code is not valid for this document format")
     # 9303-5 note k: the second letter is never V, and AI is not used (AC is the crew card).
     if first in "ACI" and (second == "V" or field == "AI"):

@@ -1,0 +1,128 @@
+"""The portal through the running gateway (tests/gateway/conftest.py), from a scripted browser.
+
+`Browser` keeps its own cookie jar: the portal's cookies are `__Host-` and Secure, which
+http.cookiejar would never send over the loopback's plain HTTP (browsers treat loopback as a
+secure context and do).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from http.cookies import SimpleCookie
+
+import httpx
+import pytest
+
+from tests.gateway.conftest import Running, gateway, instance, upstream_url
+
+__all__ = ["Browser", "Outbox", "Running", "gateway", "instance", "upstream_url"]
+
+_CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
+_LINK = re.compile(r"https?://\S+/portal/signin/link/([A-Za-z0-9_-]+)")
+
+
+class Browser:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.cookies: dict[str, str] = {}
+        self.http = httpx.Client(base_url=base, follow_redirects=False, timeout=60)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _remember(self, response: httpx.Response) -> None:
+        for header in response.headers.get_list("set-cookie"):
+            jar: SimpleCookie = SimpleCookie()
+            jar.load(header)
+            for name, morsel in jar.items():
+                if morsel["max-age"] == "0":
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = morsel.value
+
+    def _cookie_header(self) -> dict[str, str]:
+        if not self.cookies:
+            return {}
+        return {"cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+
+    def get(self, path: str, **kwargs: object) -> httpx.Response:
+        headers = {**self._cookie_header(), **kwargs.pop("headers", {})}  # type: ignore[dict-item]
+        response = self.http.get(path, headers=headers, **kwargs)  # type: ignore[arg-type]
+        self._remember(response)
+        return response
+
+    def post(self, path: str, **kwargs: object) -> httpx.Response:
+        headers = {**self._cookie_header(), **kwargs.pop("headers", {})}  # type: ignore[dict-item]
+        response = self.http.post(path, headers=headers, **kwargs)  # type: ignore[arg-type]
+        self._remember(response)
+        return response
+
+    def csrf(self, path: str = "/portal/signin") -> str:
+        page = self.get(path)
+        if page.status_code == 303:  # e.g. /signin when signed in already
+            page = self.get(page.headers["location"])
+        match = _CSRF.search(page.text)
+        assert match, f"no CSRF token on {path}: {page.status_code}"
+        return match.group(1)
+
+    def ask_link(self, email: str) -> httpx.Response:
+        return self.post("/portal/signin", data={"csrf": self.csrf(), "email": email})
+
+    def confirm(self, token: str, **fields: str) -> httpx.Response:
+        csrf = self.csrf(f"/portal/signin/link/{token}")
+        return self.post(f"/portal/signin/link/{token}", data={"csrf": csrf, **fields})
+
+    def sign_in(self, email: str, outbox: Outbox, **fields: str) -> None:
+        assert self.ask_link(email).status_code == 200
+        response = self.confirm(outbox.link_for(email), **fields)
+        assert response.status_code == 303, response.text
+        assert "__Host-clearance_session" in self.cookies
+
+
+class Outbox:
+    """The console mailer's output (it prints to stdout, which pytest captures)."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+        self.text = ""
+
+    def read(self) -> str:
+        self.text += self.capsys.readouterr().out
+        return self.text
+
+    def link_for(self, email: str, timeout: float = 10.0) -> str:
+        """The token of the newest link mailed to `email` (mail goes out after the answer)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            blocks = [b for b in self.read().split("--- mail to ") if b.startswith(email + ":")]
+            if blocks:
+                match = _LINK.search(blocks[-1])
+                assert match, blocks[-1]
+                self.text = self.text.replace(blocks[-1], "")
+                return match.group(1)
+            time.sleep(0.05)
+        raise AssertionError(f"no sign-in mail to {email}")
+
+    def mails_to(self, email: str) -> int:
+        return self.read().count(f"--- mail to {email}:")
+
+
+@pytest.fixture
+def outbox(capsys: pytest.CaptureFixture[str]) -> Outbox:
+    return Outbox(capsys)
+
+
+@pytest.fixture
+def browser(gateway: Running) -> Iterator[Browser]:
+    b = Browser(gateway.url)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def other_browser(gateway: Running) -> Iterator[Browser]:
+    b = Browser(gateway.url)
+    yield b
+    b.close()
