@@ -5,7 +5,8 @@
     ├── InvalidInput (400)               a value the caller gave is malformed
     │   ├── PayloadTooLarge (413)
     │   │   └── ImageTooLarge (413)      an upload over the byte or pixel limit (decompression bomb)
-    │   └── UnsupportedImage (415)       not an image, a format not on the allowlist, undecodable
+    │   ├── UnsupportedImage (415)       not an image, a format not on the allowlist, undecodable
+    │   └── RequestTimeout (408)         the client did not send its request body in time
     ├── AuthenticationError (401)        missing, unknown or revoked API key / session
     ├── PermissionDenied (403)           authenticated, but not allowed to use this surface
     ├── NotFound (404)                   unknown user, model, key, entry ...
@@ -65,6 +66,11 @@ class ImageTooLarge(PayloadTooLarge):
 class UnsupportedImage(InvalidInput):
     status = 415
     code = "unsupported_image"
+
+
+class RequestTimeout(InvalidInput):
+    status = 408
+    code = "request_timeout"
 
 
 class AuthenticationError(ClearanceError):

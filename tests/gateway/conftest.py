@@ -14,7 +14,8 @@ import pytest
 from clearance.config import Settings, load_settings
 from clearance.gateway.app import create_app
 from clearance.gateway.demo import seed
-from clearance.gateway.demo_upstream import demo_upstream_app
+from clearance.gateway.protocol import DeadlineProtocol
+from clearance.gateway.demo_upstream import DemoUpstream, demo_upstream_app
 from clearance.gateway.serving import serve_in_thread
 from clearance.principals.service import create_key
 from clearance.setup import write_instance
@@ -62,9 +63,15 @@ class Running:
 
 
 @pytest.fixture
-def upstream_url() -> Iterator[str]:
-    with serve_in_thread(demo_upstream_app(chunk_delay=0.0), lifespan="off") as url:
-        yield url
+def demo_upstream() -> Iterator[tuple[DemoUpstream, str]]:
+    app = demo_upstream_app(chunk_delay=0.0)
+    with serve_in_thread(app, lifespan="off") as url:
+        yield app, url
+
+
+@pytest.fixture
+def upstream_url(demo_upstream: tuple[DemoUpstream, str]) -> str:
+    return demo_upstream[1]
 
 
 @pytest.fixture
@@ -86,5 +93,5 @@ def gateway(instance: tuple[Settings, Path], upstream_url: str) -> Iterator[Runn
     migrate(engine)
     keys = seed(engine, settings, upstream_url)
     engine.dispose()
-    with serve_in_thread(create_app(settings)) as url:
+    with serve_in_thread(create_app(settings), http=DeadlineProtocol) as url:
         yield Running(url, upstream_url, keys, settings, config)

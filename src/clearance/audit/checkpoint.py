@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from clearance.audit.keys import NoteSigner, NoteVerifier
 from clearance.audit.merkle import HASH_SIZE, verify_consistency
 from clearance.audit.note import open_note, sign_note
-from clearance.errors import VerificationError
+from clearance.errors import AuditUnavailable, VerificationError
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +63,17 @@ class CheckpointSigner:
     `prove(first, second)` must return the RFC 9162 consistency proof between two sizes of the
     tree being signed; the signer checks it against the roots before it signs (DESIGN.md: never
     sign two inconsistent checkpoints).
+
+    After an ambiguous storage error the signer is `stale` (Sunlight's "failed but persisted":
+    a checkpoint may or may not have been stored): it refuses to sign until `reload` has adopted
+    the checkpoint that storage actually holds.
     """
 
     def __init__(self, signer: NoteSigner, origin: str) -> None:
         self._signer = signer
         self.origin = origin
         self.last: Checkpoint | None = None
+        self.stale = False
         self._lock = threading.Lock()
 
     @property
@@ -82,11 +87,30 @@ class CheckpointSigner:
             self._check_extends(checkpoint, prove)
             if self.last is None or checkpoint.size >= self.last.size:
                 self.last = checkpoint
+            self.stale = False
         return checkpoint
+
+    def invalidate(self) -> None:
+        """A write of a signed checkpoint failed ambiguously: stop signing until `reload`."""
+        with self._lock:
+            self.stale = True
+
+    def reload(self, note: str | None, prove: Prover) -> None:
+        """Adopt the stored latest checkpoint (None: storage holds none) and resume signing."""
+        if note is not None:
+            self.accept(note, prove)
+            return
+        with self._lock:
+            if self.last is not None:
+                # We signed a checkpoint that storage no longer holds: never sign over the loss.
+                raise VerificationError(f"storage lost the signed checkpoint at {self.last.size}")
+            self.stale = False
 
     def sign(self, size: int, root: bytes, prove: Prover) -> str:
         checkpoint = Checkpoint(self.origin, size, root)
         with self._lock:
+            if self.stale:
+                raise AuditUnavailable("checkpoint signing is stopped until state is reloaded")
             self._check_extends(checkpoint, prove)
             note = sign_note(checkpoint.body(), self._signer)
             self.last = checkpoint

@@ -46,19 +46,24 @@ def integrate(
     so appenders never wait behind the hashing; the write transaction only re-checks that nobody
     integrated meanwhile, stores the tiles and signs.
     """
-    before, done = signer.last, False
     try:
         with reading(engine) as conn:
             extension = _prepare(conn, limit)
+    except sa.exc.SQLAlchemyError as exc:
+        raise AuditUnavailable("the audit log could not be integrated") from exc
+    before, done = signer.last, False
+    try:
         with engine.begin() as conn:
             checkpoint = _commit(conn, signer, extension)
         done = True
         return checkpoint
     except sa.exc.SQLAlchemyError as exc:
+        # Ambiguous: the commit may have failed yet persisted the checkpoint (Sunlight's "failed
+        # but persisted"). Stop signing until the next round reloads what storage holds.
+        signer.invalidate()
         raise AuditUnavailable("the audit log could not be integrated") from exc
     finally:
         if not done:
-            # Nothing signed in a rolled-back transaction was published: forget it.
             signer.last = before
 
 
@@ -89,7 +94,9 @@ def _commit(conn: Connection, signer: CheckpointSigner, ext: _Extension) -> Chec
     if size != ext.size:
         return None  # another integrator got there first; the next round starts from its tree
     note = latest_note(conn)
-    if note is not None and signer.last != Checkpoint(signer.origin, size, stored_root):
+    if signer.stale:
+        signer.reload(note, StoredTiles(conn).consistency_proof)
+    elif note is not None and signer.last != Checkpoint(signer.origin, size, stored_root):
         # Another process signed since we last did (or we just started): it must extend ours.
         signer.accept(note, StoredTiles(conn).consistency_proof)
     if ext.end == size and note is not None:

@@ -22,7 +22,15 @@ from clearance.errors import AuditUnavailable, ClearanceError, ConfigError, Inva
 
 
 def check_durable(engine: Engine) -> None:
-    """Refuse to run the log on a SQLite connection that would not fsync each commit."""
+    """Refuse to run the log on a connection that would acknowledge a commit before its fsync."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            fsync = str(conn.exec_driver_sql("SHOW fsync").scalar_one())
+            commit = str(conn.exec_driver_sql("SHOW synchronous_commit").scalar_one())
+        # synchronous_commit=off returns before the WAL flush (PostgreSQL docs §20.5.1).
+        if fsync != "on" or commit == "off":
+            raise ConfigError("the audit log needs PostgreSQL with fsync=on, synchronous_commit on")
+        return
     if engine.dialect.name != "sqlite":
         return
     with engine.connect() as conn:

@@ -11,6 +11,7 @@ import uvicorn
 
 from clearance.cli.context import ConfigOption
 from clearance.config import config_path, load_settings
+from clearance.gateway.protocol import DeadlineProtocol
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +36,7 @@ def serve(
         port=port or settings.gateway.port,
         workers=workers or settings.gateway.workers,
         loop="uvloop",
-        http="httptools",
+        http=DeadlineProtocol,
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=30,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import Iterable
 
 from starlette.types import Receive, Scope, Send
 
-from clearance.errors import InvalidInput, PayloadTooLarge
+from clearance.errors import InvalidInput, PayloadTooLarge, RequestTimeout
 from clearance.policy import geo
 
 Headers = list[tuple[bytes, bytes]]
@@ -29,7 +30,22 @@ async def send_bytes(send: Send, status: int, body: bytes, headers: Headers | No
     await send({"type": "http.response.body", "body": body})
 
 
-async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
+BODY_TIMEOUT = 30.0
+
+
+async def read_body(
+    receive: Receive, headers: dict[bytes, bytes], limit: int, timeout: float = BODY_TIMEOUT
+) -> bytes:
+    """The whole request body, within `limit` bytes and `timeout` seconds (a slow-body client
+    is cut, not waited for)."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read_body(receive, headers, limit)
+    except TimeoutError as exc:
+        raise RequestTimeout(f"request body not received within {timeout:g} s") from exc
+
+
+async def _read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
     declared = headers.get(b"content-length")
     if declared is not None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -13,7 +14,9 @@ from starlette.types import ASGIApp
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp, *, lifespan: str = "on") -> Iterator[str]:
+def serve_in_thread(
+    app: ASGIApp, *, lifespan: str = "on", http: type[asyncio.Protocol] | str = "auto"
+) -> Iterator[str]:
     """Yields the base URL (http://127.0.0.1:PORT) once the server accepts connections."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -26,6 +29,7 @@ def serve_in_thread(app: ASGIApp, *, lifespan: str = "on") -> Iterator[str]:
             log_level="warning",
             access_log=False,
             lifespan=lifespan,  # type: ignore[arg-type]
+            http=http,  # type: ignore[arg-type]
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)

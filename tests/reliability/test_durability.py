@@ -1,0 +1,119 @@
+"""Invariant: an acknowledged index is committed and fsync'd, and a failed commit is never
+acknowledged (docs/security.md). On SQLite every audit connection runs synchronous=FULL in WAL
+mode; on PostgreSQL fsync=on and synchronous_commit is not off."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from clearance.audit.service import AuditLog
+from clearance.config import AuditSettings
+from clearance.errors import AuditUnavailable, ConfigError
+from clearance.store import connect
+from tests.reliability.logs import entry, stored_entries
+from tests.reliability.storage_faults import CommitFault
+
+
+def test_every_audit_connection_fsyncs_each_commit(
+    db_url: str, audit_settings: AuditSettings
+) -> None:
+    engine = connect(db_url, pool_size=3)
+    log = AuditLog(engine, audit_settings)
+    try:
+        assert log.append(entry("w", 0)) == 0
+        with ExitStack() as stack:  # three connections the pool hands out at once
+            conns = [stack.enter_context(engine.connect()) for _ in range(3)]
+            for conn in conns:
+                if engine.dialect.name == "sqlite":
+                    assert conn.exec_driver_sql("PRAGMA synchronous").scalar_one() == 2  # FULL
+                    assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+                else:
+                    assert conn.exec_driver_sql("SHOW fsync").scalar_one() == "on"
+                    assert conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() != "off"
+    finally:
+        log.close()
+        engine.dispose()
+
+
+def test_a_store_that_acknowledges_before_fsync_is_refused(
+    db_url: str, audit_settings: AuditSettings
+) -> None:
+    engine = connect(db_url)
+
+    @event.listens_for(engine, "connect")
+    def weaken(dbapi_conn: Any, _record: Any) -> None:
+        if engine.dialect.name == "sqlite":
+            dbapi_conn.execute("PRAGMA synchronous=NORMAL")  # commits no longer fsync the WAL
+        else:
+            dbapi_conn.execute("SET synchronous_commit = off")
+            dbapi_conn.commit()
+
+    log = AuditLog(engine, audit_settings)
+    try:
+        with pytest.raises(ConfigError):
+            log.append(entry("w", 0))
+        with pytest.raises(ConfigError):
+            log.start()
+    finally:
+        log.close()
+        engine.dispose()
+    assert stored_entries(connect(db_url)) == {}
+
+
+@pytest.mark.parametrize("persist", [False, True], ids=["lost", "failed-but-persisted"])
+def test_a_failed_commit_is_never_acknowledged(
+    db_url: str, audit_settings: AuditSettings, monkeypatch: pytest.MonkeyPatch, persist: bool
+) -> None:
+    engine = connect(db_url)
+    fault = CommitFault(engine, monkeypatch)
+    log = AuditLog(engine, audit_settings)
+    try:
+        assert log.append(entry("w", 0)) == 0
+        fault.arm(persist=persist)
+        with pytest.raises(AuditUnavailable):
+            log.append(entry("w", 1))
+        assert fault.fired == 1
+        # The next append gets a fresh index: no index is ever acknowledged twice.
+        assert log.append(entry("w", 2)) == (2 if persist else 1)
+    finally:
+        log.close()
+        engine.dispose()
+    rows = stored_entries(connect(db_url))
+    expected = [entry("w", 0), entry("w", 1), entry("w", 2)] if persist else None
+    assert [rows[i] for i in sorted(rows)] == (expected or [entry("w", 0), entry("w", 2)])
+
+
+def test_group_commit_fails_every_caller_of_a_failed_batch(
+    db_url: str, audit_settings: AuditSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = connect(db_url)
+    fault = CommitFault(engine, monkeypatch)
+    log = AuditLog(engine, audit_settings)
+
+    async def run() -> list[int | BaseException]:
+        await log.sequencer.append(entry("w", 0))  # warm: the durability check has run
+        fault.arm(persist=True)
+        calls = (log.sequencer.append(entry("w", i)) for i in range(1, 50))
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    try:
+        results = asyncio.run(run())
+    finally:
+        log.close()
+        engine.dispose()
+    failed = [r for r in results if isinstance(r, AuditUnavailable)]
+    acked = [r for r in results if isinstance(r, int)]
+    assert failed and len(failed) + len(acked) == 49
+    assert len(set(acked)) == len(acked)  # every acknowledged index is unique ...
+    rows = stored_entries(connect(db_url))
+    for index, result in zip(range(1, 50), results, strict=True):
+        if isinstance(result, int):  # ... and holds exactly the entry it acknowledged
+            assert rows[result] == entry("w", index)
+    with connect(db_url).connect() as conn:
+        assert conn.execute(sa.text("SELECT size FROM audit_head")).scalar_one() == len(rows)
