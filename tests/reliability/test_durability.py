@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from clearance.audit.service import AuditLog
 from clearance.config import AuditSettings
@@ -42,9 +43,10 @@ def test_every_audit_connection_fsyncs_each_commit(
 
 
 def test_a_store_that_acknowledges_before_fsync_is_refused(
-    db_url: str, audit_settings: AuditSettings
+    db_url: str, engine: Engine, audit_settings: AuditSettings
 ) -> None:
-    engine = connect(db_url)
+    reader = engine
+    engine = connect(db_url)  # the log's own engine, with weakened durability
 
     @event.listens_for(engine, "connect")
     def weaken(dbapi_conn: Any, _record: Any) -> None:
@@ -63,14 +65,13 @@ def test_a_store_that_acknowledges_before_fsync_is_refused(
     finally:
         log.close()
         engine.dispose()
-    assert stored_entries(connect(db_url)) == {}
+    assert stored_entries(reader) == {}
 
 
 @pytest.mark.parametrize("persist", [False, True], ids=["lost", "failed-but-persisted"])
 def test_a_failed_commit_is_never_acknowledged(
-    db_url: str, audit_settings: AuditSettings, monkeypatch: pytest.MonkeyPatch, persist: bool
+    engine: Engine, audit_settings: AuditSettings, monkeypatch: pytest.MonkeyPatch, persist: bool
 ) -> None:
-    engine = connect(db_url)
     fault = CommitFault(engine, monkeypatch)
     log = AuditLog(engine, audit_settings)
     try:
@@ -83,16 +84,14 @@ def test_a_failed_commit_is_never_acknowledged(
         assert log.append(entry("w", 2)) == (2 if persist else 1)
     finally:
         log.close()
-        engine.dispose()
-    rows = stored_entries(connect(db_url))
+    rows = stored_entries(engine)
     expected = [entry("w", 0), entry("w", 1), entry("w", 2)] if persist else None
     assert [rows[i] for i in sorted(rows)] == (expected or [entry("w", 0), entry("w", 2)])
 
 
 def test_group_commit_fails_every_caller_of_a_failed_batch(
-    db_url: str, audit_settings: AuditSettings, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, audit_settings: AuditSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = connect(db_url)
     fault = CommitFault(engine, monkeypatch)
     log = AuditLog(engine, audit_settings)
 
@@ -106,14 +105,13 @@ def test_group_commit_fails_every_caller_of_a_failed_batch(
         results = asyncio.run(run())
     finally:
         log.close()
-        engine.dispose()
     failed = [r for r in results if isinstance(r, AuditUnavailable)]
     acked = [r for r in results if isinstance(r, int)]
     assert failed and len(failed) + len(acked) == 49
     assert len(set(acked)) == len(acked)  # every acknowledged index is unique ...
-    rows = stored_entries(connect(db_url))
+    rows = stored_entries(engine)
     for index, result in zip(range(1, 50), results, strict=True):
         if isinstance(result, int):  # ... and holds exactly the entry it acknowledged
             assert rows[result] == entry("w", index)
-    with connect(db_url).connect() as conn:
+    with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT size FROM audit_head")).scalar_one() == len(rows)

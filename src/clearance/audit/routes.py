@@ -25,6 +25,7 @@ from clearance.errors import ClearanceError, InvalidInput
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT = "public, max-age=1"
+MAX_INDEX = 2**63 - 1  # indexes and sizes are stored as 64-bit signed integers
 
 
 def audit_app(engine: Engine, settings: AuditSettings | None = None) -> Starlette:
@@ -35,18 +36,18 @@ def audit_app(engine: Engine, settings: AuditSettings | None = None) -> Starlett
         return PlainTextResponse(reader.checkpoint(), headers={"cache-control": SHORT})
 
     def entry(request: Request) -> Response:
-        index = _int(request.path_params["index"], "index")
+        index = parse_index(request.path_params["index"], "index")
         return Response(
             reader.entry(index), media_type="application/json", headers={"cache-control": SHORT}
         )
 
     def inclusion(request: Request) -> Response:
-        index = _int(request.query_params.get("index"), "index")
+        index = parse_index(request.query_params.get("index"), "index")
         size, proof = reader.inclusion_proof(index, _opt_int(request, "size"))
         return JSONResponse({"index": index, "size": size, "hashes": _b64(proof)})
 
     def consistency(request: Request) -> Response:
-        first = _int(request.query_params.get("first"), "first")
+        first = parse_index(request.query_params.get("first"), "first")
         second, proof = reader.consistency_proof(first, _opt_int(request, "second"))
         return JSONResponse({"first": first, "second": second, "hashes": _b64(proof)})
 
@@ -77,15 +78,20 @@ def audit_app(engine: Engine, settings: AuditSettings | None = None) -> Starlett
     )
 
 
-def _int(value: str | None, name: str) -> int:
-    if value is None or not value.isdigit() or len(value) > 20:
+def parse_index(value: str | None, name: str) -> int:
+    """A non-negative decimal in ASCII digits only: `str.isdigit` also accepts "²" and "١",
+    which `int` then refuses or reads as another number."""
+    if value is None or not 0 < len(value) <= 19 or not value.isascii() or not value.isdigit():
         raise InvalidInput(f"{name} must be a non-negative integer")
-    return int(value)
+    number = int(value)
+    if number > MAX_INDEX:
+        raise InvalidInput(f"{name} is out of range")
+    return number
 
 
 def _opt_int(request: Request, name: str) -> int | None:
     value = request.query_params.get(name)
-    return None if value is None else _int(value, name)
+    return None if value is None else parse_index(value, name)
 
 
 def _b64(hashes: list[bytes]) -> list[str]:

@@ -1,0 +1,83 @@
+"""SIGTERM with live streams: new connections are refused within a second, streams in flight
+finish, and each has its audit entry."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from clearance.audit.reader import LogReader
+from clearance.config import Settings
+from clearance.gateway.demo import free_port, seed
+from clearance.gateway.demo_upstream import demo_upstream_app
+from clearance.gateway.serving import serve_in_thread
+from clearance.store import connect
+
+STREAMS = 12
+
+
+def _stream(url: str, key: str) -> tuple[int, bytes]:
+    with httpx.stream(
+        "POST",
+        url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {key}"},
+        json={"model": "fable-4", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+        timeout=30,
+    ) as r:
+        return int(r.headers["clearance-audit-index"]), b"".join(r.iter_raw())
+
+
+def test_sigterm_drains_live_streams(instance: tuple[Settings, Path]) -> None:
+    settings, config = instance
+    with serve_in_thread(demo_upstream_app(chunk_delay=0.15), lifespan="off") as upstream:
+        engine = connect(settings.database_url)
+        key = seed(engine, settings, upstream)["alice@demo.test"]
+        port = free_port()
+        server = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "clearance"),
+                "serve",
+                "--config",
+                str(config),
+                "--port",
+                str(port),
+            ],
+            env={**os.environ, "CLEARANCE_CONFIG": str(config)},
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    httpx.get(url + "/healthz", timeout=1)
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "gateway did not start"
+                    time.sleep(0.1)
+            with concurrent.futures.ThreadPoolExecutor(STREAMS) as pool:
+                streams = [pool.submit(_stream, url, key) for _ in range(STREAMS)]
+                time.sleep(0.8)  # every stream is under way
+                server.send_signal(signal.SIGTERM)
+                time.sleep(1.0)
+                with pytest.raises(httpx.ConnectError):
+                    httpx.get(url + "/healthz", timeout=1)
+                results = [f.result(timeout=30) for f in streams]
+            # uvicorn re-raises SIGTERM once drained, so the exit is by that signal (or 0).
+            assert server.wait(timeout=30) in (0, -signal.SIGTERM)
+        finally:
+            server.kill()
+            server.wait()
+        for _, body in results:
+            assert body.rstrip().endswith(b"data: [DONE]")  # finished, not cut
+        reader = LogReader(engine)
+        for index, _ in results:
+            assert b'"outcome":"forwarding"' in reader.entry(index)
+        engine.dispose()

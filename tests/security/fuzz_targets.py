@@ -1,0 +1,122 @@
+"""Fuzz targets: bytes in; the only exceptions allowed out are the project's own `ClearanceError`s.
+
+Each target feeds hostile input to one parser the way it arrives in production (OCR text for the
+MRZ, downloaded files for the list loaders, a fetched note for the checkpoint parser, a URL path
+for the tile routes). Anything else escaping (IndexError, ValueError, UnicodeDecodeError ...) is a
+crash: a client would see a 500, or a list update would die with a traceback.
+
+Used in-process by the CI tests (hypothesis) and out-of-process by atheris (`fuzz_main.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+from clearance.audit.checkpoint import Checkpoint, open_checkpoint
+from clearance.audit.keys import NoteSigner, NoteVerifier, generate_signing_key
+from clearance.audit.note import open_note, sign_note
+from clearance.audit.routes import parse_index
+from clearance.audit.tiles import parse_tile_path, split_bundle
+from clearance.errors import ClearanceError
+from clearance.identity.mrz import parse_mrz
+from clearance.screening.loaders import csl, ftm, ofac, un
+
+Target = Callable[[bytes], object]
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+TODAY = date(2026, 6, 1)
+FILE_SEPARATOR = b"\n\x00\x00\n"  # splits one fuzz input into the OFAC sdn/alt/add files
+_SIGNER = NoteSigner.from_text(generate_signing_key("fuzz.clearance.test"))
+ORIGIN = "fuzz.clearance.test/audit"
+
+
+def text(data: bytes) -> str:
+    """What a client or OCR engine could hand over: any Unicode, decoded leniently."""
+    return data.decode("utf-8", errors="replace")
+
+
+def mrz(data: bytes) -> object:
+    return parse_mrz(text(data), today=TODAY)
+
+
+def ofac_sdn(data: bytes) -> object:
+    names = ("sdn.csv", "alt.csv", "add.csv")
+    return ofac.load(list(zip(names, data.split(FILE_SEPARATOR)[:3], strict=False)))
+
+
+def checkpoint_note(data: bytes) -> object:
+    """A note as an auditor fetches it: signature lines, then the tlog-checkpoint body."""
+    note = text(data)
+    Checkpoint.parse(note)
+    try:
+        open_note(note, _SIGNER.verifier)
+    except ClearanceError:
+        pass
+    return open_checkpoint(note, _SIGNER.verifier, ORIGIN)
+
+
+def verifier_key(data: bytes) -> object:
+    return NoteVerifier.from_text(text(data))
+
+
+def tile_path(data: bytes) -> object:
+    path = text(data)
+    try:
+        parse_index(path, "index")
+    except ClearanceError:
+        pass
+    split_bundle(data)
+    return parse_tile_path(path)
+
+
+TARGETS: dict[str, Target] = {
+    "mrz": mrz,
+    "ofac_sdn": ofac_sdn,
+    "csl": csl.load,
+    "un_xml": un.load,
+    "ftm": ftm.load,
+    "checkpoint_note": checkpoint_note,
+    "verifier_key": verifier_key,
+    "tile_path": tile_path,
+}
+
+
+def run(name: str, data: bytes) -> None:
+    """One execution: a `ClearanceError` is a clean refusal; anything else propagates."""
+    try:
+        TARGETS[name](data)
+    except ClearanceError:
+        pass
+
+
+def _mrz_seeds() -> list[bytes]:
+    return [p.read_bytes() for p in sorted((FIXTURES / "identity").glob("*.mrz"))]
+
+
+def _signed_checkpoint(size: int) -> bytes:
+    body = Checkpoint(ORIGIN, size, bytes(range(32))).body()
+    return sign_note(body, _SIGNER).encode()
+
+
+def seeds(name: str) -> list[bytes]:
+    """Valid inputs the fuzzer mutates from, so it gets past the first check quickly."""
+    lists = FIXTURES / "lists"
+    by_target: dict[str, Callable[[], list[bytes]]] = {
+        "mrz": _mrz_seeds,
+        "ofac_sdn": lambda: [
+            FILE_SEPARATOR.join((lists / f).read_bytes() for f in ("sdn.csv", "alt.csv", "add.csv"))
+        ],
+        "csl": lambda: [(lists / "csl.csv").read_bytes()],
+        "un_xml": lambda: [(lists / "un.xml").read_bytes()],
+        "ftm": lambda: [(lists / "ftm.jsonl").read_bytes()],
+        "checkpoint_note": lambda: [_signed_checkpoint(0), _signed_checkpoint(1234)],
+        "verifier_key": lambda: [_SIGNER.verifier.text.encode()],
+        "tile_path": lambda: [
+            b"tile/0/000",
+            b"tile/entries/x001/234.p/17",
+            b"tile/3/x123/x456/789",
+            b"12345",
+        ],
+    }
+    return by_target[name]()
