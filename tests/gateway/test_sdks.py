@@ -161,3 +161,21 @@ def test_errors_in_each_sdk_shape(gateway: Running) -> None:
         assert r.status_code == 413 and r.json()["type"] == "error"
         r = http.get(f"/v1/models?key={gateway.key('alice')}")
         assert r.status_code == 401
+
+
+def test_metrics_and_health(gateway: Running) -> None:
+    oai(gateway, "alice").chat.completions.create(model="mythos-5", messages=HELLO)
+    oai(gateway, "sven").chat.completions.create(model="mythos-5", messages=HELLO)
+    with httpx.Client(base_url=gateway.url) as http:
+        assert http.get("/healthz").json()["status"] == "ok"
+        text = http.get("/metrics").text
+    assert 'clearance_decisions_total{effect="allow",rule="authenticated-principal"}' in text
+    assert 'clearance_decisions_total{effect="fallback",rule="controlled-foreign-person"}' in text
+    for name in (
+        "clearance_added_latency_seconds_count",
+        "clearance_upstream_latency_seconds_count",
+        "clearance_audit_wait_seconds_count",
+        "clearance_audit_batch_size_count",
+    ):
+        count = next(line for line in text.splitlines() if line.startswith(name))
+        assert float(count.split()[-1]) >= 2, count

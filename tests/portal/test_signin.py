@@ -162,9 +162,7 @@ def closed_gateway(gateway: Running) -> Iterator[str]:
         yield url
 
 
-def test_closed_enrolment_mails_only_existing_accounts(
-    closed_gateway: str, outbox: Outbox
-) -> None:
+def test_closed_enrolment_mails_only_existing_accounts(closed_gateway: str, outbox: Outbox) -> None:
     browser = Browser(closed_gateway)
     known = browser.ask_link(ALICE)
     unknown = browser.ask_link("stranger@example.org")

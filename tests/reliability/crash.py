@@ -56,7 +56,9 @@ class _Acks:
             return len(self.entries)
 
 
-def spawn_writer(url: str, settings: AuditSettings, tag: str, log: IO[bytes]) -> subprocess.Popen[bytes]:
+def spawn_writer(
+    url: str, settings: AuditSettings, tag: str, log: IO[bytes]
+) -> subprocess.Popen[bytes]:
     args = ["group", url, str(settings.signing_key_file), tag]
     return subprocess.Popen(
         [sys.executable, "-m", "tests.reliability.writer", *args],

@@ -29,17 +29,27 @@ def test_every_audit_connection_fsyncs_each_commit(
     try:
         assert log.append(entry("w", 0)) == 0
         with ExitStack() as stack:  # three connections the pool hands out at once
-            conns = [stack.enter_context(engine.connect()) for _ in range(3)]
+            conns = [engine.raw_connection() for _ in range(3)]
             for conn in conns:
+                stack.callback(conn.close)
                 if engine.dialect.name == "sqlite":
-                    assert conn.exec_driver_sql("PRAGMA synchronous").scalar_one() == 2  # FULL
-                    assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+                    assert _show(conn, "PRAGMA synchronous") == 2  # FULL
+                    assert _show(conn, "PRAGMA journal_mode") == "wal"
                 else:
-                    assert conn.exec_driver_sql("SHOW fsync").scalar_one() == "on"
-                    assert conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() != "off"
+                    assert _show(conn, "SHOW fsync") == "on"
+                    assert _show(conn, "SHOW synchronous_commit") != "off"
     finally:
         log.close()
         engine.dispose()
+
+
+def _show(conn: Any, query: str) -> object:
+    cursor = conn.cursor()
+    try:
+        cursor.execute(query)
+        return cursor.fetchone()[0]
+    finally:
+        cursor.close()
 
 
 def test_a_store_that_acknowledges_before_fsync_is_refused(

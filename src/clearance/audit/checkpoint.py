@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import threading
 from collections.abc import Callable, Sequence
@@ -35,11 +34,17 @@ class Checkpoint:
         if len(lines) < 4 or lines[-1] != "" or not lines[0]:
             raise VerificationError("malformed checkpoint")
         origin, size_text, root_text = lines[0], lines[1], lines[2]
-        if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+        # C2SP tlog-checkpoint: the size is an ASCII decimal uint64 without leading zeroes
+        # (`isdigit` alone also takes "²", and `int` refuses over 4,300 digits).
+        if (
+            not (size_text.isascii() and size_text.isdigit() and len(size_text) <= 20)
+            or (size_text != "0" and size_text.startswith("0"))
+            or int(size_text) >= 1 << 64
+        ):
             raise VerificationError("malformed checkpoint size")
         try:
             root = base64.b64decode(root_text, validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or a str that is not ASCII
             raise VerificationError("malformed checkpoint root") from exc
         if len(root) != HASH_SIZE:
             raise VerificationError("malformed checkpoint root")

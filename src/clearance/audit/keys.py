@@ -9,7 +9,6 @@ C2SP signed-note "Signatures": key id = first 4 bytes of SHA-256(name || 0x0A ||
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import re
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ def _raw_public(key: Ed25519PublicKey) -> bytes:
 def _decode_key(text: str, what: str) -> bytes:
     try:
         raw = base64.b64decode(text, validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or a str that is not ASCII
         raise InvalidInput(f"malformed {what}") from exc
     if len(raw) != 33 or raw[0] != ALG_ED25519:
         raise InvalidInput(f"malformed {what}: not an Ed25519 key")

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 
 from clearance.audit.keys import NoteSigner, NoteVerifier
 from clearance.errors import VerificationError
@@ -53,5 +52,5 @@ def _parse_signature(line: str) -> tuple[str, bytes]:
     name, _, b64 = line[len(SIGNATURE_PREFIX) :].partition(" ")
     try:
         return name, base64.b64decode(b64, validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or a str that is not ASCII
         raise VerificationError("malformed signature in note") from exc

@@ -79,8 +79,8 @@ def audit_app(engine: Engine, settings: AuditSettings | None = None) -> Starlett
 
 
 def parse_index(value: str | None, name: str) -> int:
-    """A non-negative decimal in ASCII digits only: `str.isdigit` also accepts "²" and "١",
-    which `int` then refuses or reads as another number."""
+    """A non-negative decimal in ASCII digits only: `str.isdigit` also accepts "²" (superscript)
+    and Arabic-Indic digits, which `int` then refuses or reads as another number."""
     if value is None or not 0 < len(value) <= 19 or not value.isascii() or not value.isdigit():
         raise InvalidInput(f"{name} must be a non-negative integer")
     number = int(value)

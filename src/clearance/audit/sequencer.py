@@ -80,6 +80,8 @@ class GroupCommitter:
 
     def __init__(self, commit: Callable[[Sequence[bytes]], list[int]], max_batch: int) -> None:
         self._commit = commit
+        # Called with each batch's size once committed (the gateway's metrics listen here).
+        self.on_batch: Callable[[int], None] | None = None
         self._max_batch = max(1, max_batch)
         self._pending: list[tuple[bytes, asyncio.Future[int]]] = []
         self._drainer: asyncio.Task[None] | None = None
@@ -116,6 +118,8 @@ class GroupCommitter:
             for (_, future), index in zip(batch, indices, strict=True):
                 if not future.done():
                     future.set_result(index)
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
         except ClearanceError as exc:
             detail = exc.detail
         finally:

@@ -39,6 +39,7 @@ class Gateway:
         self.state = GatewayState(settings, self.engine)
         self.audit = AuditLog(self.engine, settings.audit)
         self.metrics = Metrics()
+        self.audit.sequencer.on_batch = self.metrics.audit_batch.observe
         recorder = Recorder(self.audit.sequencer, self.state.list_versions)
         self.proxy = Proxy(self.state, recorder, self.metrics)
         self.web = Starlette(

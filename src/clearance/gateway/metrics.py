@@ -40,6 +40,12 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.audit_batch = Histogram(
+            "clearance_audit_batch_size",
+            "Entries per audit group commit",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=self.registry,
+        )
         self.upstream_errors = Counter(
             "clearance_upstream_errors",
             "Upstream failures by kind",
