@@ -39,6 +39,7 @@ from clearance.identity.tables import identity_cases, identity_documents, identi
 from clearance.identity.vault import EvidenceVault, StoredEvidence
 from clearance.principals import service as principals
 from clearance.principals.models import Method, UsPerson
+from clearance.screening.service import screen_user
 from clearance.store.tables import users
 
 
@@ -241,6 +242,7 @@ def record_decision(
             expires=expires.isoformat() if case.status is Outcome.VERIFIED else None,
         )
     )
+    screened: list[bytes] = []
     with engine.begin() as conn:
         conn.execute(
             sa.update(identity_cases)
@@ -258,7 +260,12 @@ def record_decision(
                 expires=case.expires,
                 max_age_days=max_age_days,
             )
-        return get_case(conn, case_id)
+            # Re-screen with the verified nationalities, in the same transaction.
+            screen_user(conn, case.user_id, outbox=screened)
+        result = get_case(conn, case_id)
+    for entry in screened:
+        audit.append(entry)
+    return result
 
 
 def _stored_evidence_digest(engine: Engine, case_id: int) -> str:

@@ -29,8 +29,15 @@ REQUIRED = ("_id", "source", "name")
 
 
 def load(data: bytes) -> LoadReport:
-    text = data.decode("utf-8-sig", errors="replace")
-    reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _load(data.decode("utf-8-sig", errors="replace"))
+    except csv.Error as exc:  # e.g. a field over the csv module's size limit
+        raise InvalidInput(f"not a CSL CSV: {exc}") from exc
+
+
+def _load(text: str) -> LoadReport:
+    # newline="": the csv module does its own line splitting (a bare CR is otherwise an error).
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     missing = [c for c in REQUIRED if c not in (reader.fieldnames or ())]
     if missing:
         raise InvalidInput(f"not a CSL CSV: missing column(s) {', '.join(missing)}")

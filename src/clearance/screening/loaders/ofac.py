@@ -38,10 +38,15 @@ def rows(data: bytes) -> list[list[str]]:
     """Parse one OFAC delimited file into rows of cleaned fields ('' for `-0-`)."""
     text = data.decode("utf-8", errors="replace").replace("\x1a", "")
     out = []
-    for row in csv.reader(io.StringIO(text)):
-        if not row or all(not f.strip() for f in row):
-            continue
-        out.append([_field(f) for f in row])
+    # newline="": the csv module does its own line splitting (a bare CR inside a field is
+    # otherwise an error); csv.Error is still raised for fields over its size limit.
+    try:
+        for row in csv.reader(io.StringIO(text, newline="")):
+            if not row or all(not f.strip() for f in row):
+                continue
+            out.append([_field(f) for f in row])
+    except csv.Error as exc:
+        raise InvalidInput(f"not an OFAC delimited file: {exc}") from exc
     return out
 
 

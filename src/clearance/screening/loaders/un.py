@@ -25,7 +25,9 @@ _NAME_PARTS = ("FIRST_NAME", "SECOND_NAME", "THIRD_NAME", "FOURTH_NAME")
 def load(data: bytes) -> LoadReport:
     try:
         root = ET.fromstring(data)
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError, ValueError) as exc:
+        # LookupError: an unknown encoding in the XML declaration; ValueError: an encoding
+        # expat cannot handle (multi-byte).
         raise InvalidInput(f"not a UN consolidated list XML: {exc}") from exc
     if root.tag != "CONSOLIDATED_LIST":
         raise InvalidInput(f"not a UN consolidated list XML (root element {root.tag})")
