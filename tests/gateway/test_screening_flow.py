@@ -41,3 +41,38 @@ def test_new_list_version_cuts_access_on_the_next_request(gateway: Running) -> N
     # Everyone else is unaffected.
     other = openai.OpenAI(base_url=gateway.url + "/v1", api_key=gateway.key("alice"), max_retries=0)
     assert other.chat.completions.create(model="fable-4", messages=HELLO).model == "fable-4"
+
+
+def test_a_listed_organisation_cuts_access_for_its_members(gateway: Running) -> None:
+    gateway.cli("orgs", "add", "Anglo-Caribbean Co Ltd", "--country", "GB")
+    gateway.cli(
+        "users", "add", "staff@x.test", "--name", "Jane Doe", "--org", "Anglo-Caribbean Co Ltd"
+    )
+    gateway.cli(
+        "identity",
+        "attest",
+        "staff@x.test",
+        "--nationality",
+        "US",
+        "--us-person",
+        "citizen",
+        "--method",
+        "document",
+    )
+    key = gateway.cli("keys", "create", "staff@x.test").stdout.strip().splitlines()[-1]
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    assert client.chat.completions.create(model="mythos-5", messages=HELLO).model == "mythos-5"
+    gateway.cli(
+        "lists",
+        "load",
+        str(LISTS / "sdn.csv"),
+        str(LISTS / "alt.csv"),
+        str(LISTS / "add.csv"),
+        "--format",
+        "ofac-sdn",
+    )
+    time.sleep(1.0)
+    with pytest.raises(openai.APIStatusError) as err:
+        client.chat.completions.create(model="fable-4", messages=HELLO)
+    assert err.value.status_code == 451
+    assert err.value.response.json()["error"]["code"] == "restricted-party"

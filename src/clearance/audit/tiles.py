@@ -56,7 +56,12 @@ def tile_path(level: int | None, index: int, width: int = TILE_WIDTH) -> str:
     return f"{head}/{encode_index(index)}{tail}"
 
 
-_PATH = re.compile(r"tile/(entries|0|[1-9][0-9]?)/((?:x[0-9]{3}/)*[0-9]{3})(?:\.p/([0-9]{1,3}))?")
+# At most 18 index digits: a log of 2**63 entries (the stored index is a signed 64-bit integer)
+# has fewer than 2**55 tiles per level, so no longer path can name a tile that exists.
+_PATH = re.compile(
+    r"tile/(entries|0|[1-9][0-9]?)/((?:x[0-9]{3}/){0,5}[0-9]{3})(?:\.p/([0-9]{1,3}))?"
+)
+MAX_TILE_INDEX = (1 << (63 - TILE_HEIGHT)) - 1
 
 
 def parse_tile_path(path: str) -> TileRef:
@@ -70,9 +75,10 @@ def parse_tile_path(path: str) -> TileRef:
     level = None if level_text == "entries" else int(level_text)
     if level is not None and level > 63:
         raise NotFound("tile level out of range")
-    return TileRef(
-        level=level, index=int(index_text.replace("x", "").replace("/", "")), width=width
-    )
+    index = int(index_text.replace("x", "").replace("/", ""))
+    if index > MAX_TILE_INDEX:
+        raise NotFound("tile index out of range")
+    return TileRef(level=level, index=index, width=width)
 
 
 def tiles_in_tree(size: int, level: int) -> tuple[int, int]:

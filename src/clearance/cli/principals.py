@@ -12,7 +12,7 @@ from clearance.cli.context import ConfigOption, open_runtime
 from clearance.errors import InvalidInput
 from clearance.principals import service
 from clearance.principals.models import Method, UsPerson
-from clearance.screening.service import screen_user
+from clearance.screening.service import screen_org, screen_user
 from clearance.store import reading
 
 orgs_app = typer.Typer(help="Organisations (employers, licence holders).", no_args_is_help=True)
@@ -50,11 +50,14 @@ def orgs_add(
     config: ConfigOption = None,
 ) -> None:
     """Add an organisation."""
+    outbox: list[bytes] = []
     with open_runtime(config) as rt:
         with rt.engine.begin() as conn:
             rec = service.add_org(conn, org, country)
+            screening = screen_org(conn, rec.id, outbox=outbox)
         rt.record("org.add", f"org:{rec.id}", {"country": rec.country})
-    typer.echo(f"organisation {rec.name} (id {rec.id})")
+        rt.append(outbox)
+    typer.echo(f"organisation {rec.name} (id {rec.id}); screening: {screening.status.value}")
 
 
 @users_app.command("add")

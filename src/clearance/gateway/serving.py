@@ -29,7 +29,7 @@ def serve_in_thread(
             log_level="warning",
             access_log=False,
             lifespan=lifespan,  # type: ignore[arg-type]
-            http=http,  # type: ignore[arg-type]
+            http=http,
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)

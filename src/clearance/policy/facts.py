@@ -32,7 +32,7 @@ def principal_facts(user: User) -> PrincipalFacts:
         us_person=ident.us_person.value if ident else UsPerson.NONE.value,
         verified_until=end_of_day(ident.expires) if ident else 0,
         residence=user.residence or "",
-        screening=user.screening_status.value,
+        screening=user.effective_screening.value,
         org_id=user.org_id,
         version=user.facts_version,
     )

@@ -58,6 +58,13 @@ class User:
     screening_status: ScreeningStatus
     facts_version: int
     identity: IdentityFacts | None
+    org_screening_status: ScreeningStatus = ScreeningStatus.CLEAR
+
+    @property
+    def effective_screening(self) -> ScreeningStatus:
+        """The worse of the person's own status and their organisation's."""
+        order = list(ScreeningStatus)
+        return max(self.screening_status, self.org_screening_status, key=order.index)
 
 
 @dataclass(frozen=True, slots=True)

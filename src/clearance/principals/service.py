@@ -117,6 +117,13 @@ def _user(conn: Connection, row: Row[tuple[object, ...]]) -> User:
             verified_at=facts_row.verified_at,
             expires=facts_row.expires,
         )
+    org_status = ScreeningStatus.CLEAR
+    if row.org_id is not None:
+        org_status = ScreeningStatus(
+            conn.execute(
+                sa.select(orgs.c.screening_status).where(orgs.c.id == row.org_id)
+            ).scalar_one()
+        )
     return User(
         id=row.id,
         subject_id=row.subject_id,
@@ -128,7 +135,18 @@ def _user(conn: Connection, row: Row[tuple[object, ...]]) -> User:
         screening_status=ScreeningStatus(row.screening_status),
         facts_version=row.facts_version,
         identity=facts,
+        org_screening_status=org_status,
     )
+
+
+def touch_members(conn: Connection, org_id: int) -> None:
+    """Mark every member's facts as changed (their organisation's status changed)."""
+    conn.execute(
+        sa.update(users)
+        .where(users.c.org_id == org_id)
+        .values(facts_version=users.c.facts_version + 1)
+    )
+    versions.bump(conn, versions.Kind.PRINCIPALS)
 
 
 def touch_facts(conn: Connection, user_id: int) -> None:

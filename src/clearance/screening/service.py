@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from clearance.audit import entries as audit_entries
 from clearance.errors import InvalidInput, NotFound
 from clearance.principals.models import ScreeningStatus
-from clearance.principals.service import get_user, get_user_by_id
+from clearance.principals.service import get_user, get_user_by_id, touch_members
 from clearance.screening import hits, loaders, repository
 from clearance.screening.matcher import Matcher
 from clearance.screening.models import (
@@ -38,7 +38,7 @@ from clearance.screening.models import (
 )
 from clearance.screening.tables import screening_resolutions
 from clearance.store import versions
-from clearance.store.tables import users
+from clearance.store.tables import orgs, users
 
 RESCREEN_BATCH = 200
 DEFAULT_NAMES = {
@@ -157,6 +157,34 @@ def screen_user(
     return result
 
 
+def screen_org(
+    conn: Connection,
+    org_id: int,
+    matcher: Matcher | None = None,
+    *,
+    outbox: list[bytes] | None = None,
+) -> ScreeningResult:
+    """Screen an organisation as an entity; its status applies to every member at once."""
+    matcher = matcher if matcher is not None else build_matcher(conn)
+    row = conn.execute(sa.select(orgs).where(orgs.c.id == org_id)).one()
+    countries = (row.country,) if row.country else ()
+    result = matcher.screen(Query(row.name, None, countries, EntityType.ENTITY))
+    status = _STATUS[result.status]
+    if status.value != row.screening_status:
+        conn.execute(sa.update(orgs).where(orgs.c.id == org_id).values(screening_status=status))
+        touch_members(conn, org_id)
+        if outbox is not None:
+            outbox.append(
+                audit_entries.screening_decision(
+                    subject=f"org:{org_id}",
+                    status=status.value,
+                    list_versions=list_versions(conn),
+                    match_digest=_match_digest(result),
+                )
+            )
+    return result
+
+
 _STATUS = {
     Outcome.CLEAR: ScreeningStatus.CLEAR,
     Outcome.POTENTIAL_MATCH: ScreeningStatus.POTENTIAL_MATCH,
@@ -213,6 +241,7 @@ def rescreen_all(
     with engine.connect() as conn:
         matcher = build_matcher(conn, thresholds)
         ids = [int(i) for i in conn.scalars(sa.select(users.c.id).order_by(users.c.id))]
+        org_ids = [int(i) for i in conn.scalars(sa.select(orgs.c.id).order_by(orgs.c.id))]
     changed: dict[str, int] = {}
     for start in range(0, len(ids), RESCREEN_BATCH):
         outbox: list[bytes] = []
@@ -224,7 +253,13 @@ def rescreen_all(
                     key = _STATUS[result.status].value
                     changed[key] = changed.get(key, 0) + 1
         publish(outbox, audit)
-    return RescreenSummary(screened=len(ids), changed=changed)
+    outbox = []
+    with engine.begin() as conn:
+        for org_id in org_ids:
+            if screen_org(conn, org_id, matcher, outbox=outbox).matches:
+                changed["organisations_flagged"] = changed.get("organisations_flagged", 0) + 1
+    publish(outbox, audit)
+    return RescreenSummary(screened=len(ids) + len(org_ids), changed=changed)
 
 
 def resolve(

@@ -67,6 +67,8 @@ orgs = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("country", sa.String(2), nullable=True),
+    # Restricted-party status of the organisation itself; it applies to every member.
+    sa.Column("screening_status", sa.String(20), nullable=False, server_default="clear"),
     sa.Column("created_at", UTC_TIME, nullable=False),
 )
 
