@@ -172,7 +172,9 @@ def offline_problems(run: FaultRun, db: Path, settings: AuditSettings, workdir: 
     engine = connect(url)
     try:
         stored = {size for size, _ in stored_checkpoints(engine)}
-        problems += [f"acknowledged checkpoint {n} missing" for n in run.signed() if n not in stored]
+        problems += [
+            f"acknowledged checkpoint {n} missing" for n in run.signed() if n not in stored
+        ]
         try:
             lost = check_log(engine, settings, run.acks()).lost
         except (AssertionError, ClearanceError) as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clearance.audit.keys import NoteVerifier
@@ -27,7 +28,7 @@ def test_checkpoints_only_extend_under_load(
 ) -> None:
     with (
         served_log_under_load(db_url, audit_settings) as (base, log),
-        httpx.Client(base_url=base + "/audit" if False else base) as client,
+        httpx.Client(base_url=base) as client,
     ):
         report = ConsistencyAuditor(client, verifier, ORIGIN).run(SECONDS)
         head, _ = log.reader.sizes()
@@ -38,44 +39,49 @@ def test_checkpoints_only_extend_under_load(
 
 
 class Switch:
-    """Serves one log, then (when told) another: an operator swapping in a rewritten history."""
+    """Serves one log, then another: an operator swapping in a rewritten history."""
 
-    def __init__(self, honest: ASGIApp, forged: ASGIApp) -> None:
-        self.apps, self.forged = (honest, forged), False
+    def __init__(self, *apps: ASGIApp) -> None:
+        self.apps, self.current = apps, 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.apps[self.forged](scope, receive, send)
+        await self.apps[self.current](scope, receive, send)
 
 
-def _log(path: Path, settings: AuditSettings, tag: str, sizes: list[int]) -> AuditLog:
+def _log(path: Path, settings: AuditSettings, tag: str, sizes: list[int]) -> Engine:
+    """A log signed with the operator's key at each of `sizes`."""
     engine = connect(f"sqlite:///{path}")
     migrate(engine)
-    log = AuditLog(engine, settings)
-    done = 0
+    log, done = AuditLog(engine, settings), 0
     for size in sizes:
         log.append_many([entry(tag, i) for i in range(done, size)])
         log.integrate()
         done = size
-    return log
+    log.close()
+    return engine
 
 
 def test_the_auditor_catches_a_fork(
     tmp_path: Path, audit_settings: AuditSettings, verifier: NoteVerifier
 ) -> None:
-    honest = _log(tmp_path / "honest.db", audit_settings, "honest", [10])
-    forged = _log(tmp_path / "forged.db", audit_settings, "forged", [10, 12])  # same key
-    switch = Switch(audit_app(honest.reader._engine), audit_app(forged.reader._engine))
+    engines = [
+        _log(tmp_path / "honest.db", audit_settings, "honest", [10]),
+        _log(tmp_path / "same.db", audit_settings, "forged", [10]),
+        _log(tmp_path / "longer.db", audit_settings, "forged", [10, 12]),
+    ]
+    switch = Switch(*(audit_app(e) for e in engines))
     try:
         with serve_in_thread(switch, lifespan="off") as base, httpx.Client(base_url=base) as client:
-            auditor = ConsistencyAuditor(client, verifier, ORIGIN)
-            auditor.poll()
-            switch.forged = True
-            auditor.poll()
-            assert auditor.report.violations == ["size 12 does not extend 10"]
-            fresh = ConsistencyAuditor(client, verifier, ORIGIN)
-            fresh.report.roots[10] = auditor.report.roots[10]  # remembers the honest size 10
-            fresh._check(auditor.last.__class__(ORIGIN, 10, forged_root(client, verifier)))
-            assert fresh.report.violations == ["two roots for tree size 10"]
+            for forged, violation in [
+                (1, "two roots for tree size 10"),
+                (2, "size 12 does not extend 10"),
+            ]:
+                switch.current = 0
+                auditor = ConsistencyAuditor(client, verifier, ORIGIN)
+                auditor.poll()
+                switch.current = forged
+                auditor.poll()
+                assert auditor.report.violations == [violation]
     finally:
-        honest.close()
-        forged.close()
+        for engine in engines:
+            engine.dispose()
