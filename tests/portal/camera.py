@@ -26,7 +26,7 @@ from clearance.identity.mrz import DocumentFormat, Sex
 from tests.fixtures.identity.synth import render_page
 
 FACES = Path(__file__).parents[1] / "fixtures" / "identity" / "faces"
-NAME = ("EXAMPLE", "ADA")  # surname, given name: fictional
+NAME = ("ROSENTHAL", "ADA MARIE")  # surname, given names: fictional
 FPS = 10
 # One loop of the fake camera, in frames at FPS: (pose, frames). Every pose lasts at least as long
 # as the page's 300 ms between captures, and the page records ~1.8 loops, so every step is seen
@@ -142,5 +142,5 @@ def inputs(directory: Path, today: date) -> Inputs:
         document=passport(directory / "passport.jpg", today),
         selfie=selfie,
         camera=camera_file(directory / "camera.y4m"),
-        declared_name=f"{NAME[1].title()} {NAME[0].title()}",
+        declared_name=f"{NAME[1].title()} {NAME[0].title()}",  # as the MRZ writes it
     )

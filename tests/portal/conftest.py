@@ -15,9 +15,11 @@ from http.cookies import SimpleCookie
 import httpx
 import pytest
 
-from tests.gateway.conftest import Running, gateway, instance, upstream_url
+# Every fixture of the running gateway (`gateway` and what it needs), whatever they become.
+from tests.gateway.conftest import *  # noqa: F403
+from tests.gateway.conftest import Running
 
-__all__ = ["Browser", "Outbox", "Running", "gateway", "instance", "upstream_url"]
+__all__ = ["Browser", "Outbox", "Running"]
 
 _CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 _LINK = re.compile(r"https?://\S+/portal/signin/link/([A-Za-z0-9_-]+)")

@@ -21,6 +21,7 @@ class AuditorReport:
     polls: int = 0
     roots: dict[int, bytes] = field(default_factory=dict)  # every checkpoint seen, by size
     proofs: int = 0  # consistency proofs verified
+    latencies: list[float] = field(default_factory=list)  # seconds per checkpoint fetch
     violations: list[str] = field(default_factory=list)
 
 
@@ -34,7 +35,9 @@ class ConsistencyAuditor:
 
     def poll(self) -> None:
         self.report.polls += 1
+        started = time.perf_counter()
         response = self._client.get("/checkpoint")
+        self.report.latencies.append(time.perf_counter() - started)
         if response.status_code == 404:
             return  # nothing signed yet
         response.raise_for_status()

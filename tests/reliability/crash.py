@@ -30,6 +30,7 @@ class CrashReport:
     acked: int  # acknowledged entries over all cycles
     lost: int  # acknowledged entries missing or changed after a restart (must be 0)
     size: int  # entries stored at the end (acknowledged + in flight when killed)
+    first_ack: list[float]  # per cycle: seconds from spawning the writers to their first ack
 
 
 class _Acks:
@@ -38,6 +39,8 @@ class _Acks:
     def __init__(self) -> None:
         self.entries: dict[int, bytes] = {}
         self.duplicates = 0
+        self.started = time.monotonic()
+        self.first: float | None = None  # seconds to the first acknowledgement
         self._lock = threading.Lock()
 
     def read(self, pipe: IO[bytes]) -> None:
@@ -47,6 +50,8 @@ class _Acks:
                 continue
             index, _, data = rest.partition(b" ")
             with self._lock:
+                if self.first is None:
+                    self.first = time.monotonic() - self.started
                 if int(index) in self.entries:
                     self.duplicates += 1  # one index acknowledged twice: never allowed
                 self.entries[int(index)] = data
@@ -70,7 +75,7 @@ def spawn_writer(
 
 def kill_cycle(
     url: str, settings: AuditSettings, cycle: int, rng: random.Random, errors: IO[bytes]
-) -> dict[int, bytes]:
+) -> _Acks:
     """Run writers until a random number of acknowledgements, SIGKILL them; return the acks."""
     acks = _Acks()
     children = [spawn_writer(url, settings, f"c{cycle}w{w}", errors) for w in range(WRITERS)]
@@ -100,7 +105,7 @@ def kill_cycle(
             assert child.stdout is not None
             child.stdout.close()
     assert acks.duplicates == 0, "an index was acknowledged twice"
-    return acks.entries
+    return acks
 
 
 def kill_cycles(
@@ -112,12 +117,15 @@ def kill_cycles(
     acked: dict[int, bytes] = {}
     kept: Checkpoint | None = None
     lost = size = 0
+    first_ack: list[float] = []
     try:
         with (workdir / "writers.stderr").open("ab") as errors:
             for cycle in range(cycles):
-                acked.update(kill_cycle(url, settings, cycle, rng, errors))
+                acks = kill_cycle(url, settings, cycle, rng, errors)
+                acked.update(acks.entries)
+                first_ack.append(acks.first or 0.0)
                 result = check_log(engine, settings, acked, kept)
                 kept, lost, size = result.checkpoint, result.lost, result.size
     finally:
         engine.dispose()
-    return CrashReport(cycles=cycles, acked=len(acked), lost=lost, size=size)
+    return CrashReport(cycles, len(acked), lost, size, first_ack)

@@ -1,4 +1,4 @@
-"""Invariants of signing (docs/security.md): one tree size never has two roots; every checkpoint
+"""Invariants of signing (issue 7): one tree size never has two roots; every checkpoint
 extends the last; an ambiguous storage error stops signing until state is reloaded from
 storage; a checkpoint is signed only over committed entries."""
 

@@ -1,5 +1,5 @@
 """Invariant: an acknowledged index is committed and fsync'd, and a failed commit is never
-acknowledged (docs/security.md). On SQLite every audit connection runs synchronous=FULL in WAL
+acknowledged (issue 7). On SQLite every audit connection runs synchronous=FULL in WAL
 mode; on PostgreSQL fsync=on and synchronous_commit is not off."""
 
 from __future__ import annotations

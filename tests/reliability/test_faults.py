@@ -18,6 +18,7 @@ from tests.reliability.faults import (
     call_numbers,
     fresh_copy,
     offline_problems,
+    parse_trace,
     run_writer,
 )
 from tests.reliability.logs import make_settings
@@ -90,3 +91,20 @@ def test_a_syscall_fault_loses_nothing_acknowledged(
     if numbers and action == "KILL":
         assert run.returncode != 0 and "DONE" not in run.lines
     assert offline_problems(run, db, settings, workdir) == []
+
+
+def test_the_trace_check_catches_an_acknowledgement_after_a_failed_sync() -> None:
+    """The offline check itself fails when an ACK follows a failed fdatasync, or no sync."""
+    trace = "\n".join(
+        [
+            "7  fdatasync(4)                      = 0",
+            '7  write(1, "ACK 0 {}\\n", 9)         = 9',
+            "7  fdatasync(4)                      = -1 EIO (Input/output error) (INJECTED)",
+            '7  write(1, "ACK 1 {}\\n", 9)         = 9',
+            '7  write(1, "ACK 2 {}\\n", 9)         = 9',
+        ]
+    )
+    run = FaultRun("fdatasync", "EIO", 2, 0, parse_trace(trace))
+    assert run.injected
+    assert run.acked_after_failure() == ["ACK"]
+    assert run.unsynced_acks() == 2

@@ -14,6 +14,7 @@ import base64
 
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -66,6 +67,13 @@ def audit_app(engine: Engine, settings: AuditSettings | None = None) -> Starlett
         assert isinstance(exc, ClearanceError)
         return JSONResponse({"error": {"code": exc.code, "message": exc.detail}}, exc.status)
 
+    def routing_error(_: Request, exc: Exception) -> Response:
+        """Starlette's own 404 (no such route) and 405, in the same shape as every other error."""
+        assert isinstance(exc, HTTPException)
+        code = "not_found" if exc.status_code == 404 else "method_not_allowed"
+        body = {"error": {"code": code, "message": exc.detail}}
+        return JSONResponse(body, exc.status_code, headers=exc.headers)
+
     return Starlette(
         routes=[
             Route("/checkpoint", checkpoint),
@@ -74,7 +82,7 @@ def audit_app(engine: Engine, settings: AuditSettings | None = None) -> Starlett
             Route("/proof/consistency", consistency),
             Route("/tile/{path:path}", tile),
         ],
-        exception_handlers={ClearanceError: error},
+        exception_handlers={ClearanceError: error, HTTPException: routing_error},
     )
 
 

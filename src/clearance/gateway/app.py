@@ -19,6 +19,7 @@ from clearance.audit.routes import audit_app
 from clearance.audit.service import AuditLog
 from clearance.config import Settings, load_settings
 from clearance.gateway.metrics import Metrics
+from clearance.gateway.openapi import openapi_json
 from clearance.gateway.proxy import Proxy
 from clearance.gateway.recorder import Recorder
 from clearance.gateway.state import GatewayState
@@ -46,6 +47,7 @@ class Gateway:
             routes=[
                 Route("/healthz", self.healthz),
                 Route("/metrics", self.metrics_endpoint),
+                Route("/openapi.json", openapi_json),
                 Mount("/audit", app=audit_app(self.engine, settings.audit)),
                 Mount("/portal", app=portal_app(settings, self.engine, self.audit, self.state)),
             ],

@@ -1,0 +1,121 @@
+"""Schemathesis against a running gateway, driven by the gateway's own OpenAPI document.
+
+Every operation of `clearance.gateway.openapi.openapi_document()` gets `examples` generated
+requests with a real persona's API key; each response must not be a server error (a deliberate
+502/503/504 is listed in the document and allowed) and must match the document: status code,
+content type, required headers and body schema. `ignored_auth` also replays each request without
+credentials and with a wrong key, which must be refused.
+
+Used by tests/security/test_api_fuzz.py (a short run) and bench/fuzz.py (a long one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import Case, checks
+from schemathesis.core.failures import FailureGroup
+
+from clearance.config import load_settings
+from clearance.gateway.app import create_app
+from clearance.gateway.demo import seed
+from clearance.gateway.demo_upstream import demo_upstream_app
+from clearance.gateway.openapi import openapi_document
+from clearance.gateway.serving import serve_in_thread
+from clearance.setup import write_instance
+from clearance.store import connect, migrate
+
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_headers_conformance,
+    checks.response_schema_conformance,
+    checks.ignored_auth,
+]
+# Models a generated body may be pointed at (None: keep the generated string, mostly unknown),
+# and personas: a US citizen (allowed), a foreign national (fallbacks), an unverified user (451).
+MODELS = (None, "fable-4", "fable-5", "mythos-5")
+PERSONAS = ("alice", "sven", "nina")
+
+
+@dataclass
+class Report:
+    requests: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+def operations() -> list[schemathesis.APIOperation]:
+    schema = schemathesis.openapi.from_dict(openapi_document())
+    return [result.ok() for result in schema.get_all_operations()]
+
+
+def fuzz_operation(
+    operation: schemathesis.APIOperation,
+    base_url: str,
+    keys: dict[str, str],
+    report: Report,
+    *,
+    examples: int,
+    derandomize: bool,
+) -> None:
+    """Run `examples` generated requests; the first failing one (shrunk) goes in `report`."""
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=derandomize,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(
+        case=operation.as_strategy(),
+        model=st.sampled_from(MODELS),
+        persona=st.sampled_from(PERSONAS),
+    )
+    def run(case: Case, model: str | None, persona: str) -> None:
+        if model is not None and isinstance(case.body, dict):
+            case.body["model"] = model
+        auth = {"authorization": f"Bearer {keys[f'{persona}@demo.test']}"}
+        response = case.call(base_url=base_url, headers=auth, timeout=30)
+        report.requests += 1
+        report.statuses[response.status_code] = report.statuses.get(response.status_code, 0) + 1
+        case.validate_response(response, checks=CHECKS, headers=auth)
+
+    try:
+        run()
+    except (FailureGroup, AssertionError) as exc:
+        report.failures[f"{operation.method.upper()} {operation.path}"] = str(exc)
+
+
+def fuzz_gateway(
+    base_url: str, keys: dict[str, str], *, examples: int, derandomize: bool = True
+) -> Report:
+    report = Report()
+    for operation in operations():
+        fuzz_operation(
+            operation, base_url, keys, report, examples=examples, derandomize=derandomize
+        )
+    return report
+
+
+@contextmanager
+def demo_gateway(directory: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """A gateway on SQLite in `directory`, seeded with the demo personas, for bench/fuzz.py
+    (the same set-up as the tests' `gateway` fixture)."""
+    with serve_in_thread(demo_upstream_app(chunk_delay=0.0), lifespan="off") as upstream:
+        write_instance(directory, origin="fuzz.clearance.local/audit")
+        settings = load_settings(directory / "clearance.toml", environ={})
+        engine = connect(settings.database_url)
+        migrate(engine)
+        keys = seed(engine, settings, upstream)
+        engine.dispose()
+        with serve_in_thread(create_app(settings)) as url:
+            yield url, keys
