@@ -6,16 +6,18 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import anthropic
+import openai
 import pytest
 
 from clearance.config import Settings, load_settings
 from clearance.gateway.app import create_app
 from clearance.gateway.demo import seed
-from clearance.gateway.protocol import DeadlineProtocol
 from clearance.gateway.demo_upstream import DemoUpstream, demo_upstream_app
+from clearance.gateway.protocol import DeadlineProtocol
 from clearance.gateway.serving import serve_in_thread
 from clearance.principals.service import create_key
 from clearance.setup import write_instance
@@ -29,6 +31,19 @@ class Running:
     keys: dict[str, str]
     settings: Settings
     config_file: Path
+    clients: list[openai.OpenAI | anthropic.Anthropic] = field(default_factory=list)
+
+    def openai(self, key: str) -> openai.OpenAI:
+        """The official OpenAI SDK pointed at this gateway (closed when the test ends)."""
+        client = openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0)
+        self.clients.append(client)
+        return client
+
+    def anthropic(self, key: str) -> anthropic.Anthropic:
+        """The official Anthropic SDK pointed at this gateway (closed when the test ends)."""
+        client = anthropic.Anthropic(base_url=self.url, api_key=key, max_retries=0)
+        self.clients.append(client)
+        return client
 
     def key(self, who: str) -> str:
         return self.keys[f"{who}@demo.test"]
@@ -94,4 +109,7 @@ def gateway(instance: tuple[Settings, Path], upstream_url: str) -> Iterator[Runn
     keys = seed(engine, settings, upstream_url)
     engine.dispose()
     with serve_in_thread(create_app(settings), http=DeadlineProtocol) as url:
-        yield Running(url, upstream_url, keys, settings, config)
+        running = Running(url, upstream_url, keys, settings, config)
+        yield running
+        for client in running.clients:
+            client.close()

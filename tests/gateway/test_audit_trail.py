@@ -38,10 +38,8 @@ def test_each_response_index_has_an_inclusion_proof(gateway: Running) -> None:
     verifier = NoteVerifier.from_text(
         verifier_key(gateway.settings.audit.signing_key_file.read_text())
     )
-    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=gateway.key("sven"), max_retries=0)
-    strict = openai.OpenAI(
-        base_url=gateway.url + "/v1", api_key=gateway.strict_key("sven"), max_retries=0
-    )
+    client = gateway.openai(gateway.key("sven"))
+    strict = gateway.openai(gateway.strict_key("sven"))
     indices = [
         int(
             client.chat.completions.with_raw_response.create(
@@ -92,9 +90,7 @@ def test_unreachable_upstream_is_a_502_that_reveals_nothing(gateway: Running) ->
     )
     gateway.cli("models", "add", "dead-model", "--upstream", "dead", "--training-compute", "1e20")
     time.sleep(1.0)
-    client = openai.OpenAI(
-        base_url=gateway.url + "/v1", api_key=gateway.key("alice"), max_retries=0
-    )
+    client = gateway.openai(gateway.key("alice"))
     with pytest.raises(openai.InternalServerError) as err:
         client.chat.completions.create(model="dead-model", messages=HELLO)
     response = err.value.response

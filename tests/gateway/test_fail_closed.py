@@ -38,27 +38,23 @@ def test_no_record_no_service(
 ) -> None:
     upstream, _ = demo_upstream
     before = len(upstream.seen)
-    client = openai.OpenAI(
-        base_url=gateway.url + "/v1", api_key=gateway.key("alice"), max_retries=0
-    )
+    client = gateway.openai(gateway.key("alice"))
     for model in ("mythos-5", "fable-4"):
         with pytest.raises(openai.APIStatusError) as err:
             client.chat.completions.create(model=model, messages=HELLO, stream=True)
         assert err.value.status_code == 503
         assert err.value.response.json()["error"]["code"] == "audit_unavailable"
     with pytest.raises(anthropic.APIStatusError) as aerr:
-        anthropic.Anthropic(
-            base_url=gateway.url, api_key=gateway.key("alice"), max_retries=0
-        ).messages.create(model="fable-5", max_tokens=8, messages=HELLO)
+        gateway.anthropic(gateway.key("alice")).messages.create(
+            model="fable-5", max_tokens=8, messages=HELLO
+        )
     assert aerr.value.status_code == 503
     assert aerr.value.response.json()["type"] == "error"
     assert len(upstream.seen) == before  # nothing reached the model provider
 
 
 def test_service_resumes_when_storage_returns(gateway: Running) -> None:
-    client = openai.OpenAI(
-        base_url=gateway.url + "/v1", api_key=gateway.key("alice"), max_retries=0
-    )
+    client = gateway.openai(gateway.key("alice"))
     engine = connect(gateway.settings.database_url)
     with engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE audit_entries RENAME TO audit_entries_away"))

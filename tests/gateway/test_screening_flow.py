@@ -17,7 +17,7 @@ HELLO = [{"role": "user", "content": "hi"}]
 def test_new_list_version_cuts_access_on_the_next_request(gateway: Running) -> None:
     gateway.cli("users", "add", "uday@x.test", "--name", "Uday Saddam Hussein al-Tikriti")
     key = gateway.cli("keys", "create", "uday@x.test").stdout.strip().splitlines()[-1]
-    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    client = gateway.openai(key)
     assert client.chat.completions.create(model="fable-4", messages=HELLO).model == "fable-4"
 
     loaded = gateway.cli(
@@ -39,7 +39,7 @@ def test_new_list_version_cuts_access_on_the_next_request(gateway: Running) -> N
     # Never tip off: the 451 names no list and no entry.
     assert "SDN" not in body["message"] and "TIKRITI" not in body["message"].upper()
     # Everyone else is unaffected.
-    other = openai.OpenAI(base_url=gateway.url + "/v1", api_key=gateway.key("alice"), max_retries=0)
+    other = gateway.openai(gateway.key("alice"))
     assert other.chat.completions.create(model="fable-4", messages=HELLO).model == "fable-4"
 
 
@@ -60,7 +60,7 @@ def test_a_listed_organisation_cuts_access_for_its_members(gateway: Running) -> 
         "document",
     )
     key = gateway.cli("keys", "create", "staff@x.test").stdout.strip().splitlines()[-1]
-    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    client = gateway.openai(key)
     assert client.chat.completions.create(model="mythos-5", messages=HELLO).model == "mythos-5"
     gateway.cli(
         "lists",

@@ -15,11 +15,11 @@ HELLO = [{"role": "user", "content": "Hello there"}]
 
 
 def oai(gw: Running, who: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.url + "/v1", api_key=gw.key(who), max_retries=0)
+    return gw.openai(gw.key(who))
 
 
 def ant(gw: Running, who: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gw.url, api_key=gw.key(who), max_retries=0)
+    return gw.anthropic(gw.key(who))
 
 
 def test_us_citizen_gets_the_controlled_model(gateway: Running) -> None:
@@ -49,9 +49,7 @@ def test_licensed_engineer_gets_fable5_but_not_mythos5(gateway: Running) -> None
 
 
 def test_denial_is_451_with_link_in_openai_shape_even_for_streams(gateway: Running) -> None:
-    client = openai.OpenAI(
-        base_url=gateway.url + "/v1", api_key=gateway.strict_key("sven"), max_retries=0
-    )
+    client = gateway.openai(gateway.strict_key("sven"))
     for stream in (False, True):
         with pytest.raises(openai.APIStatusError) as err:
             client.chat.completions.create(model="mythos-5", messages=HELLO, stream=stream)
@@ -88,9 +86,7 @@ def test_streaming_through_both_sdks(gateway: Running) -> None:
 def test_anthropic_fallback_and_denial(gateway: Running) -> None:
     msg = ant(gateway, "sven").messages.create(model="mythos-5", max_tokens=32, messages=HELLO)
     assert msg.model == "fable-4"
-    strict = anthropic.Anthropic(
-        base_url=gateway.url, api_key=gateway.strict_key("nina"), max_retries=0
-    )
+    strict = gateway.anthropic(gateway.strict_key("nina"))
     with pytest.raises(anthropic.APIStatusError) as err:
         strict.messages.create(model="fable-5", max_tokens=32, messages=HELLO, stream=True)
     assert err.value.status_code == 451
@@ -103,9 +99,7 @@ def test_kill_switch_from_another_process_reaches_the_gateway_within_a_second(
     gateway: Running,
 ) -> None:
     client = oai(gateway, "erik")
-    strict = openai.OpenAI(
-        base_url=gateway.url + "/v1", api_key=gateway.strict_key("alice"), max_retries=0
-    )
+    strict = gateway.openai(gateway.strict_key("alice"))
     assert client.chat.completions.create(model="fable-5", messages=HELLO).model == "fable-5"
     gateway.cli("models", "suspend", "fable-5", "--reason", "incident 7")
     time.sleep(1.0)
@@ -141,15 +135,11 @@ def test_other_endpoints(gateway: Running) -> None:
 
 
 def test_errors_in_each_sdk_shape(gateway: Running) -> None:
-    bad = openai.OpenAI(
-        base_url=gateway.url + "/v1", api_key="sk-clr-nope-nope-nope-nope", max_retries=0
-    )
+    bad = gateway.openai("sk-clr-nope-nope-nope-nope")
     with pytest.raises(openai.AuthenticationError):
         bad.chat.completions.create(model="fable-4", messages=HELLO)
     with pytest.raises(anthropic.AuthenticationError):
-        anthropic.Anthropic(base_url=gateway.url, api_key="x", max_retries=0).messages.create(
-            model="fable-4", max_tokens=8, messages=HELLO
-        )
+        gateway.anthropic("x").messages.create(model="fable-4", max_tokens=8, messages=HELLO)
     with pytest.raises(openai.NotFoundError):
         oai(gateway, "alice").chat.completions.create(model="gpt-99", messages=HELLO)
     with httpx.Client(base_url=gateway.url) as http:

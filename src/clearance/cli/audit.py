@@ -1,21 +1,24 @@
-"""`clearance audit key | checkpoint | verify`."""
+"""`clearance audit key | checkpoint | verify | query`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
 
+import orjson
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from clearance.audit.keys import NoteVerifier, load_signer
+from clearance.audit.query import EntryFilter, scan, select
 from clearance.audit.reader import LogReader
 from clearance.audit.verify import verify_log
 from clearance.cli.context import ConfigOption, open_runtime
 from clearance.config import load_settings
 from clearance.errors import VerificationError
-from clearance.store import connect
+from clearance.principals.service import get_user
+from clearance.store import connect, reading
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 PROGRESS_FROM = 100_000  # entries; smaller logs verify in well under a second
@@ -88,3 +91,27 @@ def verify(
         typer.echo(f"latest checkpoint: size {latest.size}, root {latest.root.hex()}")
     if trusted is not None:
         typer.echo("the log extends the given checkpoint")
+
+
+@audit_app.command("query")
+def query(
+    subject: Annotated[
+        str | None, typer.Option("--subject", help="Pseudonymous subject id.")
+    ] = None,
+    email: Annotated[
+        str | None, typer.Option("--email", help="Resolve a user to their subject.")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model")] = None,
+    entry_type: Annotated[str | None, typer.Option("--type", help="e.g. access_decision")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="RFC 3339 UTC, inclusive")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="RFC 3339 UTC, exclusive")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Print matching entries as JSON lines ({"index": N, "entry": {...}}), oldest first."""
+    with open_runtime(config) as rt:
+        if email is not None:
+            with reading(rt.engine) as conn:
+                subject = get_user(conn, email).subject_id
+        where = EntryFilter(subject, model, entry_type, since, until)
+        for index, record in select(scan(LogReader(rt.engine)), where):
+            typer.echo(orjson.dumps({"index": index, "entry": record}).decode())

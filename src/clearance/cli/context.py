@@ -35,9 +35,19 @@ class Runtime:
     settings: Settings
     engine: Engine
 
-    def record(self, action: str, target: str, details: Mapping[str, object]) -> int:
-        """Append an operator action to the audit log; returns its index once durable."""
-        entry = admin_action(actor=operator(), action=action, target=target, details=details)
+    def record(
+        self,
+        action: str,
+        target: str,
+        details: Mapping[str, object],
+        *,
+        subject: str | None = None,
+    ) -> int:
+        """Append an operator action to the audit log; returns its index once durable.
+        `subject` names the (pseudonymous) person concerned, so their records can be found."""
+        entry = admin_action(
+            actor=operator(), action=action, target=target, details=details, subject=subject
+        )
         return self.append([entry])[0]
 
     def append(self, entries: Sequence[bytes]) -> list[int]:

@@ -79,7 +79,7 @@ def users_add(
             )
             # Screened on creation, in the same transaction: nobody exists unscreened.
             screening = screen_user(conn, user.id, outbox=outbox)
-        rt.record("user.add", user.subject_id, {})
+        rt.record("user.add", user.subject_id, {}, subject=user.subject_id)
         rt.append(outbox)
     typer.echo(
         f"user {user.email} (subject {user.subject_id}); screening: {screening.status.value}"
@@ -100,7 +100,12 @@ def keys_create(
         with rt.engine.begin() as conn:
             rec, secret = service.create_key(conn, email, name=name, allow_fallback=not no_fallback)
             subject = service.get_user_by_id(conn, rec.user_id).subject_id
-        rt.record("key.create", subject, {"key_id": rec.id, "allow_fallback": rec.allow_fallback})
+        rt.record(
+            "key.create",
+            subject,
+            {"key_id": rec.id, "allow_fallback": rec.allow_fallback},
+            subject=subject,
+        )
     typer.echo(f"key {rec.id} for {email} (fallback {'on' if rec.allow_fallback else 'off'})")
     typer.echo("store it now; it cannot be shown again:")
     typer.echo(secret)
@@ -154,6 +159,7 @@ def identity_attest(
                 "method": facts.method.value,
                 "expires": facts.expires.isoformat(),
             },
+            subject=user.subject_id,
         )
     typer.echo(
         f"{email}: {', '.join(facts.nationalities)}; US person: {facts.us_person.value}; "

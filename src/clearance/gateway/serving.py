@@ -18,9 +18,10 @@ def serve_in_thread(
     app: ASGIApp, *, lifespan: str = "on", http: type[asyncio.Protocol] | str = "auto"
 ) -> Iterator[str]:
     """Yields the base URL (http://127.0.0.1:PORT) once the server accepts connections."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    # Bind here and hand uvicorn the socket: no window in which another process takes the port.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -30,9 +31,10 @@ def serve_in_thread(
             access_log=False,
             lifespan=lifespan,  # type: ignore[arg-type]
             http=http,
+            timeout_graceful_shutdown=5,
         )
     )
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
@@ -44,3 +46,4 @@ def serve_in_thread(
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        sock.close()
