@@ -67,17 +67,20 @@ def test_sigterm_drains_live_streams(instance: tuple[Settings, Path]) -> None:
                 time.sleep(0.8)  # every stream is under way
                 server.send_signal(signal.SIGTERM)
                 time.sleep(1.0)
-                with pytest.raises(httpx.ConnectError):
+                # Refused: no listener (connect error), or reset while the backlog is dropped.
+                with pytest.raises(
+                    (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)
+                ):
                     httpx.get(url + "/healthz", timeout=1)
                 results = [f.result(timeout=30) for f in streams]
             # uvicorn re-raises SIGTERM once drained, so the exit is by that signal (or 0).
             assert server.wait(timeout=30) in (0, -signal.SIGTERM)
+            for _, body in results:
+                assert body.rstrip().endswith(b"data: [DONE]")  # finished, not cut
+            reader = LogReader(engine)
+            for index, _ in results:
+                assert b'"outcome":"forwarding"' in reader.entry(index)
         finally:
             server.kill()
             server.wait()
-        for _, body in results:
-            assert body.rstrip().endswith(b"data: [DONE]")  # finished, not cut
-        reader = LogReader(engine)
-        for index, _ in results:
-            assert b'"outcome":"forwarding"' in reader.entry(index)
-        engine.dispose()
+            engine.dispose()
