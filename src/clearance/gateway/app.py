@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from clearance.audit import entries
 from clearance.audit.routes import audit_app
 from clearance.audit.service import AuditLog
 from clearance.config import Settings, load_settings
@@ -65,6 +66,16 @@ class Gateway:
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         await asyncio.to_thread(self.state.load)
         await asyncio.to_thread(self.audit.start)
+        # Which policy is in force from now on is itself a record (a policy change shows here).
+        await asyncio.to_thread(
+            self.audit.append,
+            entries.admin_action(
+                actor="gateway",
+                action="policy.load",
+                target=self.state.policy.engine.hash,
+                details={"files": [p.name for p in self.settings.policy.files]},
+            ),
+        )
         await self.proxy.start()
         self._poller = asyncio.create_task(self._poll_forever())
         try:
