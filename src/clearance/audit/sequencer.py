@@ -10,8 +10,10 @@ SQLite: synchronous=FULL).
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -38,6 +40,28 @@ def check_durable(engine: Engine) -> None:
         synchronous = int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
     if journal != "wal" or synchronous != 2:  # 2 = FULL
         raise ConfigError("the audit log needs SQLite in WAL mode with synchronous=FULL")
+    _sync_directory(engine.url.database)
+
+
+def _sync_directory(database: str | None) -> None:
+    """SQLite ignores a failed fsync of the directory when it creates the WAL file, so an entry
+    could be acknowledged into a WAL whose directory entry is not yet durable. Sync the directory
+    ourselves once the WAL exists, and refuse to run if that fails."""
+    if not database or database == ":memory:":
+        return
+    path = Path(database).resolve()
+    if not Path(f"{path}-wal").exists():
+        return
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise AuditUnavailable(
+            f"cannot make the audit database's directory durable: {exc}"
+        ) from exc
 
 
 def check_entry(entry: bytes) -> None:
