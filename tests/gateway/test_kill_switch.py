@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -71,3 +72,33 @@ def test_suspension_ends_in_flight_streams(gateway: Running) -> None:
                     pass
             # Ended by the suspension (poll + CLI), long before the upstream's 60 s stall.
             assert time.monotonic() - started < 10
+
+
+class SilentUpstream:
+    """Accepts the request and sends nothing until the gateway hangs up."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+
+def test_suspension_before_the_upstream_answers_is_a_451(gateway: Running) -> None:
+    with serve_in_thread(SilentUpstream(), lifespan="off") as url:
+        gateway.cli("upstreams", "add", "mute", "--kind", "openai", "--base-url", url + "/v1")
+        gateway.cli(
+            "models", "add", "mute-model", "--upstream", "mute", "--training-compute", "1e20"
+        )
+        time.sleep(1.0)
+        with httpx.Client(base_url=gateway.url, timeout=30) as http:
+            pending = ThreadPoolExecutor(1).submit(
+                http.post,
+                "/v1/chat/completions",
+                headers={"authorization": f"Bearer {gateway.key('alice')}"},
+                json={"model": "mute-model", "messages": [], "stream": True},
+            )
+            time.sleep(0.5)
+            gateway.cli("models", "suspend", "mute-model", "--reason", "incident 10")
+            response = pending.result(timeout=10)
+    assert response.status_code == 451
+    assert response.json()["error"]["code"] == "model-suspended"
+    assert response.headers["link"].endswith('rel="blocked-by"')

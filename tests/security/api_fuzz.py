@@ -11,7 +11,7 @@ Used by tests/security/test_api_fuzz.py (a short run) and bench/fuzz.py (a long 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import Case, checks
 from schemathesis.core.failures import FailureGroup
+from sqlalchemy.engine import Engine
 
 from clearance.config import load_settings
 from clearance.gateway.app import create_app
@@ -28,6 +29,7 @@ from clearance.gateway.demo import seed
 from clearance.gateway.demo_upstream import demo_upstream_app
 from clearance.gateway.openapi import openapi_document
 from clearance.gateway.serving import serve_in_thread
+from clearance.principals.service import create_key
 from clearance.setup import write_instance
 from clearance.store import connect, migrate
 
@@ -39,10 +41,9 @@ CHECKS = [
     checks.response_schema_conformance,
     checks.ignored_auth,
 ]
-# Models a generated body may be pointed at (None: keep the generated string, mostly unknown),
-# and personas: a US citizen (allowed), a foreign national (fallbacks), an unverified user (451).
+# Models a generated body may be pointed at (None: keep the generated string, mostly unknown).
 MODELS = (None, "fable-4", "fable-5", "mythos-5")
-PERSONAS = ("alice", "sven", "nina")
+AUTH_HEADERS = ("authorization", "x-api-key")
 
 
 @dataclass
@@ -60,7 +61,7 @@ def operations() -> list[schemathesis.APIOperation]:
 def fuzz_operation(
     operation: schemathesis.APIOperation,
     base_url: str,
-    keys: dict[str, str],
+    keys: Sequence[str],
     report: Report,
     *,
     examples: int,
@@ -78,12 +79,16 @@ def fuzz_operation(
     @given(
         case=operation.as_strategy(),
         model=st.sampled_from(MODELS),
-        persona=st.sampled_from(PERSONAS),
+        key=st.sampled_from(keys),
+        anthropic_style=st.booleans(),
     )
-    def run(case: Case, model: str | None, persona: str) -> None:
+    def run(case: Case, model: str | None, key: str, anthropic_style: bool) -> None:
         if model is not None and isinstance(case.body, dict):
             case.body["model"] = model
-        auth = {"authorization": f"Bearer {keys[f'{persona}@demo.test']}"}
+        # Credentials are ours, never generated ones beside them (`ignored_auth` probes those).
+        for name in [h for h in case.headers or {} if h.lower() in AUTH_HEADERS]:
+            del case.headers[name]
+        auth = {"x-api-key": key} if anthropic_style else {"authorization": f"Bearer {key}"}
         response = case.call(base_url=base_url, headers=auth, timeout=30)
         report.requests += 1
         report.statuses[response.status_code] = report.statuses.get(response.status_code, 0) + 1
@@ -96,8 +101,10 @@ def fuzz_operation(
 
 
 def fuzz_gateway(
-    base_url: str, keys: dict[str, str], *, examples: int, derandomize: bool = True
+    base_url: str, keys: Sequence[str], *, examples: int, derandomize: bool = True
 ) -> Report:
+    """`keys`: API keys to sample from, e.g. a US citizen's (served), a foreign national's
+    (fallbacks) and an unverified user's without fallback (451)."""
     report = Report()
     for operation in operations():
         fuzz_operation(
@@ -106,8 +113,15 @@ def fuzz_gateway(
     return report
 
 
+def persona_keys(engine: Engine, keys: dict[str, str]) -> list[str]:
+    """Alice (US citizen), Sven (Swedish, fallbacks) and Nina (unverified) with fallback off."""
+    with engine.begin() as conn:
+        _, strict = create_key(conn, "nina@demo.test", name="strict", allow_fallback=False)
+    return [keys["alice@demo.test"], keys["sven@demo.test"], strict]
+
+
 @contextmanager
-def demo_gateway(directory: Path) -> Iterator[tuple[str, dict[str, str]]]:
+def demo_gateway(directory: Path) -> Iterator[tuple[str, list[str]]]:
     """A gateway on SQLite in `directory`, seeded with the demo personas, for bench/fuzz.py
     (the same set-up as the tests' `gateway` fixture)."""
     with serve_in_thread(demo_upstream_app(chunk_delay=0.0), lifespan="off") as upstream:
@@ -115,7 +129,7 @@ def demo_gateway(directory: Path) -> Iterator[tuple[str, dict[str, str]]]:
         settings = load_settings(directory / "clearance.toml", environ={})
         engine = connect(settings.database_url)
         migrate(engine)
-        keys = seed(engine, settings, upstream)
+        keys = persona_keys(engine, seed(engine, settings, upstream))
         engine.dispose()
         with serve_in_thread(create_app(settings)) as url:
             yield url, keys

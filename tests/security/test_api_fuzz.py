@@ -6,12 +6,16 @@
 from __future__ import annotations
 
 import httpx
+import jsonschema_rs
+import orjson
+import pytest
 
 from clearance.gateway.openapi import openapi_document
+from clearance.gateway.surfaces import Surface, error_body
 from tests.security.api_fuzz import fuzz_gateway, operations
 from tests.security.conftest import Running
 
-EXAMPLES = 12  # per operation and database; bench/fuzz.py runs many more
+EXAMPLES = 25  # per operation and database; bench/fuzz.py runs many more
 
 
 def test_document_is_valid_openapi_31_and_covers_every_json_api() -> None:
@@ -34,6 +38,21 @@ def test_document_is_valid_openapi_31_and_covers_every_json_api() -> None:
     }
 
 
+@pytest.mark.parametrize("surface", list(Surface))
+def test_each_surface_error_body_matches_its_own_schema_only(surface: Surface) -> None:
+    """The bodies `surfaces.error_body` builds are told apart by the document's schemas."""
+    components = openapi_document()["components"]
+
+    def valid(name: str, body: bytes) -> bool:
+        schema = {"$ref": f"#/components/schemas/{name}", "components": components}
+        return bool(jsonschema_rs.validator_for(schema).is_valid(orjson.loads(body)))
+
+    own, other = ("OpenAIError", "AnthropicError")[:: 1 if surface is Surface.OPENAI else -1]
+    for status in (400, 401, 404, 408, 413, 451, 502, 503, 504):
+        body = error_body(surface, status, "a message", "a_code")
+        assert valid(own, body) and not valid(other, body), (status, body)
+
+
 def test_gateway_serves_its_document(gateway: Running) -> None:
     served = httpx.get(f"{gateway.url}/openapi.json", timeout=10)
     assert served.status_code == 200
@@ -41,7 +60,8 @@ def test_gateway_serves_its_document(gateway: Running) -> None:
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(gateway: Running) -> None:
-    report = fuzz_gateway(gateway.url, gateway.keys, examples=EXAMPLES)
+    keys = [gateway.key("alice"), gateway.key("sven"), gateway.strict_key("nina")]
+    report = fuzz_gateway(gateway.url, keys, examples=EXAMPLES)
     assert report.failures == {}, "\n\n".join(f"{k}:\n{v}" for k, v in report.failures.items())
     # The run reached the interesting answers, not only 400s: served, denied, refused.
     assert report.requests >= 11 * EXAMPLES // 2

@@ -46,6 +46,8 @@ _UPSTREAM_STATUS = _header(_DIGITS, "Present when the model provider itself refu
 
 
 _NULLABLE_TEXT = {"type": ["string", "null"]}
+# Audit indexes and tree sizes: ASCII decimals stored as signed 64-bit integers.
+_INDEX = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
 
 
 def _schemas() -> dict[str, Schema]:
@@ -65,7 +67,9 @@ def _error_schemas() -> dict[str, Schema]:
         ["message", "type"], message=text, type=text, code=_NULLABLE_TEXT, param=_NULLABLE_TEXT
     )
     return {
-        "OpenAIError": _object(["error"], error=openai),
+        # No top-level `type`: that is what tells an OpenAI body from an Anthropic one, which
+        # also has `error.type` and `error.message`.
+        "OpenAIError": {**_object(["error"], error=openai), "not": {"required": ["type"]}},
         "AnthropicError": _object(
             ["type", "error"],
             type={"const": "error"},
@@ -311,7 +315,7 @@ def _count(name: str, description: str, *, required: bool) -> Schema:
         "in": "query",
         "required": required,
         "description": description,
-        "schema": {"type": "string"},
+        "schema": _INDEX,
     }
 
 
@@ -330,7 +334,7 @@ def _audit_get(summary: str, ok: Schema, params: list[Schema], statuses: dict[st
 
 def _audit_paths() -> dict[str, Schema]:
     bad_or_missing = {"400": "Not a valid index or size", "404": "Not in the log (yet)"}
-    index = {"name": "index", "in": "path", "required": True, "schema": {"type": "string"}}
+    index = {"name": "index", "in": "path", "required": True, "schema": _INDEX}
     return {
         "/audit/checkpoint": _audit_get(
             "The latest signed checkpoint (C2SP tlog-checkpoint in a C2SP signed-note)",

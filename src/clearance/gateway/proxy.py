@@ -9,6 +9,7 @@ Nothing is forwarded without its durable audit entry. Every attempt, refused or 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from dataclasses import dataclass, field
 
@@ -47,6 +48,7 @@ class Attempt:
     decision: Decision | None = None
     index: int | None = None
     headers: Headers = field(default_factory=list)
+    responded: bool = False  # the response has started: its status can no longer change
 
 
 class Proxy:
@@ -115,7 +117,9 @@ class Proxy:
             attempt.caller = await self.authenticate(scope, headers)
             body = await read_body(receive, headers, self.settings.max_body_bytes)
             payload, model = parse_payload(body)
-            attempt.model = model
+            # The log keeps catalog ids only: a client-chosen string (an email, a prompt) never
+            # becomes a permanent record, just its digest.
+            attempt.model = model if model in self.state.catalog.models else unknown_model(model)
             attempt.ip_country = self.locator.country(scope, headers)
             attempt.decision = self.state.decide(
                 attempt.caller,
@@ -129,9 +133,11 @@ class Proxy:
         decision = attempt.decision
         self.metrics.decisions.labels(decision.effect.value, decision.rules[0]).inc()
         await self.record(attempt)
-        index_headers: Headers = [(b"clearance-audit-index", str(attempt.index).encode())]
+        index_headers: Headers = []
+        if attempt.index is not None:  # None only when serving unrecorded was allowed
+            index_headers.append((b"clearance-audit-index", str(attempt.index).encode()))
         if decision.effect is Effect.DENY:
-            await self.deny(send, route.surface, decision, index_headers)
+            await self.deny(send, route.surface, decision, attempt.index, index_headers)
             return
         assert decision.model_served is not None
         served = self.state.catalog.models[decision.model_served]
@@ -166,13 +172,18 @@ class Proxy:
         send: Send,
         surface: Surface,
         decision: Decision,
+        index: int | None,
         headers: Headers,
     ) -> None:
         """HTTP 451 (RFC 7725) with where to go next; JSON even when a stream was asked for."""
         first = decision.reasons[0]
-        index = headers[0][1].decode()
         message = f"{first.reason} (rule: {first.rule}; decision: {index})"
-        body = error_body(surface, 451, message, first.rule)
+        await self.send_451(send, surface, message, first.rule, headers)
+
+    async def send_451(
+        self, send: Send, surface: Surface, message: str, rule: str, headers: Headers
+    ) -> None:
+        body = error_body(surface, 451, message, rule)
         link = f'<{self.settings.portal_url}>; rel="blocked-by"'.encode()
         await send_bytes(send, 451, body, [*headers, (b"link", link)])
 
@@ -210,7 +221,13 @@ class Proxy:
         watcher.cancel()
         if task.cancelled():
             await self.recorder.outcome(attempt, "suspended_in_flight")
-            raise ConnectionAbortedError("model suspended while streaming")
+            if attempt.responded:
+                raise ConnectionAbortedError("model suspended while streaming")
+            message = f"Model {served.id} was suspended by the operator during your request."
+            await self.send_451(
+                send, attempt.route.surface, message, "model-suspended", attempt.headers[:1]
+            )
+            return
         task.result()
 
     async def _relay(
@@ -226,7 +243,6 @@ class Proxy:
         assert self.session is not None
         self.metrics.added.observe(time.perf_counter() - attempt.started)
         sent = time.perf_counter()
-        started = False
         try:
             async with self.session.post(url, data=body, headers=headers) as resp:
                 self.metrics.upstream.observe(time.perf_counter() - sent)
@@ -245,7 +261,7 @@ class Proxy:
                         "headers": [*up.response_headers(resp), *extra],
                     }
                 )
-                started = True
+                attempt.responded = True
                 async for chunk in resp.content.iter_any():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -253,7 +269,7 @@ class Proxy:
             await self._fail(
                 attempt,
                 send,
-                started,
+                attempt.responded,
                 stream,
                 UpstreamTimeout("the model provider did not answer in time"),
                 "upstream_timeout",
@@ -263,14 +279,14 @@ class Proxy:
             await self._fail(
                 attempt,
                 send,
-                started,
+                attempt.responded,
                 stream,
                 UpstreamError("the model provider is unreachable or broke the connection"),
                 "upstream_error",
                 exc,
             )
         except UpstreamError as exc:
-            await self._fail(attempt, send, started, stream, exc, "upstream_5xx", exc)
+            await self._fail(attempt, send, attempt.responded, stream, exc, "upstream_5xx", exc)
 
     async def _fail(
         self,
@@ -347,6 +363,10 @@ async def _disconnected(receive: Receive) -> None:
         message = await receive()
         if message["type"] == "http.disconnect":
             return
+
+
+def unknown_model(model: str) -> str:
+    return "unknown:sha256:" + hashlib.sha256(model.encode("utf-8", "replace")).hexdigest()[:16]
 
 
 def parse_payload(body: bytes) -> tuple[dict[str, object], str]:

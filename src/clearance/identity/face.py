@@ -16,8 +16,14 @@ import cv2
 import face_recognition
 import numpy as np
 from numpy.typing import NDArray
+from PIL import ImageFile
 
 from clearance.errors import MultipleFaces, NoFaceFound
+
+# face_recognition turns on Pillow's process-wide LOAD_TRUNCATED_IMAGES when imported, which
+# makes a cut-off JPEG decode as grey padding (JPEG `verify()` checks nothing). Uploads must be
+# refused instead (images.load_image), and nothing here uses face_recognition's file loader.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 _MAX_SIDE = 800  # HOG detection time grows with pixels; a face needs far fewer
 

@@ -28,10 +28,15 @@ class ImageFormat(StrEnum):
     WEBP = "WEBP"
 
 
+WORK_SIDE = 2400  # the longest side images are decoded to for OCR and face matching
+
+
 @dataclass(frozen=True, slots=True)
 class ImageLimits:
     max_bytes: int = 12 * 1024 * 1024
-    max_pixels: int = 40_000_000  # a 48 MP phone photo is refused; 40 MP is ample for an MRZ
+    # 12.5 MP takes a 12 MP phone photo (4000x3000); a pixel flood just under the limit still
+    # decodes in under 100 MB (measured: ~85 MB for a 12.5 MP PNG, see `WORK_SIDE`).
+    max_pixels: int = 12_500_000
     min_side: int = 64  # smaller than this holds neither a readable MRZ nor a face
 
 
@@ -77,13 +82,20 @@ def load_image(data: bytes, limits: ImageLimits | None = None) -> LoadedImage:
         # `formats` keeps Pillow from trying any other decoder on these bytes.
         with Image.open(io.BytesIO(data), formats=[kind.value]) as probe:
             _check_header(probe, limits)
-            # face_recognition sets Pillow's process-wide LOAD_TRUNCATED_IMAGES, which makes
-            # load() pad a cut-off file silently; verify() still refuses one.
+            # verify() refuses a cut-off PNG; a cut-off JPEG fails in load() below, as long as
+            # Pillow's LOAD_TRUNCATED_IMAGES stays off (identity/face.py turns it back off).
             probe.verify()
         with Image.open(io.BytesIO(data), formats=[kind.value]) as image:
+            if kind is ImageFormat.JPEG:
+                # JPEG decodes straight to a reduced scale (DCT scaling): no full-size copy.
+                image.draft("RGB", (WORK_SIDE, WORK_SIDE))
             image.load()
-            upright = ImageOps.exif_transpose(image)
-            rgb = np.asarray(upright.convert("RGB"), dtype=np.uint8)
+            # Work on at most WORK_SIDE pixels a side before any further copy is made: ample
+            # for an MRZ and a face, and it keeps a pixel flood from multiplying in memory.
+            image.thumbnail((WORK_SIDE, WORK_SIDE))
+            ImageOps.exif_transpose(image, in_place=True)
+            upright = image if image.mode == "RGB" else image.convert("RGB")
+            rgb = np.asarray(upright, dtype=np.uint8)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # Pillow's own bomb guard (a warning, an error where warnings are errors) fires at a
         # higher count than ours, on headers that claim more pixels than they hold.

@@ -54,7 +54,10 @@ class VerifyViews:
         p = self.portal
         user = await p.require_user(request)
         form = await p.form(request, max_files=MAX_FRAMES + 2)
-        uploads = await read_uploads(form)
+        try:
+            uploads = await read_uploads(form)
+        finally:
+            await form.close()  # the spooled temporary files
         async with p.verifications:
             case = await asyncio.to_thread(p.verifier.verify, user.id, uploads)
         location = f"{request.scope.get('root_path', '')}/cases/{case.id}"
