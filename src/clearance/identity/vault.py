@@ -52,7 +52,7 @@ def parse_master_key(text: str) -> bytes:
         raise ConfigError("the identity master key file is not a clearance vault key")
     try:
         key = base64.b64decode(text[len(_KEY_PREFIX) :], validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):  # ValueError: non-ASCII characters
         raise ConfigError("the identity master key file is malformed") from None
     if len(key) != KEY_BYTES:
         raise ConfigError("the identity master key is not 256 bits")
