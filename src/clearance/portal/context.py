@@ -17,7 +17,7 @@ from starlette.templating import Jinja2Templates
 
 from clearance.audit.service import AuditLog
 from clearance.config import Settings
-from clearance.errors import AuthenticationError
+from clearance.errors import AuthenticationError, PermissionDenied
 from clearance.gateway.http import ClientLocator
 from clearance.gateway.state import GatewayState
 from clearance.portal import sessions
@@ -93,7 +93,11 @@ class Portal:
         """The POSTed form, once its CSRF token and origin have been checked."""
         form = await request.form(max_files=max_files, max_fields=20, max_part_size=64 * 1024)
         submitted = form.get(CSRF_FIELD)
-        self.csrf.check(request, submitted if isinstance(submitted, str) else None)
+        try:
+            self.csrf.check(request, submitted if isinstance(submitted, str) else None)
+        except PermissionDenied:
+            await form.close()  # any uploaded files' spooled temporaries
+            raise
         return form
 
     @staticmethod
