@@ -10,13 +10,15 @@ SQLite: synchronous=FULL).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import PoolProxiedConnection
 
 from clearance.audit.tables import audit_entries, audit_head
 from clearance.audit.tiles import MAX_ENTRY_SIZE
@@ -70,29 +72,69 @@ def check_entry(entry: bytes) -> None:
         raise InvalidInput(f"an audit entry must be 1 to {MAX_ENTRY_SIZE} bytes")
 
 
-def commit_entries(engine: Engine, entries: Sequence[bytes]) -> list[int]:
-    """Append `entries` in one transaction; return their indices once committed."""
-    if not entries:
-        return []
-    for entry in entries:
-        check_entry(entry)
-    n = len(entries)
-    try:
-        with engine.begin() as conn:
-            end = conn.execute(
-                sa.update(audit_head)
-                .where(audit_head.c.id == 1)
-                .values(size=audit_head.c.size + n)
-                .returning(audit_head.c.size)
-            ).scalar_one()
-            start = int(end) - n
-            conn.execute(
-                audit_entries.insert(),
-                [{"idx": start + i, "entry": e} for i, e in enumerate(entries)],
-            )
-    except sa.exc.SQLAlchemyError as exc:
-        raise AuditUnavailable("the audit log could not persist the entry") from exc
-    return list(range(start, start + n))
+class Appender:
+    """The append transaction, on one dedicated DBAPI connection with pre-written SQL.
+
+    This is the hot path of every gateway request: a bare `BEGIN IMMEDIATE; UPDATE ... RETURNING;
+    INSERT; COMMIT` costs ~0.2 ms on SQLite here, where the same through SQLAlchemy Core costs
+    ~1 ms (statement compilation, pool and event machinery). Commits still go through the
+    dialect's `do_commit`, so storage-fault tests see them. Thread-safe (one lock).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._conn: PoolProxiedConnection | None = None
+        sqlite = engine.dialect.name == "sqlite"
+        mark = "?" if sqlite else "%s"
+        # SQLite: take the write lock up front (see store.db); PostgreSQL opens a transaction
+        # implicitly on the first statement of a non-autocommit connection.
+        self._begin = "BEGIN IMMEDIATE" if sqlite else None
+        head, entries = audit_head.name, audit_entries.name
+        self._update = f"UPDATE {head} SET size = size + {mark} WHERE id = 1 RETURNING size"
+        self._insert = f"INSERT INTO {entries} (idx, entry) VALUES ({mark}, {mark})"
+
+    def __call__(self, entries: Sequence[bytes]) -> list[int]:
+        """Append `entries` in one transaction; return their indices once committed."""
+        if not entries:
+            return []
+        for entry in entries:
+            check_entry(entry)
+        n = len(entries)
+        dbapi_error = self._engine.dialect.loaded_dbapi.Error
+        with self._lock:
+            conn = self._conn if self._conn is not None else self._engine.raw_connection()
+            self._conn = conn
+            try:
+                cursor = conn.cursor()
+                if self._begin:
+                    cursor.execute(self._begin)
+                cursor.execute(self._update, (n,))
+                row = cursor.fetchone()
+                if row is None:
+                    raise dbapi_error("the audit log head row is missing")
+                start = int(row[0]) - n
+                cursor.executemany(self._insert, [(start + i, e) for i, e in enumerate(entries)])
+                cursor.close()
+                self._engine.dialect.do_commit(conn)
+            except dbapi_error as exc:
+                # Whether the commit landed is unknown: nobody is told an index, and the
+                # connection is thrown away (the next append opens a fresh one).
+                self._discard()
+                raise AuditUnavailable("the audit log could not persist the entry") from exc
+        return list(range(start, start + n))
+
+    def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(self._engine.dialect.loaded_dbapi.Error):
+                conn.invalidate()
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
 
 
 class GroupCommitter:

@@ -21,7 +21,7 @@ from clearance.audit.checkpoint import Checkpoint, CheckpointSigner
 from clearance.audit.integrator import integrate
 from clearance.audit.keys import NoteSigner, load_signer
 from clearance.audit.reader import LogReader
-from clearance.audit.sequencer import GroupCommitter, check_durable, commit_entries
+from clearance.audit.sequencer import Appender, GroupCommitter, check_durable
 from clearance.config import AuditSettings
 from clearance.errors import ClearanceError
 
@@ -42,6 +42,7 @@ class AuditLog:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._appended = False
+        self._appender = Appender(engine)
         self.sequencer = GroupCommitter(self._commit, settings.batch_max_entries)
         self.reader = LogReader(engine)
 
@@ -63,7 +64,7 @@ class AuditLog:
         if not self._checked:
             check_durable(self._engine)
             self._checked = True
-        indices = commit_entries(self._engine, entries)
+        indices = self._appender(entries)
         self._appended = True
         self._wake.set()
         return indices
@@ -115,6 +116,7 @@ class AuditLog:
             self._thread.join()
             self._thread = None
         self.sequencer.close()
+        self._appender.close()
         if self._appended and (self._key or self._settings.signing_key_file.exists()):
             try:
                 self.integrate()
