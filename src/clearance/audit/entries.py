@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
+import orjson
 import rfc8785
 
 from clearance.errors import InvalidInput
@@ -32,12 +33,40 @@ def _now() -> str:
 
 
 def canonical(record: Mapping[str, object]) -> bytes:
-    """RFC 8785 JSON Canonicalization Scheme."""
+    """RFC 8785 JSON Canonicalization Scheme.
+
+    For records made only of strings, integers within ±2^53, booleans, nulls, lists and objects
+    with ASCII keys, RFC 8785 output equals orjson's sorted, compact output: keys sort the same
+    (ASCII: UTF-16 and UTF-8 order agree, §3.2.3), strings escape the same minimal set (§3.2.2.2)
+    and integers print the same (§3.2.2.3). That is every entry the gateway writes, at ~1/20 of
+    the cost; anything else (a float, a non-ASCII key) takes the reference implementation.
+    The equivalence is held by a property test against `rfc8785`.
+    """
+    if _plain(record):
+        try:
+            return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass  # e.g. a lone surrogate: let the reference implementation judge it
     try:
         # Values are checked by rfc8785 itself: anything not JSON raises below.
         return rfc8785.dumps(cast(Any, record))
     except (rfc8785.CanonicalizationError, TypeError) as exc:
         raise InvalidInput(f"audit entry is not canonical JSON: {exc}") from exc
+
+
+_SAFE_INT = 2**53
+
+
+def _plain(value: object) -> bool:
+    if value is None or isinstance(value, (str, bool)):
+        return True
+    if isinstance(value, int):
+        return -_SAFE_INT < value < _SAFE_INT
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and k.isascii() and _plain(v) for k, v in value.items())
+    return False
 
 
 def _shallow(record: object) -> dict[str, object]:

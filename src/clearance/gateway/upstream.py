@@ -34,6 +34,9 @@ def new_session(settings: GatewaySettings) -> aiohttp.ClientSession:
         timeout=timeout,
         auto_decompress=False,
         skip_auto_headers=("User-Agent",),
+        # One session serves every user: a cookie one upstream reply sets must never ride along
+        # on another user's request (and the jar costs ~20 µs a request).
+        cookie_jar=aiohttp.DummyCookieJar(),
     )
 
 

@@ -66,6 +66,7 @@ class Decision:
     facts_digest: str
     # Until when this answer stays true without any stored fact changing (an expiry).
     valid_until: float = field(default=float("inf"), compare=False)
+    _rules: tuple[str, ...] = field(init=False, repr=False, compare=False, default=())
 
     @property
     def allowed(self) -> bool:
@@ -73,7 +74,10 @@ class Decision:
 
     @property
     def rules(self) -> tuple[str, ...]:
-        return tuple(r.rule for r in self.reasons)
+        return self._rules
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_rules", tuple(r.rule for r in self.reasons))
 
     def as_dict(self) -> dict[str, object]:
         return {
