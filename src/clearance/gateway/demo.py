@@ -165,6 +165,7 @@ def instructions(keys: dict[str, str], port: int) -> str:
         "",
         "Clearance demo — every reply comes from a DEMO upstream (deterministic text).",
         f"Gateway: {base}   audit checkpoint: {base}/audit/checkpoint   metrics: {base}/metrics",
+        f"Portal:  {base}/portal  (sign-in links are printed here, in this console)",
         "",
     ]
     for p in PERSONAS:
