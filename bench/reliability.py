@@ -1,6 +1,7 @@
 """Reliability figures, each printed beside a baseline measured in the same run.
 
     .venv/bin/python bench/reliability.py [--cycles 20] [--auditor-seconds 60] [--postgres URL]
+    .venv/bin/python bench/reliability.py --gateway [--stalled 20] [--streams 1000]
 
 Audit log (issue 7, items 1-2):
   kill cycles    writers + random SIGKILL + restart on SQLite and PostgreSQL: cycles run and
@@ -11,6 +12,14 @@ Audit log (issue 7, items 1-2):
                  fault-free run (acks not preceded by an fdatasync, must be 0)
   auditor        a consistency auditor polling /audit/checkpoint every 100 ms during load:
                  violations (must be 0); baseline: the same poll's latency on an idle log
+
+Gateway (issue 7, item 3; `--gateway` runs only these), one `clearance serve` worker each:
+  stalled        N clients that stop reading a stream the upstream floods: worker RSS per
+                 stalled stream (must be < 10 MB); baseline: the idle worker's RSS
+  open streams   1,000 open SSE streams: RSS growth (must be < +200 MB) and RSS after they close
+                 (back to baseline); baseline: the idle worker's RSS
+  slowloris      a probe's p99 while 500 connections trickle headers (must be < 500 ms) and when
+                 the header deadline cut them; baseline: the probe's p99 with no slowloris
 
 Each figure is one function taking the scratch directory and the database URLs; `main` runs
 them all, so other figures (the gateway's) can be added as functions beside these.
@@ -40,6 +49,14 @@ from clearance.store import connect, migrate
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the harnesses live beside the tests, in tests/reliability
 
+from bench.gateway_resources import (  # noqa: E402
+    MB,
+    Slowloris,
+    Worker,
+    gateway_worker,
+    open_streams,
+    probe_latencies,
+)
 from tests.reliability.auditor import ConsistencyAuditor  # noqa: E402
 from tests.reliability.crash import kill_cycles  # noqa: E402
 from tests.reliability.faults import (  # noqa: E402
@@ -206,12 +223,115 @@ def auditor_figures(workdir: Path, kinds: list[str], postgres: str, seconds: flo
         )
 
 
+def _settled_rss(worker: Worker, seconds: float = 15.0) -> float:
+    """The worker's RSS once it stops changing by more than 1 MB a second."""
+    last, deadline = worker.rss_mb(), time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = worker.rss_mb()
+        if abs(now - last) < 1.0:
+            return now
+        last = now
+    return last
+
+
+def _upstream_idle(worker: Worker, seconds: float = 30.0) -> int:
+    """Wait until the upstream has no stream open (each client's hang-up reached it)."""
+    deadline = time.monotonic() + seconds
+    while (still := worker.upstream_stats()["open"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return still
+
+
+def stalled_stream_figures(workdir: Path, clients: int) -> None:
+    print(f"\n== {clients} clients that stop reading a flooding stream, one gateway worker")
+    with gateway_worker(workdir) as worker:
+        probe_latencies(worker, 1.0)  # warm-up
+        idle = _settled_rss(worker)
+        socks = open_streams(worker, "flood", clients)
+        stalled = _settled_rss(worker)
+        sent = worker.upstream_stats()["sent"]
+        time.sleep(2.0)
+        moved = worker.upstream_stats()["sent"] - sent  # what still flows while nobody reads
+        for sock in socks:
+            sock.close()
+        left = _upstream_idle(worker)
+        after = _settled_rss(worker)
+    print(
+        f"stalled RSS {stalled:.1f} MB, +{(stalled - idle) / clients:.2f} MB per stalled stream "
+        f"(must be < 10)   (baseline, idle worker: {idle:.1f} MB)"
+    )
+    print(
+        f"upstream sent {sent / clients / MB:.2f} MB per stream before backpressure held it, "
+        f"{moved / MB:.2f} MB in the next 2 s; after the clients hung up: upstream streams "
+        f"open {left} (must be 0), RSS {after:.1f} MB"
+    )
+
+
+def open_stream_figures(workdir: Path, streams: int, rounds: int = 3) -> None:
+    print(f"\n== {streams:,} open SSE streams on one gateway worker, opened and closed {rounds}x")
+    with gateway_worker(workdir) as worker:
+        probe_latencies(worker, 1.0)
+        idle = _settled_rss(worker)
+        print(f"baseline, idle worker: RSS {idle:.1f} MB")
+        for n in range(1, rounds + 1):
+            started = time.monotonic()
+            socks = open_streams(worker, "sse", streams)
+            opened = time.monotonic() - started
+            peak = _settled_rss(worker)
+            upstream_open = worker.upstream_stats()["open"]
+            for sock in socks:
+                sock.close()
+            left = _upstream_idle(worker)
+            after = _settled_rss(worker)
+            # Growth that stays flat from round to round is the allocator keeping freed memory
+            # for reuse; growth that adds up round after round is a leak.
+            print(
+                f"round {n}: open RSS {peak:.1f} MB (+{peak - idle:.1f} MB, must be < +200; "
+                f"{(peak - idle) * 1024 / streams:.0f} KB a stream; upstream streams open "
+                f"{upstream_open}; opened in {opened:.1f} s); closed: RSS {after:.1f} MB "
+                f"({after - idle:+.1f} MB over baseline), upstream streams still open {left}"
+            )
+
+
+def slowloris_figures(workdir: Path, connections: int, seconds: float) -> None:
+    print(f"\n== probe latency while {connections} connections trickle headers ({seconds:.0f} s)")
+    with gateway_worker(workdir) as worker:
+        probe_latencies(worker, 1.0)
+        quiet = probe_latencies(worker, seconds)
+        with Slowloris(worker.url, connections) as attack:
+            loud = probe_latencies(worker, seconds)
+        cuts = sorted(attack.cut_after)
+    print(
+        f"probe p50 {_p(loud, 0.5):.1f} ms, p99 {_p(loud, 0.99):.1f} ms, max "
+        f"{max(loud) * 1e3:.1f} ms over {len(loud)} probes (p99 must be < 500)   (baseline, no "
+        f"slowloris: p50 {_p(quiet, 0.5):.1f} ms, p99 {_p(quiet, 0.99):.1f} ms)"
+    )
+    cut_at = f", median {statistics.median(cuts):.1f} s after opening" if cuts else ""
+    print(f"slowloris connections cut by the header deadline: {len(cuts)}{cut_at}")
+
+
+def gateway_figures(workdir: Path, args: argparse.Namespace) -> None:
+    stalled_stream_figures(workdir, args.stalled)
+    open_stream_figures(workdir, args.streams)
+    slowloris_figures(workdir, args.slowloris, args.slowloris_seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cycles", type=int, default=20)
     parser.add_argument("--auditor-seconds", type=float, default=60.0)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--gateway", action="store_true", help="the gateway figures only")
+    parser.add_argument("--stalled", type=int, default=20, help="clients that stop reading")
+    parser.add_argument("--streams", type=int, default=1000, help="open SSE streams")
+    parser.add_argument("--slowloris", type=int, default=500, help="slowloris connections")
+    parser.add_argument("--slowloris-seconds", type=float, default=15.0)
     args = parser.parse_args()
+    if args.gateway:
+        with tempfile.TemporaryDirectory() as tmp:
+            gateway_figures(Path(tmp), args)
+        return
     kinds = ["SQLite"] + (["PostgreSQL"] if postgres_up(args.postgres) else [])
     if "PostgreSQL" not in kinds:
         print(f"PostgreSQL at {args.postgres} unreachable: SQLite only")
@@ -220,6 +340,7 @@ def main() -> None:
         kill_cycle_figures(workdir, kinds, args.postgres, args.cycles)
         fault_figures(workdir)
         auditor_figures(workdir, kinds, args.postgres, args.auditor_seconds)
+        gateway_figures(workdir, args)
 
 
 if __name__ == "__main__":

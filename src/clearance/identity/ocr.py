@@ -24,7 +24,8 @@ from rapidocr_onnxruntime import RapidOCR
 
 from clearance.errors import MrzError, MrzFormatError, MrzNotFound
 from clearance.identity.mrz import MrzResult, parse_mrz
-from clearance.identity.repair import Repair, layout, name_content, normalise, repair
+from clearance.identity.pitch import PitchDecoder
+from clearance.identity.repair import MAX_LENGTH_REPAIR, Repair, name_content, normalise, repair
 
 _MRZ_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789<")
 _MAX_SIDE = 1600  # larger photos are scaled down first: the MRZ stays ~10+ px per character
@@ -33,6 +34,7 @@ _MAX_SIDE = 1600  # larger photos are scaled down first: the MRZ stays ~10+ px p
 # synthetic set: 0.8 reads best; 0.65 is the independent second read that confirms a name.
 _SQUEEZE = 0.8
 _CONFIRM_SQUEEZE = 0.65
+_MIN_TEXT = 20  # characters the recogniser must have seen on a line to consider it
 _MIN_LINE_HEIGHT = 32  # pass 2 enlarges a line strip to at least this many pixels
 
 
@@ -57,7 +59,7 @@ class MrzRead:
     result: MrzResult
     repairs: tuple[Repair, ...]
     skew_degrees: float
-    passes: int  # 1 when the whole photo read, 2 when the de-skewed crop was needed
+    passes: int  # 1 read on the character pitch, 2 the detector's read, 3 the de-skewed strips
 
     @property
     def unchecked_repairs(self) -> bool:
@@ -66,7 +68,9 @@ class MrzRead:
 
 
 def _looks_like_mrz(text: str) -> bool:
-    if len(text) < 26:
+    # Short of a layout's width: the recogniser drops letters of names (a TD1 name line of 30
+    # cells has been read as 25 characters); the pitch read counts the cells instead.
+    if len(text) < _MIN_TEXT:
         return False
     return sum(c in _MRZ_CHARS for c in text) / len(text) >= 0.9 and "<" in text
 
@@ -94,8 +98,33 @@ def _merge_rows(lines: list[TextLine]) -> list[TextLine]:
     return merged
 
 
+def _alike(group: list[TextLine]) -> bool:
+    """MRZ lines hold the same number of cells on the same pitch (9303-3 §4.4): their boxes are
+    about equally long and equally high, whatever the recogniser made of their text."""
+    widths = [float(np.linalg.norm(g.box[1] - g.box[0])) for g in group]
+    heights = [float(np.linalg.norm(g.box[3] - g.box[0])) for g in group]
+    return max(widths) <= 1.1 * min(widths) and max(heights) <= 1.4 * min(heights)
+
+
+def _plausible(group: list[TextLine]) -> bool:
+    """Line lengths a layout allows, a few characters short or long (9303-5/4 §4.2.2)."""
+    longest = max(len(g.text) for g in group)
+    if len(group) == 3:
+        return longest <= 30 + MAX_LENGTH_REPAIR
+    return longest >= 36 - MAX_LENGTH_REPAIR
+
+
+def widths(group: list[TextLine]) -> tuple[int, ...]:
+    """The line widths the group may have, the likelier first: TD1 30; TD3/MRV-A 44 or
+    TD2/MRV-B 36 (9303-4/5/6/7), judged by the longest line read."""
+    if len(group) == 3:
+        return (30,)
+    longest = max(len(g.text) for g in group)
+    return (44, 36) if abs(longest - 44) <= abs(longest - 36) else (36, 44)
+
+
 def _mrz_group(lines: list[TextLine]) -> list[TextLine]:
-    """The bottom-most run of 2 or 3 MRZ-looking lines that fits a layout."""
+    """The bottom-most run of 3 or 2 MRZ-looking lines alike in size and of a layout's length."""
     candidates = [line for line in _merge_rows(lines) if _looks_like_mrz(line.text)]
     if not candidates:
         return []
@@ -105,7 +134,7 @@ def _mrz_group(lines: list[TextLine]) -> list[TextLine]:
     for count in (3, 2):
         for start in range(len(candidates) - count, -1, -1):
             group = candidates[start : start + count]
-            if layout([g.text for g in group]) is not None:
+            if _alike(group) and _plausible(group):
                 return group
     return []
 
@@ -115,6 +144,7 @@ class MrzReader:
 
     def __init__(self) -> None:
         self._engine: Any = RapidOCR()
+        self._pitch = PitchDecoder(self._engine)
 
     def _ocr(self, rgb: NDArray[np.uint8]) -> list[TextLine]:
         # The engine wants BGR; we de-skew ourselves, so its 180-degree classifier is off.
@@ -137,16 +167,58 @@ class MrzReader:
 
     def _recognise_line(self, rgb: NDArray[np.uint8], line: TextLine, squeeze: float) -> TextLine:
         """Recognition only, on the line's own de-skewed strip, squeezed horizontally."""
-        strip = _line_strip(rgb, line.box)
-        width = max(1, round(strip.shape[1] * squeeze))
-        strip = np.asarray(
-            cv2.resize(strip, (width, strip.shape[0]), interpolation=cv2.INTER_AREA), dtype=np.uint8
-        )
+        strip = _squeezed(_line_strip(rgb, line.box), squeeze)
         found, _ = self._engine(
             np.ascontiguousarray(strip[:, :, ::-1]), use_det=False, use_cls=False
         )
         text, score = (str(found[0][0]), float(found[0][1])) if found else ("", 0.0)
         return TextLine(normalise(text), line.box, score)
+
+    def _pitch_lines(
+        self, image: NDArray[np.uint8], group: list[TextLine], name_at: int
+    ) -> list[TextLine]:
+        """Pass 1: every line read cell by cell on the fixed MRZ pitch (see `pitch`); the name
+        line, which no check digit covers, must read the same on a second, squeezed strip."""
+        error = MrzFormatError("the lines do not fit the MRZ character pitch")
+        for width in widths(group):
+            try:
+                return self._pitch_width(image, group, name_at, width)
+            except MrzFormatError as failed:
+                error = failed
+        raise error
+
+    def _pitch_width(
+        self, image: NDArray[np.uint8], group: list[TextLine], name_at: int, width: int
+    ) -> list[TextLine]:
+        lines = []
+        for i, line in enumerate(group):
+            strip = _line_strip(image, line.box)
+            got = self._pitch.read(strip, width)
+            if got is None:
+                raise MrzFormatError(f"line {i + 1} does not fit the MRZ character pitch")
+            if i == name_at:
+                again = self._pitch.read(_squeezed(strip, _SQUEEZE), width)
+                if again is None or name_content(again.text) != name_content(got.text):
+                    raise MrzFormatError("the name line did not read the same twice")
+            lines.append(TextLine(got.text, line.box, got.min_margin))
+        return lines
+
+    def _greedy_lines(
+        self, image: NDArray[np.uint8], group: list[TextLine], name_at: int, passes: int
+    ) -> list[TextLine]:
+        """Passes 2 and 3: the detector's own reads, then every line recognised again on its
+        de-skewed, squeezed strip. The name read used must agree with one of two other reads
+        (squeezed 0.8 and 0.65), since no check digit covers it."""
+        name_reads = [
+            group[name_at].text,
+            self._recognise_line(image, group[name_at], _SQUEEZE).text,
+            self._recognise_line(image, group[name_at], _CONFIRM_SQUEEZE).text,
+        ]
+        lines = group if passes == 2 else self._strips(image, group, name_at, name_reads[1])
+        used = name_content(lines[name_at].text)
+        if [name_content(r) for r in name_reads].count(used) < 2:
+            raise MrzFormatError("the name line did not read the same twice")
+        return lines
 
     def read(self, rgb: NDArray[np.uint8], *, today: date, allow_specimen: bool = False) -> MrzRead:
         image = _limit_size(rgb)
@@ -155,21 +227,15 @@ class MrzReader:
             raise MrzNotFound("no machine readable zone was found in the image")
         skew = float(np.median([g.angle for g in group]))
         name_at = 2 if len(group) == 3 else 0
-        # No check digit covers the name: the read used must agree with one of two other reads.
-        name_reads = [
-            group[name_at].text,
-            self._recognise_line(image, group[name_at], _SQUEEZE).text,
-            self._recognise_line(image, group[name_at], _CONFIRM_SQUEEZE).text,
-        ]
         error: MrzError | None = None
-        for passes in (1, 2):
+        for passes in (1, 2, 3):
             try:
-                lines = group if passes == 1 else self._strips(image, group, name_at, name_reads[1])
-                read = _parse(lines, skew, passes, today, allow_specimen)
-                used = name_content(lines[name_at].text)
-                if [name_content(r) for r in name_reads].count(used) < 2:
-                    raise MrzFormatError("the name line did not read the same twice")
-                return read
+                lines = (
+                    self._pitch_lines(image, group, name_at)
+                    if passes == 1
+                    else self._greedy_lines(image, group, name_at, passes)
+                )
+                return _parse(lines, skew, passes, today, allow_specimen)
             except MrzError as failed:
                 error = failed if error is None else _more_specific(error, failed)
         raise error or MrzNotFound("no machine readable zone was found in the image")
@@ -188,6 +254,12 @@ def _more_specific(a: MrzError, b: MrzError) -> MrzError:
     order = ("mrz_format", "mrz_check_digit", "mrz_field", "mrz_unknown_code", "specimen_document")
     rank = {code: i for i, code in enumerate(order)}
     return b if rank.get(b.code, -1) > rank.get(a.code, -1) else a
+
+
+def _squeezed(strip: NDArray[np.uint8], squeeze: float) -> NDArray[np.uint8]:
+    width = max(1, round(strip.shape[1] * squeeze))
+    size = (width, strip.shape[0])
+    return np.asarray(cv2.resize(strip, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
 def _limit_size(rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:

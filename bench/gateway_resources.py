@@ -1,0 +1,297 @@
+"""What hostile or idle clients cost one gateway worker (issue 7, item 3), for bench/reliability.py.
+
+One `clearance serve --workers 1` process (uvloop, httptools, the header deadline) in front of
+`upstream_app`, a fake provider in its own process whose behaviour the request's `bench_mode`
+field chooses (the gateway forwards unknown fields untouched):
+
+  flood   streams 64 KiB SSE events as fast as the gateway takes them, until it hangs up
+  sse     one event at once, then a 20-byte event every second, until it hangs up
+  (other) a small non-streaming chat completion: the probe
+
+Memory is the worker's VmRSS from /proc/PID/status; clients are raw sockets, so the bench decides
+exactly when a client stops reading or hangs up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+from bench.gateway import BIN, MODEL, clearance_instance, free_port
+from starlette.types import Receive, Scope, Send
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOOD_EVENT = b"data: " + b"x" * (64 * 1024 - 8) + b"\n\n"
+SSE_EVENT = b'data: {"k":"alive"}\n\n'
+MB = 1024 * 1024
+
+
+# --- the fake provider (its own process) -----------------------------------------------------
+
+
+class ResourceUpstream:
+    def __init__(self) -> None:
+        self.sent = 0  # body bytes handed to the transport, all streams
+        self.open = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/stats":
+            body = orjson.dumps({"sent": self.sent, "open": self.open})
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": body})
+            return
+        raw = b""
+        while True:
+            message = await receive()
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        mode = orjson.loads(raw).get("bench_mode")
+        if mode not in ("flood", "sse"):
+            await self._completion(send)
+            return
+        self.open += 1
+        gone = asyncio.ensure_future(_until_disconnect(receive))
+        try:
+            start = {"type": "http.response.start", "status": 200}
+            await send({**start, "headers": [(b"content-type", b"text/event-stream")]})
+            event, pause = (FLOOD_EVENT, 0.0) if mode == "flood" else (SSE_EVENT, 1.0)
+            while not gone.done():
+                # uvicorn's send waits while the gateway is not reading: backpressure.
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+                self.sent += len(event)
+                await asyncio.wait({gone}, timeout=pause)
+        finally:
+            self.open -= 1
+            gone.cancel()
+
+    async def _completion(self, send: Send) -> None:
+        body = orjson.dumps(
+            {
+                "id": "probe",
+                "object": "chat.completion",
+                "created": 0,
+                "model": MODEL,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "ok"},
+                        "finish_reason": "stop",
+                    }
+                ],
+            }
+        )
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+upstream_app = ResourceUpstream()
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Worker:
+    pid: int
+    url: str
+    key: str
+    upstream: str
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS")
+
+    def upstream_stats(self) -> dict[str, int]:
+        with urllib.request.urlopen(self.upstream + "/stats", timeout=10) as resp:
+            stats: dict[str, int] = orjson.loads(resp.read())
+            return stats
+
+
+@contextmanager
+def _process(argv: list[str], ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(ready_url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{argv[:4]} did not start")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@contextmanager
+def gateway_worker(workdir: Path) -> Iterator[Worker]:
+    """The fake provider and one fresh gateway worker on a new instance (SQLite audit)."""
+    up_port, gw_port = free_port(), free_port()
+    upstream = f"http://127.0.0.1:{up_port}"
+    serve_up = [sys.executable, "-m", "uvicorn", "bench.gateway_resources:upstream_app"]
+    serve_up += ["--app-dir", str(ROOT), "--port", str(up_port), "--lifespan", "off"]
+    serve_up += ["--loop", "uvloop", "--http", "httptools", "--log-level", "warning"]
+    with _process(serve_up, upstream + "/stats"):
+        directory = workdir / f"instance-{gw_port}"
+        config, key = clearance_instance(directory, upstream)
+        url = f"http://127.0.0.1:{gw_port}"
+        serve = [str(BIN / "clearance"), "serve", "--config", str(config)]
+        serve += ["--port", str(gw_port), "--workers", "1"]
+        with _process(serve, url + "/healthz") as proc:
+            yield Worker(proc.pid, url, key, upstream)
+
+
+# --- clients ---------------------------------------------------------------------------------
+
+
+def request_bytes(worker: Worker, mode: str, stream: bool = True) -> bytes:
+    body = orjson.dumps(
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": stream,
+            "bench_mode": mode,
+        }
+    )
+    host = worker.url.removeprefix("http://")
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}\r\n"
+        f"authorization: Bearer {worker.key}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def open_streams(worker: Worker, mode: str, count: int, batch: int = 50) -> list[socket.socket]:
+    """`count` streams, each read up to its first event and then left unread."""
+    host, port = worker.url.removeprefix("http://").split(":")
+    raw = request_bytes(worker, mode)
+    socks: list[socket.socket] = []
+    while len(socks) < count:
+        fresh = [
+            socket.create_connection((host, int(port)), timeout=30)
+            for _ in range(min(batch, count - len(socks)))
+        ]
+        for sock in fresh:
+            sock.sendall(raw)
+        for sock in fresh:
+            received = b""
+            while b"data:" not in received:
+                data = sock.recv(65536)
+                if not data:
+                    raise SystemExit(f"stream closed before its first event: {received[:200]!r}")
+                received += data
+        socks.extend(fresh)
+    return socks
+
+
+def probe_latencies(worker: Worker, seconds: float, pause: float = 0.02) -> list[float]:
+    """Seconds per non-streaming request through the gateway, each on a new connection, for
+    `seconds`."""
+    host, port = worker.url.removeprefix("http://").split(":")
+    raw = request_bytes(worker, "probe", stream=False)
+    raw = raw.replace(b"\r\n\r\n", b"\r\nconnection: close\r\n\r\n", 1)
+    latencies = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(raw)
+            reply = b""
+            while data := sock.recv(65536):
+                reply += data
+        if not reply.startswith(b"HTTP/1.1 200"):
+            raise SystemExit(f"probe failed: {reply[:300]!r}")
+        latencies.append(time.perf_counter() - started)
+        time.sleep(pause)
+    return latencies
+
+
+class Slowloris:
+    """`count` connections that each trickle one more header line every `interval` seconds and
+    never finish; a connection the server cuts is counted (with its age) and replaced."""
+
+    def __init__(self, url: str, count: int, interval: float = 1.0) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.address = (host, int(port))
+        self.count, self.interval = count, interval
+        self.cut_after: list[float] = []
+        self._stop = threading.Event()
+        self.ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Slowloris:
+        self._thread.start()
+        if not self.ready.wait(timeout=60):
+            raise SystemExit("slowloris connections not opened within 60 s")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _connect(self) -> tuple[socket.socket, float]:
+        sock = socket.create_connection(self.address, timeout=10)
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n")
+        sock.setblocking(False)
+        return sock, time.monotonic()
+
+    def _run(self) -> None:
+        conns = [self._connect() for _ in range(self.count)]
+        self.ready.set()
+        line = 0
+        while not self._stop.wait(self.interval):
+            line += 1
+            for i, (sock, opened) in enumerate(conns):
+                if _server_closed(sock):
+                    self.cut_after.append(time.monotonic() - opened)
+                    sock.close()
+                    conns[i] = self._connect()
+                    continue
+                with contextlib.suppress(BlockingIOError, ConnectionError):
+                    sock.send(f"x-trickle-{line}: a\r\n".encode())
+        for sock, _ in conns:
+            sock.close()
+
+
+def _server_closed(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(4096) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionError:
+        return True
