@@ -24,7 +24,7 @@ from rapidocr_onnxruntime import RapidOCR
 
 from clearance.errors import MrzError, MrzFormatError, MrzNotFound
 from clearance.identity.mrz import MrzResult, parse_mrz
-from clearance.identity.pitch import PitchDecoder
+from clearance.identity.pitch import PitchDecoder, PitchRead
 from clearance.identity.repair import MAX_LENGTH_REPAIR, Repair, name_content, normalise, repair
 
 _MRZ_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789<")
@@ -34,6 +34,9 @@ _MAX_SIDE = 1600  # larger photos are scaled down first: the MRZ stays ~10+ px p
 # synthetic set: 0.8 reads best; 0.65 is the independent second read that confirms a name.
 _SQUEEZE = 0.8
 _CONFIRM_SQUEEZE = 0.65
+# The pitch read (pass 1) tries the strip as is, stretched, then squeezed: the recogniser's frames
+# fall differently on the cells at each scale, so agreeing reads of a name are independent-ish.
+_PITCH_SCALES = (1.0, 1.2, 0.9)
 _MIN_TEXT = 20  # characters the recogniser must have seen on a line to consider it
 _MIN_LINE_HEIGHT = 32  # pass 2 enlarges a line strip to at least this many pixels
 
@@ -179,13 +182,13 @@ class MrzReader:
     ) -> list[TextLine]:
         """Pass 1: every line read cell by cell on the fixed MRZ pitch (see `pitch`); the name
         line, which no check digit covers, must read the same on a second, squeezed strip."""
-        error = MrzFormatError("the lines do not fit the MRZ character pitch")
+        errors: list[MrzFormatError] = []
         for width in widths(group):
             try:
                 return self._pitch_width(image, group, name_at, width)
             except MrzFormatError as failed:
-                error = failed
-        raise error
+                errors.append(failed)
+        raise errors[0]  # the likelier width's reason
 
     def _pitch_width(
         self, image: NDArray[np.uint8], group: list[TextLine], name_at: int, width: int
@@ -193,14 +196,22 @@ class MrzReader:
         lines = []
         for i, line in enumerate(group):
             strip = _line_strip(image, line.box)
-            got = self._pitch.read(strip, width)
-            if got is None:
-                raise MrzFormatError(f"line {i + 1} does not fit the MRZ character pitch")
-            if i == name_at:
-                again = self._pitch.read(_squeezed(strip, _SQUEEZE), width)
-                if again is None or name_content(again.text) != name_content(got.text):
-                    raise MrzFormatError("the name line did not read the same twice")
-            lines.append(TextLine(got.text, line.box, got.min_margin))
+            reads: list[PitchRead] = []
+            for scale in _PITCH_SCALES:
+                got = self._pitch.read(_squeezed(strip, scale), width)
+                reads += [got] if got is not None else []
+                if i != name_at and reads:
+                    break
+                if i == name_at and (agreed := _agreed(reads)) is not None:
+                    reads = [agreed]
+                    break
+            else:
+                raise MrzFormatError(
+                    "the name line did not read the same twice"
+                    if i == name_at and reads
+                    else f"line {i + 1} does not fit the MRZ character pitch"
+                )
+            lines.append(TextLine(reads[0].text, line.box, reads[0].min_margin))
         return lines
 
     def _greedy_lines(
@@ -239,6 +250,14 @@ class MrzReader:
             except MrzError as failed:
                 error = failed if error is None else _more_specific(error, failed)
         raise error or MrzNotFound("no machine readable zone was found in the image")
+
+
+def _agreed(reads: list[PitchRead]) -> PitchRead | None:
+    """The first read of a name line that another read confirms (no check digit covers it)."""
+    for i, read in enumerate(reads):
+        if any(name_content(read.text) == name_content(o.text) for o in reads[i + 1 :]):
+            return read
+    return None
 
 
 def _parse(

@@ -49,11 +49,10 @@ def _columns(vocabulary: list[str]) -> list[list[int]]:
 
 def _grid(frames: NDArray[np.float32], blank: NDArray[np.float32], cells: int) -> NDArray[Any]:
     """Cell centres (in frames) of a `cells`-long line, or an empty array when none fits."""
-    spikes = np.flatnonzero(frames.max(axis=1) > blank)
+    spikes = _spikes(frames.max(axis=1) > blank)
     if len(spikes) < _MIN_SPIKES:
         return np.empty(0)
     steps = np.diff(spikes)
-    steps = steps[steps > 1]  # adjacent frames are one character read twice
     if len(steps) < _MIN_SPIKES // 2:
         return np.empty(0)
     rough = float(np.median(steps))
@@ -64,7 +63,7 @@ def _grid(frames: NDArray[np.float32], blank: NDArray[np.float32], cells: int) -
     for _ in range(2):
         index = np.round((spikes - intercept) / slope)
         index -= index[0]
-        slope, intercept = np.polyfit(index, spikes.astype(np.float64), 1)
+        slope, intercept = np.polyfit(index, spikes, 1)
     residual = np.abs(intercept + slope * index - spikes) / slope
     if slope <= 1 or float(residual.max()) > _MAX_RESIDUAL:
         return np.empty(0)
@@ -86,6 +85,14 @@ def _grid(frames: NDArray[np.float32], blank: NDArray[np.float32], cells: int) -
     if best_evidence == -np.inf:
         return np.empty(0)
     return np.asarray(intercept + slope * (np.arange(cells) - best))
+
+
+def _spikes(character: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """The centre of each run of frames where a character, not the blank, is likeliest: a
+    character is often seen on two adjacent frames."""
+    edges = np.diff(np.concatenate(([0], character.astype(np.int8), [0])))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return np.asarray((starts + ends - 1) / 2, dtype=np.float64)
 
 
 def _frame_range(centre: float, pitch: float, count: int) -> slice:
