@@ -66,21 +66,6 @@ def _sync_directory(database: str | None) -> None:
         ) from exc
 
 
-def checkpoint_wal(engine: Engine) -> None:
-    """Copy the SQLite WAL back into the database without blocking writers (PASSIVE); run by
-    the integrator, since the appender's connection has automatic checkpoints off."""
-    # Outside any transaction (a raw connection: no BEGIN), as a checkpoint must be.
-    conn = engine.raw_connection()
-    try:
-        cursor = conn.cursor()
-        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        cursor.close()
-    except engine.dialect.loaded_dbapi.Error:
-        pass  # a busy checkpoint is simply retried after the next integration
-    finally:
-        conn.close()
-
-
 def check_entry(entry: bytes) -> None:
     # C2SP tlog-tiles entry bundles carry a uint16 length: larger entries cannot be served.
     if not isinstance(entry, bytes) or not 0 < len(entry) <= MAX_ENTRY_SIZE:
@@ -118,7 +103,7 @@ class Appender:
         n = len(entries)
         dbapi_error = self._engine.dialect.loaded_dbapi.Error
         with self._lock:
-            conn = self._conn if self._conn is not None else self._open()
+            conn = self._conn if self._conn is not None else self._engine.raw_connection()
             self._conn = conn
             try:
                 cursor = conn.cursor()
@@ -138,17 +123,6 @@ class Appender:
                 self._discard()
                 raise AuditUnavailable("the audit log could not persist the entry") from exc
         return list(range(start, start + n))
-
-    def _open(self) -> PoolProxiedConnection:
-        conn = self._engine.raw_connection()
-        if self._begin:
-            # The appender never checkpoints the WAL itself: a checkpoint inside a request's
-            # commit is a multi-millisecond stall. The integrator checkpoints instead (PASSIVE,
-            # so appenders are never blocked by it).
-            cursor = conn.cursor()
-            cursor.execute("PRAGMA wal_autocheckpoint=0")
-            cursor.close()
-        return conn
 
     def _discard(self) -> None:
         conn, self._conn = self._conn, None

@@ -21,7 +21,7 @@ from clearance.audit.checkpoint import Checkpoint, CheckpointSigner
 from clearance.audit.integrator import integrate
 from clearance.audit.keys import NoteSigner, load_signer
 from clearance.audit.reader import LogReader
-from clearance.audit.sequencer import Appender, GroupCommitter, check_durable, checkpoint_wal
+from clearance.audit.sequencer import Appender, GroupCommitter, check_durable
 from clearance.config import AuditSettings
 from clearance.errors import ClearanceError
 
@@ -84,8 +84,6 @@ class AuditLog:
         latest = None
         while (checkpoint := integrate(self._engine, self.signer)) is not None:
             latest = checkpoint
-        if latest is not None and self._engine.dialect.name == "sqlite":
-            checkpoint_wal(self._engine)
         return latest
 
     def start(self) -> None:
