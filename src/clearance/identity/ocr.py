@@ -1,18 +1,23 @@
 """Find and read the MRZ in a photo, offline, with the ONNX models inside rapidocr-onnxruntime.
 
 The detector finds the text lines of the whole photo; those that look like an MRZ (ICAO 9303-3
-§4.4 character set, a layout's length; rows the detector split are joined) are grouped
-bottom-up. Pass 1 uses the detector's own reads. Pass 2, only if pass 1 is refused, de-skews
-each line on its own — a perspective warp of its box onto a level strip (9303-3 §4.11 allows
-3 degrees on the document, a hand-held photo adds more) — squeezes it and recognises it again.
+§4.4 character set; rows the detector split are joined) are grouped bottom-up by geometry: MRZ
+lines hold the same number of cells on the same pitch, so their boxes are alike in size
+whatever the recogniser made of their text. Every line is de-skewed on its own — a perspective
+warp of its box onto a level strip (9303-3 §4.11 allows 3 degrees on the document, a hand-held
+photo adds more). Pass 1 reads each strip cell by cell on the fixed pitch (`pitch`): a letter
+the recogniser drops or merges keeps its cell. The name line, which no check digit covers, is
+read at three scales, and every read that fits the pitch (at least two) must give the same
+name, one that holds the detector's own read in order. Passes 2 and 3 (the detector's reads,
+then squeezed strips; the name confirmed by two of three reads) run only when pass 1 is refused.
 Each pass goes through the structural `repair` and `parse_mrz`: a read passes every check digit
-or is refused with the reason. The name line, which no check digit covers, must read the same
-in at least two of its three reads (detector, squeezed 0.8, squeezed 0.65).
+or is refused with the reason.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -34,11 +39,11 @@ _MAX_SIDE = 1600  # larger photos are scaled down first: the MRZ stays ~10+ px p
 # synthetic set: 0.8 reads best; 0.65 is the independent second read that confirms a name.
 _SQUEEZE = 0.8
 _CONFIRM_SQUEEZE = 0.65
-# The pitch read (pass 1) tries the strip as is, stretched, then squeezed: the recogniser's frames
-# fall differently on the cells at each scale, so agreeing reads of a name are independent-ish.
+# The pitch read (pass 1) reads the strip as is, stretched and squeezed: the recogniser's frames
+# fall differently on the cells at each scale; a name must read the same at all of them.
 _PITCH_SCALES = (1.0, 1.2, 0.9)
 _MIN_TEXT = 20  # characters the recogniser must have seen on a line to consider it
-_MIN_LINE_HEIGHT = 32  # pass 2 enlarges a line strip to at least this many pixels
+_MIN_LINE_HEIGHT = 32  # a line strip is enlarged to at least this many pixels
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,12 +207,11 @@ class MrzReader:
                 reads += [got] if got is not None else []
                 if i != name_at and reads:
                     break
-                if i == name_at and (agreed := _agreed(reads)) is not None:
-                    reads = [agreed]
-                    break
-            else:
+            if i == name_at and (agreed := _agreed(reads, line.text)) is not None:
+                reads = [agreed]
+            elif not reads or i == name_at:
                 raise MrzFormatError(
-                    "the name line did not read the same twice"
+                    "the name line did not read the same at every scale"
                     if i == name_at and reads
                     else f"line {i + 1} does not fit the MRZ character pitch"
                 )
@@ -252,12 +256,20 @@ class MrzReader:
         raise error or MrzNotFound("no machine readable zone was found in the image")
 
 
-def _agreed(reads: list[PitchRead]) -> PitchRead | None:
-    """The first read of a name line that another read confirms (no check digit covers it)."""
-    for i, read in enumerate(reads):
-        if any(name_content(read.text) == name_content(o.text) for o in reads[i + 1 :]):
-            return read
-    return None
+def _agreed(reads: list[PitchRead], detected: str) -> PitchRead | None:
+    """A name line's read when every scale that fitted the pitch (at least two) read the same
+    name, no check digit covering it, and that name holds the detector's own read of the line
+    in order: that read drops and merges letters but seldom invents one."""
+    names = {name_content(read.text) for read in reads}
+    if len(reads) < 2 or len(names) != 1 or not _holds(names.pop(), name_content(detected)):
+        return None
+    return reads[0]
+
+
+def _holds(text: str, part: str) -> bool:
+    """`part` is a subsequence of `text`, runs of fillers counted once (OCR doubles them)."""
+    remaining = iter(re.sub("<+", "<", text))
+    return all(char in remaining for char in re.sub("<+", "<", part))
 
 
 def _parse(

@@ -36,7 +36,7 @@ class PitchRead:
         return min(self.margins)
 
 
-def _columns(vocabulary: list[str]) -> list[list[int]]:
+def columns(vocabulary: list[str]) -> list[list[int]]:
     """For each MRZ character, the vocabulary entries that denote it."""
     columns: list[list[int]] = [[] for _ in MRZ_ALPHABET]
     for index, entry in enumerate(vocabulary):
@@ -106,7 +106,7 @@ class PitchDecoder:
 
     def __init__(self, engine: Any) -> None:
         self._rec: Any = engine.text_rec
-        self._columns = _columns(list(self._rec.postprocess_op.character))
+        self._columns = columns(list(self._rec.postprocess_op.character))
 
     def _frames(self, rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
         height, width = rgb.shape[:2]
@@ -116,16 +116,22 @@ class PitchDecoder:
 
     def read(self, rgb: NDArray[np.uint8], cells: int) -> PitchRead | None:
         """The line as `cells` MRZ characters, or None when its frames do not fit the pitch."""
-        output = self._frames(rgb)
-        frames = np.stack([output[:, cols].sum(axis=1) for cols in self._columns], axis=1)
-        centres = _grid(frames, output[:, 0], cells)  # entry 0 is the CTC blank
-        if len(centres) == 0:
-            return None
-        pitch = float(centres[1] - centres[0])
-        text, margins = [], []
-        for centre in centres:
-            scores = frames[_frame_range(float(centre), pitch, len(frames))].max(axis=0)
-            order = np.argsort(scores)[::-1]
-            text.append(MRZ_ALPHABET[int(order[0])])
-            margins.append(float(scores[order[0]] - scores[order[1]]))
-        return PitchRead("".join(text), tuple(margins))
+        return decode(self._frames(rgb), self._columns, cells)
+
+
+def decode(output: NDArray[np.float32], slots: list[list[int]], cells: int) -> PitchRead | None:
+    """Per-frame CTC probabilities (frames x vocabulary, entry 0 the blank) read as `cells`
+    MRZ characters on a fitted fixed-pitch grid, or None when the frames do not fit one.
+    `slots` (from `columns`) lists, per MRZ character, the vocabulary entries that denote it."""
+    frames = np.stack([output[:, cols].sum(axis=1) for cols in slots], axis=1)
+    centres = _grid(frames, output[:, 0], cells)
+    if len(centres) == 0:
+        return None
+    pitch = float(centres[1] - centres[0])
+    text, margins = [], []
+    for centre in centres:
+        scores = frames[_frame_range(float(centre), pitch, len(frames))].max(axis=0)
+        order = np.argsort(scores)[::-1]
+        text.append(MRZ_ALPHABET[int(order[0])])
+        margins.append(float(scores[order[0]] - scores[order[1]]))
+    return PitchRead("".join(text), tuple(margins))
