@@ -21,7 +21,7 @@ from clearance.gateway.demo_upstream import demo_upstream_app
 from clearance.gateway.serving import serve_in_thread
 from clearance.store import connect
 
-STREAMS = 12
+STREAMS = 50
 
 
 def _stream(url: str, key: str) -> tuple[int, bytes]:
