@@ -103,23 +103,28 @@ def on_proxy_cpu(argv: list[str]) -> list[str]:
 
 
 @contextmanager
-def process(argv: list[str], ready_url: str) -> Iterator[None]:
+def process(argv: list[str], ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
     """Start a server process, wait until `ready_url` answers 200, stop it on exit."""
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # stderr to a file, not a pipe: a long run's log must never fill a pipe and stall the server.
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.monotonic() + 60
         while not _answers(ready_url):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"{argv[0]} did not start: {proc.communicate()[1][-2000:]}")
+                log.seek(0)
+                tail = log.read()[-2000:].decode(errors="replace")
+                raise SystemExit(f"{argv[0]} did not start: {tail}")
             time.sleep(0.1)
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
 
 
 def _answers(url: str) -> bool:

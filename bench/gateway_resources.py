@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-from bench.gateway import BIN, MODEL, clearance_instance, free_port
+from bench.gateway import BIN, MODEL, clearance_instance, free_port, process
 from starlette.types import Receive, Scope, Send
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,33 +130,6 @@ class Worker:
 
 
 @contextmanager
-def _process(argv: list[str], ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while not _answers(ready_url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"{argv[:4]} did not start")
-            time.sleep(0.1)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-@contextmanager
 def gateway_worker(workdir: Path) -> Iterator[Worker]:
     """The fake provider and one fresh gateway worker on a new instance (SQLite audit)."""
     up_port, gw_port = free_port(), free_port()
@@ -165,13 +137,13 @@ def gateway_worker(workdir: Path) -> Iterator[Worker]:
     serve_up = [sys.executable, "-m", "uvicorn", "bench.gateway_resources:upstream_app"]
     serve_up += ["--app-dir", str(ROOT), "--port", str(up_port), "--lifespan", "off"]
     serve_up += ["--loop", "uvloop", "--http", "httptools", "--log-level", "warning"]
-    with _process(serve_up, upstream + "/stats"):
+    with process(serve_up, upstream + "/stats"):
         directory = workdir / f"instance-{gw_port}"
         config, key = clearance_instance(directory, upstream)
         url = f"http://127.0.0.1:{gw_port}"
         serve = [str(BIN / "clearance"), "serve", "--config", str(config)]
         serve += ["--port", str(gw_port), "--workers", "1"]
-        with _process(serve, url + "/healthz") as proc:
+        with process(serve, url + "/healthz") as proc:
             yield Worker(proc.pid, url, key, upstream)
 
 

@@ -112,15 +112,10 @@ class GatewayState:
         *,
         allow_fallback: bool | None = None,
     ) -> Decision:
-        state = self.policy.state
-        assert state is not None, "GatewayState.load() not called"
-        return self.policy.decider.decide(
+        return self.policy.decide_in_memory(
             caller.facts,
             model_id,
             ctx,
-            catalog=state.catalog,
-            licences=state.licences,
-            licences_version=state.licences_version,
             allow_fallback=caller.key.allow_fallback if allow_fallback is None else allow_fallback,
         )
 

@@ -13,7 +13,7 @@ from clearance.config import Settings
 from clearance.policy.decide import Decider
 from clearance.policy.engine import PolicyEngine
 from clearance.policy.facts import principal_facts
-from clearance.policy.models import Decision, RequestContext
+from clearance.policy.models import Decision, PrincipalFacts, RequestContext
 from clearance.principals.models import Licence, User
 from clearance.principals.service import load_licences
 from clearance.store import versions
@@ -61,9 +61,24 @@ class PolicyService:
         *,
         allow_fallback: bool,
     ) -> Decision:
-        state = self.refresh(conn)
+        self.refresh(conn)
+        return self.decide_in_memory(
+            principal_facts(user), model_id, ctx, allow_fallback=allow_fallback
+        )
+
+    def decide_in_memory(
+        self,
+        principal: PrincipalFacts,
+        model_id: str,
+        ctx: RequestContext,
+        *,
+        allow_fallback: bool,
+    ) -> Decision:
+        """Decide against the snapshot already held (the gateway's hot path: no database)."""
+        state = self.state
+        assert state is not None, "PolicyService.refresh() not called"
         return self.decider.decide(
-            principal_facts(user),
+            principal,
             model_id,
             ctx,
             catalog=state.catalog,
