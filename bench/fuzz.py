@@ -92,9 +92,9 @@ def fuzz_parsers(targets: list[str], seconds: int) -> None:
 def fuzz_api(examples: int) -> None:
     print(f"\n== schemathesis: {examples} examples per operation, gateway on SQLite ==")
     with tempfile.TemporaryDirectory() as tmp, demo_gateway(Path(tmp) / "instance") as running:
-        url, keys = running
+        url, keys, admin = running
         started = time.perf_counter()
-        report = fuzz_gateway(url, keys, examples=examples, derandomize=False)
+        report = fuzz_gateway(url, keys, examples=examples, derandomize=False, admin=admin)
         elapsed = time.perf_counter() - started
     statuses = ", ".join(f"{code}: {n}" for code, n in sorted(report.statuses.items()))
     print(f"requests {report.requests:,} in {elapsed:.1f} s ({report.requests / elapsed:.0f}/s)")

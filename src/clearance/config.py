@@ -59,7 +59,6 @@ class GatewaySettings:
     portal_url: str = "http://127.0.0.1:8080/portal"
     # Serve uncontrolled models while the audit log is down; controlled models never are.
     serve_uncontrolled_without_audit: bool = False
-    admin_token_hash: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,9 +182,6 @@ def settings_from_mapping(
             portal_url=str(gw.get("portal_url", "http://127.0.0.1:8080/portal")),
             serve_uncontrolled_without_audit=bool(
                 gw.get("serve_uncontrolled_without_audit", False)
-            ),
-            admin_token_hash=str(
-                env.get("CLEARANCE_ADMIN_TOKEN_HASH") or gw.get("admin_token_hash", "")
             ),
         )
         screening = ScreeningSettings(

@@ -8,7 +8,9 @@
     │   ├── UnsupportedImage (415)       not an image, a format not on the allowlist, undecodable
     │   └── RequestTimeout (408)         the client did not send its request body in time
     ├── AuthenticationError (401)        missing, unknown or revoked API key / session
+    │   └── InvalidToken (401)           missing, unknown, expired or revoked admin token
     ├── PermissionDenied (403)           authenticated, but not allowed to use this surface
+    │   └── InsufficientScope (403)      an admin token without the route's scope
     ├── NotFound (404)                   unknown user, model, key, entry ...
     ├── Conflict (409)                   the change contradicts stored state (duplicate, cycle)
     ├── LegalDenial (451)                the policy denied access (RFC 7725)
@@ -78,9 +80,17 @@ class AuthenticationError(ClearanceError):
     code = "invalid_api_key"
 
 
+class InvalidToken(AuthenticationError):
+    code = "invalid_token"  # RFC 6750 §3.1
+
+
 class PermissionDenied(ClearanceError):
     status = 403
     code = "permission_denied"
+
+
+class InsufficientScope(PermissionDenied):
+    code = "insufficient_scope"  # RFC 6750 §3.1
 
 
 class NotFound(ClearanceError):

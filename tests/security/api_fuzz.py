@@ -23,6 +23,7 @@ from schemathesis import Case, checks
 from schemathesis.core.failures import FailureGroup
 from sqlalchemy.engine import Engine
 
+from clearance.admin import tokens
 from clearance.config import load_settings
 from clearance.gateway.app import create_app
 from clearance.gateway.demo import seed
@@ -66,8 +67,13 @@ def fuzz_operation(
     *,
     examples: int,
     derandomize: bool,
+    admin: Sequence[str] = (),
 ) -> None:
-    """Run `examples` generated requests; the first failing one (shrunk) goes in `report`."""
+    """Run `examples` generated requests; the first failing one (shrunk) goes in `report`.
+    Operator-API operations (`/admin/api`) take their credentials from `admin`, as a bearer."""
+    admin_api = operation.path.startswith("/admin/api/")
+    if admin_api:
+        keys = admin
 
     @settings(
         max_examples=examples,
@@ -88,7 +94,8 @@ def fuzz_operation(
         # Credentials are ours, never generated ones beside them (`ignored_auth` probes those).
         for name in [h for h in case.headers or {} if h.lower() in AUTH_HEADERS]:
             del case.headers[name]
-        auth = {"x-api-key": key} if anthropic_style else {"authorization": f"Bearer {key}"}
+        bearer = admin_api or not anthropic_style
+        auth = {"authorization": f"Bearer {key}"} if bearer else {"x-api-key": key}
         response = case.call(base_url=base_url, headers=auth, timeout=30)
         report.requests += 1
         report.statuses[response.status_code] = report.statuses.get(response.status_code, 0) + 1
@@ -101,16 +108,38 @@ def fuzz_operation(
 
 
 def fuzz_gateway(
-    base_url: str, keys: Sequence[str], *, examples: int, derandomize: bool = True
+    base_url: str,
+    keys: Sequence[str],
+    *,
+    examples: int,
+    derandomize: bool = True,
+    admin: Sequence[str] = (),
 ) -> Report:
     """`keys`: API keys to sample from, e.g. a US citizen's (served), a foreign national's
-    (fallbacks) and an unverified user's without fallback (451)."""
+    (fallbacks) and an unverified user's without fallback (451); `admin`: admin tokens for the
+    operator API (one with every scope, one with none of the route's, say)."""
     report = Report()
     for operation in operations():
         fuzz_operation(
-            operation, base_url, keys, report, examples=examples, derandomize=derandomize
+            operation,
+            base_url,
+            keys,
+            report,
+            examples=examples,
+            derandomize=derandomize,
+            admin=admin,
         )
     return report
+
+
+def admin_secrets(engine: Engine) -> list[str]:
+    """An admin token with every scope and one with only catalog:read (mostly 403s)."""
+    with engine.begin() as conn:
+        _, every = tokens.create(conn, "fuzz", frozenset(tokens.Scope), created_by="fuzz")
+        _, narrow = tokens.create(
+            conn, "fuzz-narrow", frozenset({tokens.Scope.CATALOG_READ}), created_by="fuzz"
+        )
+    return [every, narrow]
 
 
 def persona_keys(engine: Engine, keys: dict[str, str]) -> list[str]:
@@ -121,7 +150,7 @@ def persona_keys(engine: Engine, keys: dict[str, str]) -> list[str]:
 
 
 @contextmanager
-def demo_gateway(directory: Path) -> Iterator[tuple[str, list[str]]]:
+def demo_gateway(directory: Path) -> Iterator[tuple[str, list[str], list[str]]]:
     """A gateway on SQLite in `directory`, seeded with the demo personas, for bench/fuzz.py
     (the same set-up as the tests' `gateway` fixture)."""
     with serve_in_thread(demo_upstream_app(chunk_delay=0.0), lifespan="off") as upstream:
@@ -130,6 +159,7 @@ def demo_gateway(directory: Path) -> Iterator[tuple[str, list[str]]]:
         engine = connect(settings.database_url)
         migrate(engine)
         keys = persona_keys(engine, seed(engine, settings, upstream))
+        admin = admin_secrets(engine)
         engine.dispose()
         with serve_in_thread(create_app(settings)) as url:
-            yield url, keys
+            yield url, keys, admin

@@ -12,10 +12,24 @@ import pytest
 
 from clearance.gateway.openapi import openapi_document
 from clearance.gateway.surfaces import Surface, error_body
-from tests.security.api_fuzz import fuzz_gateway, operations
+from clearance.store import connect
+from tests.security.api_fuzz import admin_secrets, fuzz_gateway, operations
 from tests.security.conftest import Running
 
 EXAMPLES = 25  # per operation and database; bench/fuzz.py runs many more
+ADMIN_OPERATIONS = {
+    ("get", "/whoami"),
+    ("get", "/models"),
+    ("post", "/models/{model}/suspend"),
+    ("post", "/models/{model}/resume"),
+    ("post", "/users/lookup"),
+    ("get", "/users/{subject}"),
+    ("post", "/users/{subject}/keys/{key}/revoke"),
+    ("post", "/users/{subject}/screening/resolve"),
+    ("get", "/review"),
+    ("get", "/review/{case}"),
+    ("post", "/review/{case}/decide"),
+}
 
 
 def test_document_is_valid_openapi_31_and_covers_every_json_api() -> None:
@@ -35,6 +49,7 @@ def test_document_is_valid_openapi_31_and_covers_every_json_api() -> None:
         ("get", "/audit/proof/inclusion"),
         ("get", "/audit/proof/consistency"),
         ("get", "/healthz"),
+        *((method, "/admin/api" + path) for method, path in ADMIN_OPERATIONS),
     }
 
 
@@ -61,8 +76,13 @@ def test_gateway_serves_its_document(gateway: Running) -> None:
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(gateway: Running) -> None:
     keys = [gateway.key("alice"), gateway.key("sven"), gateway.strict_key("nina")]
-    report = fuzz_gateway(gateway.url, keys, examples=EXAMPLES)
+    engine = connect(gateway.settings.database_url)
+    try:
+        admin = admin_secrets(engine)
+    finally:
+        engine.dispose()
+    report = fuzz_gateway(gateway.url, keys, examples=EXAMPLES, admin=admin)
     assert report.failures == {}, "\n\n".join(f"{k}:\n{v}" for k, v in report.failures.items())
     # The run reached the interesting answers, not only 400s: served, denied, refused.
-    assert report.requests >= 11 * EXAMPLES // 2
+    assert report.requests >= (11 + len(ADMIN_OPERATIONS)) * EXAMPLES // 2
     assert {200, 451} <= set(report.statuses), report.statuses

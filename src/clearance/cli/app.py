@@ -20,7 +20,17 @@ app = typer.Typer(
 def _register() -> None:
     # Each group module exposes `app` (a Typer) or `register(app)`; importing them here keeps
     # the domains free of any CLI import.
-    from clearance.cli import audit, catalog, identity, policy, principals, screening, serve, setup
+    from clearance.cli import (
+        admin,
+        audit,
+        catalog,
+        identity,
+        policy,
+        principals,
+        screening,
+        serve,
+        setup,
+    )
 
     setup.register(app)
     audit.register(app)
@@ -30,6 +40,7 @@ def _register() -> None:
     policy.register(app)
     serve.register(app)
     screening.register(app)
+    admin.register(app)
 
 
 _register()

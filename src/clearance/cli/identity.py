@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -21,7 +21,7 @@ from clearance.cli.principals import identity_app
 from clearance.errors import ConfigError, ImageTooLarge, InvalidInput, UnsupportedImage
 from clearance.identity import review, service
 from clearance.identity.images import LoadedImage, load_image
-from clearance.identity.models import Case, Outcome, VerificationMethod
+from clearance.identity.models import Case, Outcome, VerificationMethod, verdict_json
 from clearance.identity.vault import EvidenceVault
 from clearance.principals import service as principals
 
@@ -71,26 +71,6 @@ def _tools(rt: Runtime) -> Iterator[tuple[EvidenceVault, AuditLog]]:
         yield vault, log
     finally:
         log.close()
-
-
-def verdict_json(case: Case) -> dict[str, Any]:
-    """The `--json` shape of issue 5: status, nationalities, us_person, document, face, reasons."""
-    doc, face = case.document, case.face
-    return {
-        "status": case.status.value,
-        "nationalities": list(case.nationalities),
-        "us_person": case.us_person.value,
-        "document": {
-            "type": doc.type if doc else None,
-            "issuing_state": doc.issuing_state if doc else None,
-            "expiry": doc.expiry.isoformat() if doc else None,
-        },
-        "face": {
-            "distance": round(face.distance, 4) if face else None,
-            "threshold": face.match if face else None,
-        },
-        "reasons": list(case.reasons),
-    }
 
 
 @identity_app.command("verify")

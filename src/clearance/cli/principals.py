@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated
 
 import typer
@@ -11,7 +11,7 @@ import typer
 from clearance.cli.context import ConfigOption, open_runtime
 from clearance.errors import InvalidInput
 from clearance.principals import service
-from clearance.principals.models import Method, UsPerson
+from clearance.principals.models import Method, UsPerson, user_json
 from clearance.screening.service import screen_org, screen_user
 from clearance.store import reading
 
@@ -208,27 +208,4 @@ def users_show(email: str, config: ConfigOption = None) -> None:
     """A user's stored facts, as JSON."""
     with open_runtime(config) as rt, reading(rt.engine) as conn:
         user = service.get_user(conn, email)
-    ident = user.identity
-    typer.echo(
-        json.dumps(
-            {
-                "email": user.email,
-                "subject_id": user.subject_id,
-                "residence": user.residence,
-                "screening": user.screening_status.value,
-                "identity": None
-                if ident is None
-                else {
-                    "nationalities": list(ident.nationalities),
-                    "us_person": ident.us_person.value,
-                    "method": ident.method.value,
-                    "source": ident.source,
-                    "verified_at": ident.verified_at.isoformat()
-                    if isinstance(ident.verified_at, datetime)
-                    else str(ident.verified_at),
-                    "expires": ident.expires.isoformat(),
-                },
-            },
-            indent=2,
-        )
-    )
+    typer.echo(json.dumps(user_json(user), indent=2))

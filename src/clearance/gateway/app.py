@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from clearance.admin import admin_app
 from clearance.audit import entries
 from clearance.audit.routes import audit_app
 from clearance.audit.service import AuditLog
@@ -51,6 +52,7 @@ class Gateway:
                 Route("/openapi.json", openapi_json),
                 Mount("/audit", app=audit_app(self.engine, settings.audit)),
                 Mount("/portal", app=portal_app(settings, self.engine, self.audit, self.state)),
+                Mount("/admin/api", app=admin_app(settings, self.engine, self.audit)),
             ],
             lifespan=self.lifespan,
         )

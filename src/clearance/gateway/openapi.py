@@ -8,7 +8,8 @@ status the gateway can answer is listed with the error body of the caller's SDK:
   answers errors as `{"error": {"message", "type", "code", "param"}}`;
 - the Anthropic surface (`/v1/messages`, `/v1/messages/count_tokens`, and `/v1/models` when the
   `anthropic-version` header is sent) as `{"type": "error", "error": {"type", "message"}}`;
-- the audit API (C2SP tlog-checkpoint, RFC 9162 proofs) as `{"error": {"code", "message"}}`.
+- the audit API (C2SP tlog-checkpoint, RFC 9162 proofs) and the operator API (`/admin/api`,
+  admin token) as `{"error": {"code", "message"}}`.
 
 A refusal by policy is HTTP 451 (RFC 7725) with a `Link: <...>; rel="blocked-by"` header. A
 provider's own 4xx is passed through, marked with `clearance-upstream-status`.
@@ -20,6 +21,8 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from clearance.admin.openapi import admin_paths, admin_schemas
 
 Schema = dict[str, Any]
 
@@ -57,6 +60,7 @@ def _schemas() -> dict[str, Schema]:
         **_result_schemas(),
         **_listing_schemas(),
         **_stream_schemas(),
+        **admin_schemas(),
     }
 
 
@@ -412,6 +416,7 @@ def openapi_document() -> Schema:
                 None,
             ),
             **_audit_paths(),
+            **admin_paths(),
             "/healthz": {
                 "get": {
                     "summary": "Liveness, with the state versions this worker serves",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from clearance.identity.mrz import MrzResult
 from clearance.principals.models import UsPerson
@@ -163,3 +164,23 @@ class Case:
     decision_note: str | None
     audit_index: int | None
     evidence: tuple[Evidence, ...]
+
+
+def verdict_json(case: Case) -> dict[str, Any]:
+    """The `--json` shape of issue 5: status, nationalities, us_person, document, face, reasons."""
+    doc, face = case.document, case.face
+    return {
+        "status": case.status.value,
+        "nationalities": list(case.nationalities),
+        "us_person": case.us_person.value,
+        "document": {
+            "type": doc.type if doc else None,
+            "issuing_state": doc.issuing_state if doc else None,
+            "expiry": doc.expiry.isoformat() if doc else None,
+        },
+        "face": {
+            "distance": round(face.distance, 4) if face else None,
+            "threshold": face.match if face else None,
+        },
+        "reasons": list(case.reasons),
+    }

@@ -88,3 +88,25 @@ class Licence:
     nationalities: frozenset[str]
     number: str
     expires: date
+
+
+def user_json(user: User) -> dict[str, object]:
+    """A user's stored facts as operators see them (`users show`, the admin API)."""
+    ident = user.identity
+    return {
+        "email": user.email,
+        "subject_id": user.subject_id,
+        "residence": user.residence,
+        "screening": user.screening_status.value,
+        "org_screening": user.org_screening_status.value,
+        "identity": None
+        if ident is None
+        else {
+            "nationalities": list(ident.nationalities),
+            "us_person": ident.us_person.value,
+            "method": ident.method.value,
+            "source": ident.source,
+            "verified_at": ident.verified_at.isoformat(),
+            "expires": ident.expires.isoformat(),
+        },
+    }

@@ -103,6 +103,14 @@ def get_user_by_id(conn: Connection, user_id: int) -> User:
     return _user(conn, row)
 
 
+def get_user_by_subject(conn: Connection, subject_id: str) -> User:
+    """By pseudonym: how operator tools name a person without putting an email in a URL."""
+    row = conn.execute(sa.select(users).where(users.c.subject_id == subject_id)).first()
+    if row is None:
+        raise NotFound("unknown subject")
+    return _user(conn, row)
+
+
 def _user(conn: Connection, row: Row[tuple[object, ...]]) -> User:
     facts_row = conn.execute(
         sa.select(identity_facts).where(identity_facts.c.user_id == row.id)

@@ -127,3 +127,17 @@ licences = sa.Table(
     sa.Column("expires", sa.Date, nullable=False),
     sa.Column("created_at", UTC_TIME, nullable=False),
 )
+
+# Operator API tokens (`/admin/api`): only the SHA-256 of the secret, and the scopes it carries.
+admin_tokens = sa.Table(
+    "admin_tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+    sa.Column("expires_at", UTC_TIME, nullable=True),
+    sa.Column("revoked_at", UTC_TIME, nullable=True),
+)

@@ -1,0 +1,189 @@
+"""The operator API's part of the gateway's OpenAPI 3.1 document (paths under /admin/api)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Schema = dict[str, Any]
+
+_JSON = "application/json"
+_TEXT = {"type": "string", "minLength": 1, "maxLength": 2000}
+_NULLABLE_TEXT = {"type": ["string", "null"]}
+_PATH_TEXT = {"type": "string", "minLength": 1, "maxLength": 200}
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(required: list[str], **properties: Schema) -> Schema:
+    return {"type": "object", "required": required, "properties": properties}
+
+
+def admin_schemas() -> dict[str, Schema]:
+    model = _object(
+        ["id", "controlled", "status", "suspended_reason", "fallbacks"],
+        id={"type": "string"},
+        controlled={"type": "boolean"},
+        status={"enum": ["active", "suspended"]},
+        suspended_reason=_NULLABLE_TEXT,
+        fallbacks={"type": "array", "items": {"type": "string"}},
+        audit_index={"type": "integer", "minimum": 0},
+    )
+    case = _object(
+        ["case", "subject", "method", "created", "audit_index"],
+        case={"type": "integer"},
+        subject={"type": "string"},
+        method={"type": "string"},
+        created={"type": "string"},
+        decided_by=_NULLABLE_TEXT,
+        audit_index={"type": ["integer", "null"]},
+        status={"enum": ["verified", "rejected", "review"]},
+        reasons={"type": "array", "items": {"type": "string"}},
+    )
+    return {
+        "AdminError": _object(
+            ["error"],
+            error=_object(["code", "message"], code={"type": "string"}, message={"type": "string"}),
+        ),
+        "AdminToken": _object(
+            ["id", "name", "scopes", "expires_at"],
+            id={"type": "string"},
+            name={"type": "string"},
+            scopes={"type": "array", "items": {"type": "string"}},
+            expires_at=_NULLABLE_TEXT,
+        ),
+        "AdminModel": model,
+        "AdminModels": _object(["models"], models={"type": "array", "items": model}),
+        "AdminUser": _object(
+            ["email", "subject_id", "screening", "identity", "keys", "screening_hits"],
+            email={"type": "string"},
+            subject_id={"type": "string"},
+            screening={"type": "string"},
+            identity={"type": ["object", "null"]},
+            keys={"type": "array", "items": {"type": "object"}},
+            screening_hits={"type": "array", "items": {"type": "object"}},
+        ),
+        "AdminKeyRevoked": _object(
+            ["key", "revoked", "audit_index"],
+            key={"type": "string"},
+            revoked={"const": True},
+            audit_index={"type": "integer"},
+        ),
+        "AdminScreening": _object(
+            ["subject", "screening"], subject={"type": "string"}, screening={"type": "string"}
+        ),
+        "AdminCase": case,
+        "AdminCases": _object(["cases"], cases={"type": "array", "items": case}),
+    }
+
+
+def _operation(
+    method: str,
+    summary: str,
+    ok: str,
+    statuses: dict[str, str],
+    *,
+    params: tuple[str, ...] = (),
+    body: Schema | None = None,
+) -> Schema:
+    errors = {
+        "401": "No admin token, or not a valid one (`WWW-Authenticate: Bearer`)",
+        "403": "The token lacks this route's scope (`insufficient_scope`)",
+        "404": "Unknown path or record",
+        "405": "Method not allowed on this path",
+        "503": "The audit log could not record the action: nothing was done",
+        **statuses,
+    }
+    operation: Schema = {
+        "summary": summary,
+        "security": [{"bearer": []}],
+        "parameters": [
+            {"name": p, "in": "path", "required": True, "schema": _PATH_TEXT} for p in params
+        ],
+        "responses": {
+            "200": {"description": "OK", "content": {_JSON: {"schema": _ref(ok)}}},
+            **{
+                code: {
+                    "description": text,
+                    "content": {_JSON: {"schema": _ref("AdminError")}},
+                }
+                for code, text in errors.items()
+            },
+        },
+    }
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": {_JSON: {"schema": body}}}
+    return {method: operation}
+
+
+def admin_paths() -> dict[str, Schema]:
+    bad = {"400": "Malformed body", "413": "Body over 64 KiB"}
+    return {
+        "/admin/api/whoami": _operation(
+            "get", "This token's id, name and scopes", "AdminToken", {}
+        ),
+        "/admin/api/models": _operation("get", "The catalog (catalog:read)", "AdminModels", {}),
+        "/admin/api/models/{model}/suspend": _operation(
+            "post",
+            "Suspend a model everywhere: the kill switch (catalog:write)",
+            "AdminModel",
+            bad,
+            params=("model",),
+            body=_object(["reason"], reason=_TEXT),
+        ),
+        "/admin/api/models/{model}/resume": _operation(
+            "post", "Resume a suspended model (catalog:write)", "AdminModel", {}, params=("model",)
+        ),
+        "/admin/api/users/lookup": _operation(
+            "post",
+            "A person's record by email, kept out of the URL (principals:read; audited)",
+            "AdminUser",
+            bad,
+            body=_object(["email"], email=_TEXT),
+        ),
+        "/admin/api/users/{subject}": _operation(
+            "get",
+            "A person's record by pseudonym (principals:read; audited)",
+            "AdminUser",
+            {},
+            params=("subject",),
+        ),
+        "/admin/api/users/{subject}/keys/{key}/revoke": _operation(
+            "post",
+            "Revoke one of a person's API keys (principals:write)",
+            "AdminKeyRevoked",
+            {},
+            params=("subject", "key"),
+        ),
+        "/admin/api/users/{subject}/screening/resolve": _operation(
+            "post",
+            "Resolve a restricted-party hit (screening:write)",
+            "AdminScreening",
+            bad,
+            params=("subject",),
+            body=_object(
+                ["list", "entry_id", "resolution", "reason"],
+                list=_TEXT,
+                entry_id=_TEXT,
+                resolution={"enum": ["false_positive", "true_match"]},
+                reason=_TEXT,
+            ),
+        ),
+        "/admin/api/review": _operation(
+            "get", "Identity cases awaiting review (review:read)", "AdminCases", {}
+        ),
+        "/admin/api/review/{case}": _operation(
+            "get", "One case, without its images (review:read)", "AdminCase", {}, params=("case",)
+        ),
+        "/admin/api/review/{case}/decide": _operation(
+            "post",
+            "Decide a case (review:write)",
+            "AdminCase",
+            {**bad, "409": "The case is not awaiting review"},
+            params=("case",),
+            body=_object(
+                ["outcome", "note"], outcome={"enum": ["verified", "rejected"]}, note=_TEXT
+            ),
+        ),
+    }
