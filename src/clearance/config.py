@@ -93,6 +93,10 @@ class PortalSettings:
     smtp_starttls: bool = True
     smtp_username: str = ""
     smtp_password_file: Path | None = None  # resolved against the config file
+    smtp_ca_file: Path | None = None  # CAs for the mail server's certificate; None: the system's
+    # Each worker purges used links, ended sessions, old rate-limit windows and evidence past
+    # [identity] retention_days this often (0: never; then run `clearance identity purge`).
+    maintenance_minutes: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +223,7 @@ def settings_from_mapping(
 
 def _portal(prt: Mapping[str, Any], base: Path) -> PortalSettings:
     password = str(prt.get("smtp_password_file", ""))
+    ca_file = str(prt.get("smtp_ca_file", ""))
     portal = PortalSettings(
         enrolment=str(prt.get("enrolment", "open")),
         link_minutes=int(prt.get("link_minutes", 10)),
@@ -232,6 +237,8 @@ def _portal(prt: Mapping[str, Any], base: Path) -> PortalSettings:
         smtp_starttls=bool(prt.get("smtp_starttls", True)),
         smtp_username=str(prt.get("smtp_username", "")),
         smtp_password_file=_path(base, password) if password else None,
+        smtp_ca_file=_path(base, ca_file) if ca_file else None,
+        maintenance_minutes=float(prt.get("maintenance_minutes", 5.0)),
     )
     if portal.enrolment not in ("open", "closed"):
         raise ConfigError('[portal] enrolment must be "open" or "closed"')
@@ -240,6 +247,8 @@ def _portal(prt: Mapping[str, Any], base: Path) -> PortalSettings:
         raise ConfigError("[portal] link_minutes must be between 1 and 10")
     if portal.session_hours < 1 or portal.signins_per_address < 1 or portal.signins_per_client < 1:
         raise ConfigError("[portal] session_hours and the sign-in limits must be at least 1")
+    if not 0 <= portal.maintenance_minutes <= 24 * 60:
+        raise ConfigError("[portal] maintenance_minutes must be between 0 (off) and 1440")
     return portal
 
 

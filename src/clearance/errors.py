@@ -27,7 +27,8 @@
     │       └── MultipleFaces
     ├── UnavailableError (503)           a dependency we must not proceed without is down
     │   ├── PolicyError (503)            the policy could not be evaluated: fail closed
-    │   └── AuditUnavailable (503)       the audit log could not persist: fail closed
+    │   ├── AuditUnavailable (503)       the audit log could not persist: fail closed
+    │   └── MailError (503)              the mail server is down or refused a message
     └── UpstreamError (502)              the model provider failed
         └── UpstreamTimeout (504)
 
@@ -170,6 +171,10 @@ class PolicyError(UnavailableError):
 
 class AuditUnavailable(UnavailableError):
     code = "audit_unavailable"
+
+
+class MailError(UnavailableError):
+    code = "mail_unavailable"
 
 
 class UpstreamError(ClearanceError):

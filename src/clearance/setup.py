@@ -105,6 +105,10 @@ smtp_port = 587
 smtp_starttls = true
 smtp_username = ""
 # smtp_password_file = "smtp-password"   # owner-only file holding the password
+# smtp_ca_file = "mail-ca.pem"            # CAs for a private relay (default: the system's)
+# Each worker purges used sign-in links, ended sessions, old rate-limit windows and evidence
+# older than [identity] retention_days this often; 0 turns it off (then cron the CLI purge).
+maintenance_minutes = 5
 """
 
 

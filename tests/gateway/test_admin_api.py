@@ -220,7 +220,8 @@ def test_review_queue_over_the_api(gateway: Running, admin: httpx.Client) -> Non
     assert [c["case"] for c in queue] == [case.id]
     shown = admin.get(f"/review/{case.id}", headers=bearer(secret)).json()
     assert shown["status"] == "review" and "liveness_missing" in shown["reasons"]
-    assert admin.get("/review/999999", headers=bearer(secret)).status_code == 404
+    for missing in ("999999", "99999999999", "-1", "1e3"):
+        assert admin.get(f"/review/{missing}", headers=bearer(secret)).status_code == 404
     no_note = admin.post(
         f"/review/{case.id}/decide", json={"outcome": "verified"}, headers=bearer(secret)
     )

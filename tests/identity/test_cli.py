@@ -9,10 +9,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from PIL import Image
 from typer.testing import CliRunner
 
 from clearance.audit.service import AuditLog
+from clearance.audit.tables import audit_entries
 from clearance.cli.app import app
 from clearance.config import Settings, load_settings
 from clearance.identity import service
@@ -163,3 +165,35 @@ def test_review_list_show_decide(db_url: str, tmp_path: Path) -> None:
     assert "verified" in decided.output
     empty = runner.invoke(app, ["identity", "review", "list", "--config", str(config)])
     assert "no cases awaiting review" in empty.output
+
+
+def test_purge_erases_old_evidence_and_audits_each_person(db_url: str, tmp_path: Path) -> None:
+    settings, config = make_instance(tmp_path / "i", db_url)
+    text = config.read_text().replace("retention_days = 30", "retention_days = 0")
+    config.write_text(text)
+    user_id = add_user(settings, "anna@example.com", "Anna Maria Eriksson")
+    engine = connect(settings.database_url)
+    log = AuditLog(engine, settings.audit)
+    try:
+        case = service.verify_document(
+            engine,
+            EvidenceVault.open(settings.identity),
+            log,
+            user_id,
+            examination(us_passport()),
+            method=VerificationMethod.REMOTE,
+            max_age_days=365,
+        )
+    finally:
+        log.close()
+    purged = runner.invoke(app, ["identity", "purge", "--config", str(config)])
+    again = runner.invoke(app, ["identity", "purge", "--config", str(config)])
+    with engine.connect() as conn:
+        raw = conn.execute(sa.select(audit_entries.c.entry)).scalars().all()
+    engine.dispose()
+    assert purged.exit_code == 0, purged.output
+    assert purged.output == "erased 4 evidence files older than 0 days\n"
+    assert again.output == "erased 0 evidence files older than 0 days\n"
+    [entry] = [e for e in map(json.loads, raw) if e.get("action") == "identity.evidence.purge"]
+    assert entry["subject"] == case.subject and entry["actor"].startswith("cli:")
+    assert entry["details"] == {"files": 4, "retention_days": 0}

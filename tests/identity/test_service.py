@@ -444,9 +444,11 @@ def test_retention_erases_images_and_keeps_the_decision(
     user_id = add_user(engine, "old@example.com")
     done = verify(engine, vault, audit, user_id, examination(us_passport()))
     pending = verify(engine, vault, audit, user_id, examination(us_passport(), live=False))
-    assert service.purge_expired(engine, vault, retention_days=30) == 0
+    assert service.purge_expired(engine, vault, audit, retention_days=30, actor="op") == 0
     later = datetime.now(UTC) + timedelta(days=31)
-    assert service.purge_expired(engine, vault, retention_days=30, now=later) == 4
+    assert (
+        service.purge_expired(engine, vault, audit, retention_days=30, actor="op", now=later) == 4
+    )
     with engine.connect() as conn:
         kept = service.get_case(conn, done.id)
         waiting = service.get_case(conn, pending.id)

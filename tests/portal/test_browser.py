@@ -2,8 +2,9 @@
 
 A new person signs in through the console link, uploads a passport photo and a selfie, takes the
 liveness challenge in front of a camera fed from a file, sees the result, creates a key, and the
-key reaches a controlled model. Skipped only when /usr/bin/chromium is absent (Debian package
-`chromium`, installed by scripts/system-deps); never `playwright install`.
+key reaches a controlled model. A reviewer opens a case in review, sees its images (served under
+the portal's strict CSP) and decides it. Skipped only when /usr/bin/chromium is absent (Debian
+package `chromium`, installed by scripts/system-deps); never `playwright install`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 
 from tests.portal import camera
 from tests.portal.conftest import Outbox, Running
+from tests.portal.review_cases import NINA, REVIEWER, Instance
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(
@@ -30,17 +32,23 @@ def inputs(tmp_path: Path) -> camera.Inputs:
     return camera.inputs(tmp_path, datetime.now(UTC).date())
 
 
-@pytest.fixture
-def page(inputs: camera.Inputs) -> Iterator[playwright.Page]:
+def _chromium(inputs: camera.Inputs | None) -> Iterator[playwright.Page]:
+    camera_args = (
+        []
+        if inputs is None
+        else [
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={inputs.camera}",
+        ]
+    )
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(
             executable_path=str(CHROMIUM),
             args=[
                 "--no-sandbox",
                 "--disable-gpu",
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-video-capture={inputs.camera}",
+                *camera_args,
                 "--disable-background-networking",
                 "--disable-component-update",
                 "--no-first-run",
@@ -50,6 +58,17 @@ def page(inputs: camera.Inputs) -> Iterator[playwright.Page]:
         tab.set_default_timeout(20_000)
         yield tab
         browser.close()
+
+
+@pytest.fixture
+def page(inputs: camera.Inputs) -> Iterator[playwright.Page]:
+    yield from _chromium(inputs)
+
+
+@pytest.fixture
+def plain_page() -> Iterator[playwright.Page]:
+    """Chromium without the fake camera (pages that need none)."""
+    yield from _chromium(None)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the browser, not the database
@@ -94,4 +113,44 @@ def test_a_new_person_verifies_and_gets_a_key_for_a_controlled_model(
     )
     assert models.status_code == 200
     assert "mythos-5" in {m["id"] for m in models.json()["data"]}  # controlled, now reachable
+    assert refused == []
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_reviewer_opens_a_case_sees_its_images_and_decides_it(
+    gateway: Running, plain_page: playwright.Page, outbox: Outbox
+) -> None:
+    page = plain_page
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if "Refused" in m.text else None)
+    instance = Instance(gateway.settings)
+    try:
+        stored = instance.review_case()
+        instance.grant()
+    finally:
+        instance.close()
+    portal = f"{gateway.url}/portal"
+
+    page.goto(f"{portal}/signin")
+    page.fill("#email", REVIEWER)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#sent")
+    page.goto(f"{portal}/signin/link/{outbox.link_for(REVIEWER)}")
+    page.click("#confirm")
+    page.wait_for_url(f"{portal}/")
+    page.click("#review-link a")
+    page.click(f'#queue tr[data-case="{stored.case_id}"] a')
+    page.wait_for_url(f"{portal}/review/{stored.case_id}")
+    images = page.locator("#evidence img, .frames img")
+    assert images.count() == len(stored.images)
+    page.wait_for_function(  # every image decoded: served same-origin, allowed by img-src 'self'
+        "() => [...document.images].every(i => i.complete && i.naturalWidth === 96)"
+    )
+    page.check("#outcome-verified")
+    page.fill("#note", "portrait, selfie and frames compared by hand")
+    page.click("#submit-decision")
+    page.wait_for_url(f"{portal}/review?decided={stored.case_id}&outcome=verified")
+    assert page.get_attribute("#decided", "data-case") == str(stored.case_id)
+    assert page.query_selector(f'#queue tr[data-case="{stored.case_id}"]') is None
+    assert NINA not in page.content()
     assert refused == []

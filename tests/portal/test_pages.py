@@ -63,6 +63,8 @@ def test_another_persons_key_and_case_are_out_of_reach(
     assert refused.status_code == 404
     assert _models(gateway, alice_key).status_code == 200  # still alive
     assert browser.get("/portal/cases/1").status_code == 404
+    # Beyond a 32-bit id (PostgreSQL would refuse the query): still a plain 404, not a 500.
+    assert browser.get("/portal/cases/99999999999").status_code == 404
 
 
 def test_uploads_that_are_not_images_are_refused_clearly(browser: Browser, outbox: Outbox) -> None:

@@ -25,6 +25,7 @@ def _register() -> None:
         audit,
         catalog,
         identity,
+        operators,
         policy,
         principals,
         screening,
@@ -37,6 +38,7 @@ def _register() -> None:
     catalog.register(app)
     principals.register(app)
     identity.register(app)  # adds to principals' `identity` group
+    operators.register(app)  # adds to principals' `users` group
     policy.register(app)
     serve.register(app)
     screening.register(app)

@@ -138,9 +138,9 @@ def erase(email: str, config: ConfigOption = None) -> None:
 @identity_app.command("purge")
 def purge(config: ConfigOption = None) -> None:
     """Erase images older than [identity] retention_days (run daily)."""
-    with open_runtime(config) as rt, _tools(rt) as (vault, _log):
+    with open_runtime(config) as rt, _tools(rt) as (vault, log):
         days = rt.settings.identity.retention_days
-        count = service.purge_expired(rt.engine, vault, retention_days=days)
+        count = service.purge_expired(rt.engine, vault, log, retention_days=days, actor=operator())
     typer.echo(f"erased {count} evidence files older than {days} days")
 
 

@@ -20,6 +20,7 @@ from clearance.audit import entries
 from clearance.audit.routes import audit_app
 from clearance.audit.service import AuditLog
 from clearance.config import Settings, load_settings
+from clearance.gateway import maintenance
 from clearance.gateway.metrics import Metrics
 from clearance.gateway.openapi import openapi_json
 from clearance.gateway.proxy import Proxy
@@ -81,7 +82,8 @@ class Gateway:
         await self.proxy.start()
         self._poller = asyncio.create_task(self._poll_forever())
         try:
-            yield
+            async with maintenance.running(self.settings, self.engine, self.audit):
+                yield
         finally:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from clearance.audit.entries import admin_action
-from clearance.errors import InvalidInput
+from clearance.errors import Conflict, InvalidInput
 from clearance.identity.models import Case, Evidence, Outcome, Reason
 from clearance.identity.service import (
     AuditSink,
@@ -77,9 +77,11 @@ def decide_case(
         ensure_reviewable(case)
         if outcome is Outcome.VERIFIED and not case.nationalities:
             raise InvalidInput("no nationality was established: the case cannot be verified")
-        conn.execute(
+        # The status test in the UPDATE closes the race between two reviewers deciding at once:
+        # only the first update matches, the second is a Conflict and records nothing.
+        updated = conn.execute(
             sa.update(identity_cases)
-            .where(identity_cases.c.id == case_id)
+            .where(identity_cases.c.id == case_id, identity_cases.c.status == Outcome.REVIEW.value)
             .values(
                 status=outcome.value,
                 reasons=[*case.reasons, Reason.REVIEWER_DECISION.value],
@@ -88,6 +90,8 @@ def decide_case(
                 decision_note=note.strip(),
             )
         )
+        if updated.rowcount != 1:
+            raise Conflict(f"identity case {case_id} was decided by someone else meanwhile")
         if outcome is Outcome.REJECTED:  # the document no longer backs this account
             conn.execute(
                 sa.delete(identity_documents).where(identity_documents.c.case_id == case_id)

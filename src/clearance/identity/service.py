@@ -40,6 +40,7 @@ from clearance.identity.vault import EvidenceVault, StoredEvidence
 from clearance.principals import service as principals
 from clearance.principals.models import Method, UsPerson
 from clearance.screening.service import screen_user
+from clearance.store import reading
 from clearance.store.tables import users
 
 
@@ -277,6 +278,8 @@ def _stored_evidence_digest(engine: Engine, case_id: int) -> str:
 
 
 def get_case(conn: Connection, case_id: int) -> Case:
+    if not 0 < case_id < 2**31:  # ids are 32-bit: PostgreSQL would refuse the query itself
+        raise NotFound(f"no identity case {case_id}")
     row = conn.execute(
         sa.select(identity_cases, users.c.subject_id)
         .join(users, users.c.id == identity_cases.c.user_id)
@@ -337,55 +340,102 @@ def erase_evidence(
     engine: Engine, vault: EvidenceVault, audit: AuditSink, user_id: int, *, actor: str
 ) -> int:
     """Erasure on request: every image of the person goes; the decisions and facts stay."""
-    with engine.begin() as conn:
+    with reading(engine) as conn:
         subject = principals.get_user_by_id(conn, user_id).subject_id
-        ids = _erase_where(conn, vault, identity_cases.c.user_id == user_id)
+    erased = _erase_where(engine, vault, identity_cases.c.user_id == user_id)
     audit.append(
         admin_action(
             actor=actor,
             action="identity.evidence.erase",
             target=subject,
-            details={"files": len(ids)},
+            details={"files": len(erased)},
             subject=subject,
         )
     )
-    return len(ids)
+    return len(erased)
 
 
 def purge_expired(
-    engine: Engine, vault: EvidenceVault, *, retention_days: int, now: datetime | None = None
+    engine: Engine,
+    vault: EvidenceVault,
+    audit: AuditSink,
+    *,
+    retention_days: int,
+    actor: str,
+    now: datetime | None = None,
 ) -> int:
     """Retention: erase images of decided cases older than `retention_days`. Open review cases
     keep theirs until decided (a reviewer needs them); their retention then runs from the
-    decision."""
+    decision. Each person whose images went gets an `identity.evidence.purge` entry.
+
+    Safe to run from several workers or hosts at once: each file is claimed by exactly one run
+    (see `_erase_where`), which alone erases and audits it; a second run finds nothing to do."""
     cutoff = (now or _now()) - timedelta(days=retention_days)
     decided_at = sa.func.coalesce(identity_cases.c.decided_at, identity_cases.c.created_at)
-    with engine.begin() as conn:
-        return len(
-            _erase_where(
-                conn,
-                vault,
-                sa.and_(identity_cases.c.status != Outcome.REVIEW.value, decided_at < cutoff),
+    due = sa.and_(identity_cases.c.status != Outcome.REVIEW.value, decided_at < cutoff)
+    erased = _erase_where(engine, vault, due)
+    files: dict[str, int] = {}
+    for _, subject in erased:
+        files[subject] = files.get(subject, 0) + 1
+    for subject, count in files.items():
+        audit.append(
+            admin_action(
+                actor=actor,
+                action="identity.evidence.purge",
+                target=subject,
+                details={"files": count, "retention_days": retention_days},
+                subject=subject,
             )
         )
+    return len(erased)
 
 
-def _erase_where(conn: Connection, vault: EvidenceVault, where: Any) -> list[str]:
-    rows = conn.execute(
-        sa.select(identity_evidence.c.id)
-        .join(identity_cases, identity_cases.c.id == identity_evidence.c.case_id)
-        .where(where, identity_evidence.c.erased_at.is_(None))
-    ).all()
-    ids = [r.id for r in rows]
-    for evidence_id in ids:
-        vault.erase(evidence_id)
-    if ids:
-        conn.execute(
-            sa.update(identity_evidence)
-            .where(identity_evidence.c.id.in_(ids))
-            .values(erased_at=_now())
-        )
-    return ids
+_ERASE_BATCH = 500  # files per transaction: bounds how long SQLite's write lock is held
+
+
+def _erase_where(engine: Engine, vault: EvidenceVault, where: Any) -> list[tuple[str, str]]:
+    """Erase the files of matching cases not erased yet; (evidence id, subject) of each.
+
+    Each batch is claimed with one conditional `UPDATE .. WHERE erased_at IS NULL RETURNING`, so
+    concurrent runs never erase or count the same file twice: on PostgreSQL the second waits on
+    the row locks and then finds the rows erased; on SQLite writers queue (BEGIN IMMEDIATE).
+    The files are deleted before the claim commits: a failed delete rolls the claim back, and a
+    crash after the deletes leaves rows whose files are already gone (`vault.erase` tolerates
+    that) for the next run to mark.
+    """
+    erased: list[tuple[str, str]] = []
+    due = identity_evidence.alias("due")  # not correlated with the UPDATE's own table
+    batch = (
+        sa.select(due.c.id)
+        .join(identity_cases, identity_cases.c.id == due.c.case_id)
+        .where(where, due.c.erased_at.is_(None))
+        .limit(_ERASE_BATCH)
+    )
+    while True:
+        with engine.begin() as conn:
+            claimed = conn.execute(
+                sa.update(identity_evidence)
+                .where(
+                    identity_evidence.c.id.in_(batch.scalar_subquery()),
+                    identity_evidence.c.erased_at.is_(None),
+                )
+                .values(erased_at=_now())
+                .returning(identity_evidence.c.id, identity_evidence.c.case_id)
+            ).all()
+            if not claimed:
+                return erased
+            cases = {row.case_id for row in claimed}
+            subjects: dict[int, str] = {
+                case.id: case.subject_id
+                for case in conn.execute(
+                    sa.select(identity_cases.c.id, users.c.subject_id)
+                    .join(users, users.c.id == identity_cases.c.user_id)
+                    .where(identity_cases.c.id.in_(cases))
+                )
+            }
+            for row in claimed:
+                vault.erase(row.id)
+        erased.extend((row.id, subjects[row.case_id]) for row in claimed)
 
 
 def ensure_reviewable(case: Case) -> None:

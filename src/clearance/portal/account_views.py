@@ -21,6 +21,7 @@ from clearance.identity.service import list_cases
 from clearance.policy.facts import principal_facts
 from clearance.policy.models import Decision, RequestContext
 from clearance.portal.context import Portal
+from clearance.portal.operators import REVIEWER, has_role
 from clearance.principals.models import ApiKey, User
 from clearance.principals.service import create_key, list_keys, revoke_key
 
@@ -63,11 +64,13 @@ class AccountViews:
     async def status(self, request: Request) -> Response:
         user = await self.portal.require_user(request)
         cases: list[Case] = await self.portal.db(lambda c: list_cases(c, user_id=user.id))
+        reviewer = await self.portal.db(lambda c: has_role(c, user.id, REVIEWER))
         return self.portal.page(
             request,
             "status.html",
             latest=cases[-1] if cases else None,
             models=self.reachable(user),
+            reviewer=reviewer,
         )
 
     async def keys(self, request: Request) -> Response:

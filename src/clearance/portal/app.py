@@ -28,6 +28,7 @@ from clearance.gateway.state import GatewayState
 from clearance.portal.account_views import AccountViews
 from clearance.portal.context import Portal, SignInRequired
 from clearance.portal.mailer import Mailer, mailer_for
+from clearance.portal.review_views import ReviewViews
 from clearance.portal.security import PortalGuard
 from clearance.portal.signin_views import SignInViews
 from clearance.portal.verify_views import VerifyViews, wants_json
@@ -43,6 +44,7 @@ def csrf_key(settings: Settings) -> bytes:
 
 def build(portal: Portal) -> Starlette:
     signin, account, verify = SignInViews(portal), AccountViews(portal), VerifyViews(portal)
+    reviews = ReviewViews(portal)
 
     async def on_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPException):  # routing: unknown path or method
@@ -70,6 +72,10 @@ def build(portal: Portal) -> Starlette:
             Route("/keys", account.keys, methods=["GET"]),
             Route("/keys", account.create, methods=["POST"]),
             Route("/keys/{key_id}/revoke", account.revoke, methods=["POST"]),
+            Route("/review", reviews.queue, methods=["GET"]),
+            Route("/review/{case_id:int}", reviews.case, methods=["GET"]),
+            Route("/review/{case_id:int}/evidence/{position:int}", reviews.evidence),
+            Route("/review/{case_id:int}/decide", reviews.decide, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=STATIC)),
         ],
         exception_handlers={ClearanceError: on_error, HTTPException: on_error},

@@ -22,7 +22,7 @@ from clearance.gateway.http import ClientLocator
 from clearance.gateway.state import GatewayState
 from clearance.portal import sessions
 from clearance.portal.mailer import Mailer
-from clearance.portal.ratelimit import RateLimiter
+from clearance.portal.ratelimit import RateLimiter, limiter_key
 from clearance.portal.reasons import explain
 from clearance.portal.security import BROWSER_COOKIE, CSRF_FIELD, SESSION_COOKIE, Csrf
 from clearance.portal.verifier import Verifier
@@ -30,7 +30,6 @@ from clearance.principals.models import User
 from clearance.principals.service import get_user_by_id
 
 TEMPLATES = Path(__file__).parent / "templates"
-SIGNIN_WINDOW = 15 * 60.0
 T = TypeVar("T")
 
 
@@ -60,8 +59,14 @@ class Portal:
         self.csrf = Csrf(csrf_key)
         self.verifier = Verifier(settings, engine, audit)
         self.locator = ClientLocator(settings.gateway.trusted_proxies)
-        self.per_address = RateLimiter(settings.portal.signins_per_address, SIGNIN_WINDOW)
-        self.per_client = RateLimiter(settings.portal.signins_per_client, SIGNIN_WINDOW)
+        # In the database, so every worker and host shares one budget (see ratelimit.py).
+        limits, key = settings.portal, limiter_key(settings)
+        self.per_address = RateLimiter(
+            engine, key, scope="signin-address", limit=limits.signins_per_address
+        )
+        self.per_client = RateLimiter(
+            engine, key, scope="signin-client", limit=limits.signins_per_client
+        )
         self.verifications = asyncio.Semaphore(2)  # each takes seconds of CPU
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
         self.templates = Jinja2Templates(env=env)

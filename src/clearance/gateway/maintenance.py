@@ -1,0 +1,148 @@
+"""Housekeeping that every gateway worker runs in the background, every few minutes.
+
+One pass (`purge_once`) deletes what nothing may use any more and erases what must not be kept:
+
+- sign-in links expired (or used) more than a day ago (`portal.links.purge`);
+- ended sessions (`portal.sessions.purge`);
+- rate-limit windows older than the previous one (`portal.ratelimit.purge`);
+- evidence images past `[identity] retention_days` (`identity.service.purge_expired`, the same
+  function as `clearance identity purge`: each person whose images went gets an audit entry).
+
+There is no leader: every worker (and host) runs the pass, because each step is idempotent and
+safe to run concurrently. The deletes are plain conditional DELETEs; the evidence purge claims
+each file with a conditional UPDATE, so exactly one worker erases and audits it.
+`[portal] maintenance_minutes` sets the period (0: off); each wait is jittered by ±20% so that
+workers started together drift apart instead of contending in lockstep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import astuple, dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from clearance.config import Settings
+from clearance.errors import ClearanceError, ConfigError
+from clearance.identity import service as identity
+from clearance.identity.vault import EvidenceVault
+from clearance.portal import links, ratelimit, sessions
+
+log = logging.getLogger("clearance.maintenance")
+ACTOR = "gateway:retention"  # who the evidence purge's audit entries name
+TASK_NAME = "clearance-maintenance"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    links: int
+    sessions: int
+    rate_windows: int
+    evidence: int
+
+
+def purge_once(
+    settings: Settings,
+    engine: Engine,
+    vault: EvidenceVault | None,
+    audit: identity.AuditSink,
+    *,
+    now: datetime,
+) -> Purged:
+    """One pass (blocking). Without a vault (no master key) evidence is left for the CLI."""
+    with engine.begin() as conn:
+        link_count = links.purge(conn, now=now)
+        session_count = sessions.purge(conn, now=now)
+        windows = ratelimit.purge(conn, now=now.timestamp())
+    evidence = 0
+    if vault is not None:
+        evidence = identity.purge_expired(
+            engine,
+            vault,
+            audit,
+            retention_days=settings.identity.retention_days,
+            actor=ACTOR,
+            now=now,
+        )
+    return Purged(link_count, session_count, windows, evidence)
+
+
+class Maintenance:
+    """The loop around `purge_once` for one worker."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        audit: identity.AuditSink,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        vault: EvidenceVault | None = None,  # default: opened from [identity] on first use
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._audit = audit
+        self._clock = clock
+        self._vault = vault
+        self._vault_refused = False
+
+    def run_once(self) -> Purged:
+        return purge_once(
+            self._settings, self._engine, self._open_vault(), self._audit, now=self._clock()
+        )
+
+    def _open_vault(self) -> EvidenceVault | None:
+        # Opened on first use, like the portal's verifier: an instance with no identity master
+        # key still purges its links and sessions, and says once why evidence is left alone.
+        if self._vault is None and not self._vault_refused:
+            try:
+                self._vault = EvidenceVault.open(self._settings.identity)
+            except ConfigError as exc:
+                self._vault_refused = True
+                log.warning("evidence retention purge off: %s", exc.detail)
+        return self._vault
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Pass, wait, repeat until `stop` is set; a failed pass is logged and retried later."""
+        period = self._settings.portal.maintenance_minutes * 60
+        while not stop.is_set():
+            try:
+                purged = await asyncio.to_thread(self.run_once)
+            except (SQLAlchemyError, OSError) as exc:  # storage down: the next pass retries
+                log.warning("maintenance pass failed: %s", type(exc).__name__)
+            except ClearanceError as exc:  # e.g. the audit log refused an erasure's entry
+                log.warning("maintenance pass failed: %s", exc.detail)
+            else:
+                if any(astuple(purged)):
+                    log.info("maintenance: %s", purged)  # counts only: nothing personal
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), period * random.uniform(0.8, 1.2))
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings, engine: Engine, audit: identity.AuditSink
+) -> AsyncIterator[None]:
+    """Run the loop for the body's duration (the gateway's lifespan); the first pass is at once."""
+    if settings.portal.maintenance_minutes <= 0:
+        yield
+        return
+    stop = asyncio.Event()
+    task = asyncio.create_task(Maintenance(settings, engine, audit).run(stop), name=TASK_NAME)
+    try:
+        yield
+    finally:
+        stop.set()
+        # A pass under way runs in a thread, which cannot be cancelled: wait for it, so nothing
+        # touches the engine or the audit log after the lifespan has closed them.
+        await task

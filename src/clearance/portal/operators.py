@@ -1,0 +1,126 @@
+"""Operator roles: which portal accounts may use the operator pages (`portal_operators`, 0007).
+
+One row per operator account: its roles (a JSON list), who last granted one and when. The one
+role today is `reviewer`: list, open and decide identity review cases (review_views.py).
+Roles are checked on every request (no cache), so a revocation takes effect at the next click.
+
+Granting and revoking are `admin_action` audit entries (`operator.grant`, `operator.revoke`)
+naming the account by its pseudonymous subject id, appended once the change has committed
+(like every operator action: the entry records what is true).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from clearance.audit.entries import admin_action
+from clearance.errors import InvalidInput, NotFound
+from clearance.portal.tables import portal_operators
+from clearance.principals.models import User
+from clearance.principals.service import get_user_by_id
+from clearance.store.tables import users
+
+REVIEWER = "reviewer"
+ROLES = frozenset({REVIEWER})
+
+
+class AuditSink(Protocol):
+    """What this module needs of `clearance.audit.service.AuditLog`."""
+
+    def append(self, entry: bytes) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    user_id: int
+    subject: str
+    email: str  # for the operator's own listing (CLI); never written to the audit log
+    roles: tuple[str, ...]
+    granted_by: str
+    granted_at: datetime
+
+
+def _role(role: str) -> str:
+    if role not in ROLES:
+        raise InvalidInput(f"unknown operator role {role!r} (known: {', '.join(sorted(ROLES))})")
+    return role
+
+
+def roles_of(conn: Connection, user_id: int) -> tuple[str, ...]:
+    value = conn.execute(
+        sa.select(portal_operators.c.roles).where(portal_operators.c.user_id == user_id)
+    ).scalar_one_or_none()
+    return tuple(str(r) for r in value) if value else ()
+
+
+def has_role(conn: Connection, user_id: int, role: str) -> bool:
+    return _role(role) in roles_of(conn, user_id)
+
+
+def list_operators(conn: Connection) -> list[Operator]:
+    rows = conn.execute(
+        sa.select(portal_operators, users.c.subject_id, users.c.email)
+        .join(users, users.c.id == portal_operators.c.user_id)
+        .order_by(users.c.email)
+    )
+    return [
+        Operator(r.user_id, r.subject_id, r.email, tuple(r.roles), r.granted_by, r.granted_at)
+        for r in rows
+    ]
+
+
+def _entry(actor: str, action: str, user: User, role: str, roles: tuple[str, ...]) -> bytes:
+    return admin_action(
+        actor=actor,
+        action=action,
+        target=user.subject_id,
+        details={"role": role, "roles": list(roles)},
+        subject=user.subject_id,
+    )
+
+
+def grant(engine: Engine, audit: AuditSink, user_id: int, role: str, *, actor: str) -> bool:
+    """Give the account `role`; False (and no entry) if it already had it."""
+    _role(role)
+    with engine.begin() as conn:
+        user = get_user_by_id(conn, user_id)
+        row = conn.execute(
+            sa.select(portal_operators.c.roles).where(portal_operators.c.user_id == user_id)
+        ).first()
+        held = tuple(row.roles) if row is not None else ()
+        if role in held:
+            return False
+        roles = tuple(sorted({*held, role}))
+        values = {"roles": list(roles), "granted_by": actor, "granted_at": datetime.now(UTC)}
+        if row is None:
+            conn.execute(sa.insert(portal_operators).values(user_id=user_id, **values))
+        else:
+            conn.execute(
+                sa.update(portal_operators)
+                .where(portal_operators.c.user_id == user_id)
+                .values(**values)
+            )
+    audit.append(_entry(actor, "operator.grant", user, role, roles))
+    return True
+
+
+def revoke(engine: Engine, audit: AuditSink, user_id: int, role: str, *, actor: str) -> None:
+    """Take `role` away; an account left with no role is no operator at all (row deleted)."""
+    _role(role)
+    with engine.begin() as conn:
+        user = get_user_by_id(conn, user_id)
+        held = roles_of(conn, user_id)
+        if role not in held:
+            raise NotFound(f"the account does not hold the {role} role")
+        roles = tuple(r for r in held if r != role)
+        where = portal_operators.c.user_id == user_id
+        if roles:
+            conn.execute(sa.update(portal_operators).where(where).values(roles=list(roles)))
+        else:
+            conn.execute(sa.delete(portal_operators).where(where))
+    audit.append(_entry(actor, "operator.revoke", user, role, roles))
