@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from clearance.store import connect
 STREAMS = 50
 
 
-def _stream(url: str, key: str) -> tuple[int, bytes]:
+def _stream(url: str, key: str, started: threading.Semaphore) -> tuple[int, bytes]:
     with httpx.stream(
         "POST",
         url + "/v1/chat/completions",
@@ -32,6 +33,7 @@ def _stream(url: str, key: str) -> tuple[int, bytes]:
         json={"model": "fable-4", "messages": [{"role": "user", "content": "hi"}], "stream": True},
         timeout=30,
     ) as r:
+        started.release()  # headers are in: this stream is in flight
         return int(r.headers["clearance-audit-index"]), b"".join(r.iter_raw())
 
 
@@ -63,8 +65,10 @@ def test_sigterm_drains_live_streams(instance: tuple[Settings, Path]) -> None:
                     assert time.monotonic() < deadline, "gateway did not start"
                     time.sleep(0.1)
             with concurrent.futures.ThreadPoolExecutor(STREAMS) as pool:
-                streams = [pool.submit(_stream, url, key) for _ in range(STREAMS)]
-                time.sleep(0.8)  # every stream is under way
+                started = threading.Semaphore(0)
+                streams = [pool.submit(_stream, url, key, started) for _ in range(STREAMS)]
+                for _ in range(STREAMS):  # every stream is under way (however loaded the host)
+                    assert started.acquire(timeout=30), "a stream never started"
                 server.send_signal(signal.SIGTERM)
                 time.sleep(1.0)
                 # Refused: no listener (connect error), or reset while the backlog is dropped.
