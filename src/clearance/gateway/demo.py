@@ -21,6 +21,7 @@ from clearance.config import Settings, load_settings
 from clearance.errors import Conflict
 from clearance.gateway.app import create_app
 from clearance.gateway.demo_upstream import demo_upstream_app
+from clearance.portal import operators
 from clearance.principals import service as principals
 from clearance.principals.models import Method, UsPerson
 from clearance.setup import write_instance
@@ -159,6 +160,17 @@ def seed(engine: Engine, settings: Settings, upstream_url: str) -> dict[str, str
     return keys
 
 
+def make_reviewer(engine: Engine, settings: Settings, email: str) -> None:
+    """The demo's compliance officer: this persona holds the portal's reviewer role."""
+    log = AuditLog(engine, settings.audit)
+    try:
+        with engine.connect() as conn:
+            user_id = principals.get_user(conn, email).id
+        operators.grant(engine, log, user_id, operators.REVIEWER, actor="demo")
+    finally:
+        log.close()
+
+
 def instructions(keys: dict[str, str], port: int) -> str:
     base = f"http://127.0.0.1:{port}"
     lines = [
@@ -190,6 +202,13 @@ def instructions(keys: dict[str, str], port: int) -> str:
         f"  .venv/bin/clearance models suspend fable-5 --reason 'demo incident' "
         f"--config {Path('clearance-demo/clearance.toml')}",
         "",
+        f"Review console: sign in to the portal as {PERSONAS[0].email} (a reviewer) and open"
+        f" {base}/portal/review",
+        "Operator API: make a scoped token, then call it:",
+        "  .venv/bin/clearance admin tokens create demo-ops --scope catalog:read "
+        f"--scope catalog:write --config {Path('clearance-demo/clearance.toml')}",
+        f"  curl -s {base}/admin/api/models -H 'Authorization: Bearer <the token>'",
+        "",
     ]
     return "\n".join(lines)
 
@@ -205,6 +224,7 @@ def run_demo(directory: Path, port: int) -> None:
     migrate(engine)
     upstream_port = free_port()
     keys = seed(engine, settings, f"http://127.0.0.1:{upstream_port}")
+    make_reviewer(engine, settings, PERSONAS[0].email)
     engine.dispose()
     print(instructions(keys, port), flush=True)
     asyncio.run(_serve(settings, port, upstream_port))
