@@ -1,4 +1,12 @@
-"""What hostile or idle clients cost one gateway worker (issue 7, item 3), for bench/reliability.py.
+"""What hostile or idle clients cost one gateway worker (issue 7, item 3).
+
+    .venv/bin/python -m bench.gateway_resources [--streams 1000] [--rounds 2] [--prompt-kb 0]
+
+prints the worker's RSS idle (the baseline), with the streams open, and after they closed, for
+each round: growth that stays flat from round to round is the allocator keeping freed memory for
+reuse, growth that adds up is a leak (docs/gateway.md#resources). Allocator settings in the
+environment (MALLOC_ARENA_MAX, PYTHONMALLOC) reach the worker. bench/reliability.py --gateway runs
+this figure beside the stalled-reader and slowloris ones, which use the same harness.
 
 One `clearance serve --workers 1` process (uvloop, httptools, the header deadline) in front of
 `upstream_app`, a fake provider in its own process whose behaviour the request's `bench_mode`
@@ -14,13 +22,15 @@ exactly when a client stops reading or hangs up.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import os
 import socket
 import sys
+import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -123,10 +133,32 @@ class Worker:
                 return int(line.split()[1]) / 1024
         raise RuntimeError("no VmRSS")
 
+    def fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
     def upstream_stats(self) -> dict[str, int]:
         with urllib.request.urlopen(self.upstream + "/stats", timeout=10) as resp:
             stats: dict[str, int] = orjson.loads(resp.read())
             return stats
+
+    def settled_rss(self, seconds: float = 15.0) -> float:
+        """The RSS once it stops changing by more than 1 MB a second."""
+        last, deadline = self.rss_mb(), time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            now = self.rss_mb()
+            if abs(now - last) < 1.0:
+                return now
+            last = now
+        return last
+
+    def upstream_idle(self, seconds: float = 30.0) -> int:
+        """Wait until the upstream has no stream open (each client's hang-up reached it); returns
+        how many still are."""
+        deadline = time.monotonic() + seconds
+        while (still := self.upstream_stats()["open"]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return still
 
 
 @contextmanager
@@ -150,11 +182,11 @@ def gateway_worker(workdir: Path) -> Iterator[Worker]:
 # --- clients ---------------------------------------------------------------------------------
 
 
-def request_bytes(worker: Worker, mode: str, stream: bool = True) -> bytes:
+def request_bytes(worker: Worker, mode: str, stream: bool = True, prompt: str = "hi") -> bytes:
     body = orjson.dumps(
         {
             "model": MODEL,
-            "messages": [{"role": "user", "content": "hi"}],
+            "messages": [{"role": "user", "content": prompt}],
             "stream": stream,
             "bench_mode": mode,
         }
@@ -168,10 +200,12 @@ def request_bytes(worker: Worker, mode: str, stream: bool = True) -> bytes:
     return head.encode() + body
 
 
-def open_streams(worker: Worker, mode: str, count: int, batch: int = 50) -> list[socket.socket]:
+def open_streams(
+    worker: Worker, mode: str, count: int, batch: int = 50, prompt: str = "hi"
+) -> list[socket.socket]:
     """`count` streams, each read up to its first event and then left unread."""
     host, port = worker.url.removeprefix("http://").split(":")
-    raw = request_bytes(worker, mode)
+    raw = request_bytes(worker, mode, prompt=prompt)
     socks: list[socket.socket] = []
     while len(socks) < count:
         fresh = [
@@ -267,3 +301,59 @@ def _server_closed(sock: socket.socket) -> bool:
         return False
     except ConnectionError:
         return True
+
+
+# --- the open-streams figure -----------------------------------------------------------------
+
+
+def open_stream_figures(workdir: Path, streams: int, rounds: int = 2, prompt_kb: int = 0) -> None:
+    """`prompt_kb`: each request carries a prompt that long (a chat with its history), which the
+    worker holds for as long as the stream is open."""
+    prompt = "x" * (prompt_kb * 1024) if prompt_kb else "hi"
+    print(
+        f"\n== {streams:,} open SSE streams on one gateway worker, opened and closed {rounds}x, "
+        f"{f'{prompt_kb} KiB' if prompt_kb else 'short'} prompts"
+    )
+    with gateway_worker(workdir) as worker:
+        probe_latencies(worker, 1.0)  # warm-up: pools, caches, the first request's imports
+        idle, idle_fds = worker.settled_rss(), worker.fds()
+        print(f"baseline, idle worker: RSS {idle:.1f} MB, {idle_fds} file descriptors")
+        closed: list[float] = []
+        for n in range(1, rounds + 1):
+            started = time.monotonic()
+            socks = open_streams(worker, "sse", streams, prompt=prompt)
+            opened = time.monotonic() - started
+            peak, upstream_open = worker.settled_rss(), worker.upstream_stats()["open"]
+            for sock in socks:
+                sock.close()
+            left = worker.upstream_idle()
+            closed.append(worker.settled_rss())
+            print(
+                f"round {n}: open    RSS {peak:.1f} MB (+{peak - idle:.1f} MB, must be < +200; "
+                f"{(peak - idle) * 1024 / streams:.0f} KB a stream; upstream streams open "
+                f"{upstream_open}; opened in {opened:.1f} s)"
+            )
+            print(
+                f"round {n}: closed  RSS {closed[-1]:.1f} MB ({closed[-1] - idle:+.1f} MB over "
+                f"baseline), {worker.fds()} file descriptors, upstream streams still open {left}"
+            )
+        if rounds > 1:
+            # Allocator retention is paid once, by the first burst; a leak adds up every round.
+            print(
+                f"closed after round {rounds} vs after round 1: "
+                f"{closed[-1] - closed[0]:+.1f} MB (must stay within a few MB)"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--streams", type=int, default=1000, help="open SSE streams per round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--prompt-kb", type=int, default=0, help="prompt length (default: 'hi')")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        open_stream_figures(Path(tmp), args.streams, args.rounds, args.prompt_kb)
+
+
+if __name__ == "__main__":
+    main()

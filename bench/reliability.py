@@ -16,8 +16,9 @@ Audit log (issue 7, items 1-2):
 Gateway (issue 7, item 3; `--gateway` runs only these), one `clearance serve` worker each:
   stalled        N clients that stop reading a stream the upstream floods: worker RSS per
                  stalled stream (must be < 10 MB); baseline: the idle worker's RSS
-  open streams   1,000 open SSE streams: RSS growth (must be < +200 MB) and RSS after they close
-                 (back to baseline); baseline: the idle worker's RSS
+  open streams   1,000 open SSE streams, two rounds: RSS growth (must be < +200 MB) and RSS after
+                 they close (the first burst's allocator retention, then no growth round on
+                 round); baseline: the idle worker's RSS (bench/gateway_resources.py alone)
   slowloris      a probe's p99 while 500 connections trickle headers (must be < 500 ms) and when
                  the header deadline cut them; baseline: the probe's p99 with no slowloris
 
@@ -52,8 +53,8 @@ sys.path.insert(0, str(ROOT))  # the harnesses live beside the tests, in tests/r
 from bench.gateway_resources import (  # noqa: E402
     MB,
     Slowloris,
-    Worker,
     gateway_worker,
+    open_stream_figures,
     open_streams,
     probe_latencies,
 )
@@ -223,40 +224,20 @@ def auditor_figures(workdir: Path, kinds: list[str], postgres: str, seconds: flo
         )
 
 
-def _settled_rss(worker: Worker, seconds: float = 15.0) -> float:
-    """The worker's RSS once it stops changing by more than 1 MB a second."""
-    last, deadline = worker.rss_mb(), time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        time.sleep(1.0)
-        now = worker.rss_mb()
-        if abs(now - last) < 1.0:
-            return now
-        last = now
-    return last
-
-
-def _upstream_idle(worker: Worker, seconds: float = 30.0) -> int:
-    """Wait until the upstream has no stream open (each client's hang-up reached it)."""
-    deadline = time.monotonic() + seconds
-    while (still := worker.upstream_stats()["open"]) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return still
-
-
 def stalled_stream_figures(workdir: Path, clients: int) -> None:
     print(f"\n== {clients} clients that stop reading a flooding stream, one gateway worker")
     with gateway_worker(workdir) as worker:
         probe_latencies(worker, 1.0)  # warm-up
-        idle = _settled_rss(worker)
+        idle = worker.settled_rss()
         socks = open_streams(worker, "flood", clients)
-        stalled = _settled_rss(worker)
+        stalled = worker.settled_rss()
         sent = worker.upstream_stats()["sent"]
         time.sleep(2.0)
         moved = worker.upstream_stats()["sent"] - sent  # what still flows while nobody reads
         for sock in socks:
             sock.close()
-        left = _upstream_idle(worker)
-        after = _settled_rss(worker)
+        left = worker.upstream_idle()
+        after = worker.settled_rss()
     print(
         f"stalled RSS {stalled:.1f} MB, +{(stalled - idle) / clients:.2f} MB per stalled stream "
         f"(must be < 10)   (baseline, idle worker: {idle:.1f} MB)"
@@ -266,32 +247,6 @@ def stalled_stream_figures(workdir: Path, clients: int) -> None:
         f"{moved / MB:.2f} MB in the next 2 s; after the clients hung up: upstream streams "
         f"open {left} (must be 0), RSS {after:.1f} MB"
     )
-
-
-def open_stream_figures(workdir: Path, streams: int, rounds: int = 3) -> None:
-    print(f"\n== {streams:,} open SSE streams on one gateway worker, opened and closed {rounds}x")
-    with gateway_worker(workdir) as worker:
-        probe_latencies(worker, 1.0)
-        idle = _settled_rss(worker)
-        print(f"baseline, idle worker: RSS {idle:.1f} MB")
-        for n in range(1, rounds + 1):
-            started = time.monotonic()
-            socks = open_streams(worker, "sse", streams)
-            opened = time.monotonic() - started
-            peak = _settled_rss(worker)
-            upstream_open = worker.upstream_stats()["open"]
-            for sock in socks:
-                sock.close()
-            left = _upstream_idle(worker)
-            after = _settled_rss(worker)
-            # Growth that stays flat from round to round is the allocator keeping freed memory
-            # for reuse; growth that adds up round after round is a leak.
-            print(
-                f"round {n}: open RSS {peak:.1f} MB (+{peak - idle:.1f} MB, must be < +200; "
-                f"{(peak - idle) * 1024 / streams:.0f} KB a stream; upstream streams open "
-                f"{upstream_open}; opened in {opened:.1f} s); closed: RSS {after:.1f} MB "
-                f"({after - idle:+.1f} MB over baseline), upstream streams still open {left}"
-            )
 
 
 def slowloris_figures(workdir: Path, connections: int, seconds: float) -> None:

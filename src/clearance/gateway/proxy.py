@@ -146,7 +146,13 @@ class Proxy:
             (b"clearance-model-served", served.id.encode()),
             (b"clearance-decision", decision.effect.value.encode()),
         ]
-        await self.forward(attempt, served, payload, scope, receive, send, headers)
+        assert attempt.caller is not None
+        stream = payload.get("stream") is True
+        upstream_body = rewrite(payload, served.upstream_model, route, attempt.caller.pseudonym)
+        # A stream may stay open for minutes: hold only the body being forwarded, not also the
+        # client's raw bytes and their parsed copy (three copies of a long prompt per stream).
+        del body, payload
+        await self.forward(attempt, served, upstream_body, stream, receive, send, headers)
 
     async def record(self, attempt: Attempt) -> None:
         """Append the decision and wait until it is durable; fail closed when we cannot."""
@@ -191,20 +197,18 @@ class Proxy:
         self,
         attempt: Attempt,
         served: Model,
-        payload: dict[str, object],
-        scope: Scope,
+        body: bytes,
+        stream: bool,
         receive: Receive,
         send: Send,
         headers: dict[bytes, bytes],
     ) -> None:
         route = attempt.route
         upstream = self.state.catalog.upstreams[served.upstream]
-        assert attempt.caller is not None
-        body = rewrite(payload, served.upstream_model, route, attempt.caller.pseudonym)
         url = up.url_for(upstream, route.path)
         out_headers = up.request_headers(upstream, headers)
         task = asyncio.ensure_future(
-            self._relay(attempt, url, body, out_headers, send, stream=payload.get("stream") is True)
+            self._relay(attempt, url, body, out_headers, send, stream=stream)
         )
         self.inflight.setdefault(served.id, set()).add(task)
         watcher = asyncio.ensure_future(_disconnected(receive))
@@ -392,4 +396,7 @@ def rewrite(payload: dict[str, object], model: str, route: Route, pseudonym: str
     elif route.pseudonym_field == "metadata.user_id":
         meta = out.get("metadata")
         out["metadata"] = {**(meta if isinstance(meta, dict) else {}), "user_id": pseudonym}
-    return orjson.dumps(out)
+    # orjson's bytes keep its whole growth buffer (4 KiB for a 100-byte body, 1 MiB for a 64 KiB
+    # one; docs/gateway.md#resources), and aiohttp holds the body until the upstream reply ends:
+    # for a stream, minutes. One memcpy makes it exactly as long as it is.
+    return bytes(memoryview(orjson.dumps(out)))
