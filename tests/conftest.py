@@ -17,6 +17,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from clearance.audit.keys import generate_signing_key
+from clearance.audit.service import AuditLog
+from clearance.config import AuditSettings
+from clearance.identity.vault import EvidenceVault, generate_master_key, parse_master_key
 from clearance.store import connect, migrate
 
 POSTGRES_URL = os.environ.get(
@@ -87,3 +91,19 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng = connect(db_url)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def audit(engine: Engine, tmp_path: Path) -> Iterator[AuditLog]:
+    """An audit log on `engine`, with a throwaway signing key."""
+    key = tmp_path / "audit.key"
+    key.write_text(generate_signing_key("test.local/audit") + "\n")
+    log = AuditLog(engine, AuditSettings(signing_key_file=key, origin="test.local/audit"))
+    yield log
+    log.close()
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> EvidenceVault:
+    """An evidence vault under a fresh master key."""
+    return EvidenceVault(tmp_path / "evidence", parse_master_key(generate_master_key()))

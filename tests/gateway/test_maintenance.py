@@ -9,7 +9,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,10 +16,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from clearance.audit.keys import generate_signing_key
 from clearance.audit.service import AuditLog
 from clearance.audit.tables import audit_entries
-from clearance.config import AuditSettings, Settings
+from clearance.config import Settings
 from clearance.gateway import maintenance
 from clearance.gateway.app import create_app
 from clearance.gateway.maintenance import Maintenance, Purged, purge_once
@@ -35,20 +33,6 @@ from tests.identity.test_service import add_user, examination, us_passport, veri
 
 # Decided cases are made now; the passes run 31 days later, past the 30-day retention.
 LATER = datetime.now(UTC) + timedelta(days=31)
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> EvidenceVault:
-    return EvidenceVault(tmp_path / "evidence", b"k" * 32)
-
-
-@pytest.fixture
-def audit(engine: Engine, tmp_path: Path) -> Iterator[AuditLog]:
-    key = tmp_path / "audit.key"
-    key.write_text(generate_signing_key("test.local/audit") + "\n")
-    log = AuditLog(engine, AuditSettings(signing_key_file=key, origin="test.local/audit"))
-    yield log
-    log.close()
 
 
 @pytest.fixture

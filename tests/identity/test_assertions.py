@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from sqlalchemy.engine import Engine
 
-from clearance.audit.keys import generate_signing_key
 from clearance.audit.service import AuditLog
-from clearance.config import AuditSettings
 from clearance.errors import ConfigError, Conflict, VerificationError
 from clearance.identity import assertion_cases, webhooks
 from clearance.identity.assertions import FileKeys, IssuerConfig, verify_id_token
@@ -225,15 +222,6 @@ def test_refused_webhooks(vendor: webhooks.VendorConfig) -> None:
 
 
 # -- decisions on both databases ---------------------------------------------------------
-
-
-@pytest.fixture
-def audit(engine: Engine, tmp_path: Path) -> Iterator[AuditLog]:
-    key = tmp_path / "audit.key"
-    key.write_text(generate_signing_key("test.local/audit") + "\n")
-    log = AuditLog(engine, AuditSettings(signing_key_file=key, origin="test.local/audit"))
-    yield log
-    log.close()
 
 
 def test_token_clears_a_user_and_a_forged_one_does_not(

@@ -10,19 +10,15 @@ distances: the seam `Examination` that the OCR / face edge fills in.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from clearance.audit.keys import generate_signing_key
 from clearance.audit.service import AuditLog
 from clearance.audit.tables import audit_entries
-from clearance.config import AuditSettings
 from clearance.errors import Conflict, InvalidInput
 from clearance.identity import review, service
 from clearance.identity.compose import DocumentData, compose
@@ -112,20 +108,6 @@ def examination(
         face_problem=None if face else "no_face",
         liveness=liveness,
     )
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> EvidenceVault:
-    return EvidenceVault(tmp_path / "evidence", b"k" * 32)
-
-
-@pytest.fixture
-def audit(engine: Engine, tmp_path: Path) -> Iterator[AuditLog]:
-    key = tmp_path / "audit.key"
-    key.write_text(generate_signing_key("test.local/audit") + "\n")
-    log = AuditLog(engine, AuditSettings(signing_key_file=key, origin="test.local/audit"))
-    yield log
-    log.close()
 
 
 def add_user(engine: Engine, email: str, name: str | None = "Anna Maria Eriksson") -> int:

@@ -20,11 +20,6 @@ from clearance.setup import write_instance
 IMAGE = b"\xff\xd8\xff\xe0 a JPEG that holds a face " * 50
 
 
-@pytest.fixture
-def vault(tmp_path: Path) -> EvidenceVault:
-    return EvidenceVault(tmp_path / "evidence", parse_master_key(generate_master_key()))
-
-
 def sealed_path(vault: EvidenceVault, evidence_id: str, root: Path) -> Path:
     return root / "evidence" / evidence_id[:2] / evidence_id
 
