@@ -1,70 +1,130 @@
 """Identity figures: MRZ reads on the synthetic set by difficulty, face distances, seconds.
 
-    .venv/bin/python bench/identity.py [--per-difficulty N]
+    .venv/bin/python bench/identity.py [--pages N] [--seeds held-out|tune] [--skip-faces]
 
-MRZ: each synthetic page (tests/fixtures/identity/synth.py, OCR-B) is read by `MrzReader`
-(pass 1 + de-skewed pass 2 + structural repair) and, as the baseline in the same run, by the bare
-engine (pass 1 lines straight into `parse_mrz`, no repair). "exact" = accepted and every line
-equals the truth; "false accept" = accepted but any line differs; the rest are refused with a
-reason. Faces: distances on the public-domain portraits in tests/fixtures/identity/faces.
+MRZ: each synthetic page (tests/fixtures/identity/synth.py, OCR-B) is read by `MrzReader` and,
+as the baseline in the same run, by the bare engine (the detector's lines straight into
+`parse_mrz`: no pitch read, no repair, no name agreement). "exact" = accepted and every line
+equals the truth; "false accept" = accepted (every check digit passed) but some line differs;
+the rest are refused, each with its reason. Seconds are per read, the reader only.
+
+Two seed sets, never mixed: the tune set (seeds 10000 + i) is what the reader's constants were
+chosen on; the held-out set (seeds 90000 + i) is only ever measured, and is the figure reported
+in docs/identity.md. Page i of a set uses the same seed at every difficulty (the same document,
+degraded differently). Faces: distances on the public-domain portraits in
+tests/fixtures/identity/faces.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fixtures.identity.synth import Difficulty, make_sample  # noqa: E402
+from tests.fixtures.identity.synth import MILD, Difficulty, make_sample  # noqa: E402
 
 from clearance.errors import MrzError  # noqa: E402
+from clearance.identity.band import mrz_group  # noqa: E402
 from clearance.identity.mrz import parse_mrz  # noqa: E402
-from clearance.identity.ocr import MrzReader, _mrz_group  # noqa: E402
+from clearance.identity.ocr import MrzReader  # noqa: E402
 
 TODAY = date(2026, 1, 1)
+SEEDS = {"tune": 10_000, "held-out": 90_000}
 
 
-def bench_mrz(per_difficulty: int) -> None:
+@dataclass
+class Tally:
+    outcomes: Counter[str] = field(default_factory=Counter)  # exact, false, or a refusal
+    seconds: list[float] = field(default_factory=list)
+    misses: list[str] = field(default_factory=list)  # "seed: outcome", to look at by hand
+
+    def add(self, outcome: str, seconds: float | None = None) -> None:
+        self.outcomes[outcome] += 1
+        if seconds is not None:
+            self.seconds.append(seconds)
+
+    @property
+    def pages(self) -> int:
+        return sum(self.outcomes.values())
+
+    def rate(self) -> str:
+        exact, pages = self.outcomes["exact"], self.pages
+        return f"{exact:>3}/{pages:<3} {100 * exact / max(pages, 1):5.1f}%"
+
+    def refusals(self) -> dict[str, int]:
+        return {k: v for k, v in self.outcomes.items() if k not in ("exact", "false")}
+
+
+def _outcome(error: MrzError) -> str:
+    # The code and the safe detail (it names fields, never their values).
+    return f"{error.code}: {error}"
+
+
+def read_page(reader: MrzReader, seed: int, difficulty: Difficulty) -> tuple[str, float, str]:
+    """(pipeline outcome, seconds, baseline outcome) for one synthetic page."""
+    sample = make_sample(seed, difficulty, TODAY)
+    start = time.perf_counter()
+    try:
+        read = reader.read(sample.image, today=TODAY)
+        outcome = "exact" if read.result.lines == sample.lines else "false"
+    except MrzError as error:
+        outcome = _outcome(error)
+    seconds = time.perf_counter() - start
+    group = mrz_group(reader._ocr(sample.image))
+    try:
+        lines = parse_mrz([g.text for g in group], today=TODAY).lines
+        baseline = "exact" if lines == sample.lines else "false"
+    except MrzError as error:
+        baseline = _outcome(error)
+    return outcome, seconds, baseline
+
+
+def bench_mrz(pages: int, seeds: str, verbose: bool, only: list[Difficulty]) -> None:
     reader = MrzReader()
-    print(f"MRZ reads, {per_difficulty} synthetic pages per difficulty")
+    first = SEEDS[seeds]
+    print(f"\nMRZ reads, {pages} synthetic pages per difficulty, {seeds} seeds {first}-")
     print(
-        f"{'difficulty':<10} {'pipeline exact':>15} {'false acc':>9} {'s/page':>7}   "
-        f"{'baseline exact':>15} {'false acc':>9}"
+        f"{'difficulty':<10} {'pipeline exact':>16} {'false':>5} {'p50 s':>6} {'p95 s':>6}"
+        f"   {'baseline exact':>16} {'false':>5}"
     )
-    for difficulty in Difficulty:
-        ours: Counter[str] = Counter()
-        base: Counter[str] = Counter()
-        seconds = 0.0
-        for i in range(per_difficulty):
-            sample = make_sample(10_000 + i, difficulty, TODAY)
-            start = time.perf_counter()
-            try:
-                read = reader.read(sample.image, today=TODAY)
-                ours["exact" if read.result.lines == sample.lines else "false"] += 1
-            except MrzError as error:
-                ours[error.code] += 1
-            seconds += time.perf_counter() - start
-            group = _mrz_group(reader._ocr(sample.image))
-            try:
-                lines = parse_mrz([g.text for g in group], today=TODAY).lines
-                base["exact" if lines == sample.lines else "false"] += 1
-            except MrzError as error:
-                base[error.code] += 1
-        n = per_difficulty
-        print(
-            f"{difficulty.value:<10} {ours['exact']:>8}/{n} {100 * ours['exact'] / n:>4.0f}%"
-            f" {ours['false']:>9} {seconds / n:>7.2f}   {base['exact']:>8}/{n}"
-            f" {100 * base['exact'] / n:>4.0f}% {base['false']:>9}"
-        )
-        refused = {k: v for k, v in ours.items() if k not in ("exact", "false")}
-        if refused:
-            print(f"{'':<10} refused: {refused}")
+    mild, mild_base = Tally(), Tally()
+    for difficulty in only:
+        ours, base = Tally(), Tally()
+        for i in range(pages):
+            outcome, seconds, baseline = read_page(reader, first + i, difficulty)
+            ours.add(outcome, seconds)
+            base.add(baseline)
+            if outcome != "exact":
+                ours.misses.append(f"{first + i}: {outcome}")
+        if difficulty in MILD:
+            mild.outcomes += ours.outcomes
+            mild.seconds += ours.seconds
+            mild_base.outcomes += base.outcomes
+        _row(difficulty.value, ours, base)
+        for reason, count in sorted(ours.refusals().items(), key=lambda kv: -kv[1]):
+            print(f"{'':<12}refused {count:>3}  {reason}")
+        if verbose:
+            for miss in ours.misses:
+                print(f"{'':<12}{miss}")
+    _row("mild", mild, mild_base)
+    print("(mild = clean + rotated + blurred + low_res; false = passed every check, wrong)")
+
+
+def _row(label: str, ours: Tally, base: Tally) -> None:
+    cuts = statistics.quantiles(ours.seconds, n=20) if len(ours.seconds) > 1 else [0.0] * 19
+    print(
+        f"{label:<10} {ours.rate():>16} {ours.outcomes['false']:>5}"
+        f" {statistics.median(ours.seconds):>6.2f} {cuts[18]:>6.2f}"
+        f"   {base.rate():>16} {base.outcomes['false']:>5}"
+    )
 
 
 def bench_faces() -> None:
@@ -101,10 +161,17 @@ def bench_faces() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--per-difficulty", type=int, default=20)
+    parser.add_argument("--pages", type=int, default=50, help="pages per difficulty")
+    parser.add_argument("--seeds", choices=sorted(SEEDS), default="held-out")
+    parser.add_argument("--skip-faces", action="store_true")
+    parser.add_argument(
+        "--difficulty", type=Difficulty, action="append", help="only these (repeatable)"
+    )
+    parser.add_argument("--verbose", action="store_true", help="list every miss by seed")
     args = parser.parse_args()
-    bench_faces()
-    bench_mrz(args.per_difficulty)
+    if not args.skip_faces:
+        bench_faces()
+    bench_mrz(args.pages, args.seeds, args.verbose, args.difficulty or list(Difficulty))
 
 
 if __name__ == "__main__":
