@@ -256,6 +256,10 @@ def test_malformed_bodies_are_clean_4xx(gateway: Running, admin: httpx.Client) -
         == 413
     )
     assert admin.get("/no/such/route", headers=bearer(secret)).status_code == 404
+    # Dot segments can walk a request out of /admin/api: still a JSON 404, never a text page.
+    walked = admin.post("/models/../../suspend", json={"reason": "x"}, headers=bearer(secret))
+    assert walked.request.url.path == "/admin/suspend"
+    assert walked.status_code == 404 and walked.json()["error"]["code"] == "not_found"
     assert admin.get("/models/fable-4/suspend", headers=bearer(secret)).status_code == 405
 
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
@@ -56,6 +57,7 @@ class Gateway:
                 Mount("/admin/api", app=admin_app(settings, self.engine, self.audit)),
             ],
             lifespan=self.lifespan,
+            exception_handlers={HTTPException: not_found},
         )
         self._poller: asyncio.Task[None] | None = None
 
@@ -113,6 +115,17 @@ class Gateway:
         return PlainTextResponse(
             self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
+
+
+async def not_found(_request: Request, exc: Exception) -> Response:
+    """A path no surface serves: JSON in the audit and operator APIs' error shape, not text."""
+    assert isinstance(exc, HTTPException)
+    code = "method_not_allowed" if exc.status_code == 405 else "not_found"
+    return JSONResponse(
+        {"error": {"code": code, "message": str(exc.detail)}},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
 
 
 def create_app(settings: Settings) -> Gateway:
