@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-import face_recognition
 import numpy as np
 from numpy.typing import NDArray
 
 from clearance.identity.face import distance, scaled_for_detection
+from clearance.identity.facelib import face_recognition
 
 Point = tuple[float, float]
 
