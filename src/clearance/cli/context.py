@@ -14,17 +14,26 @@ from sqlalchemy.engine import Engine
 
 from clearance.audit.entries import admin_action
 from clearance.audit.service import AuditLog
+from clearance.cli.app import CONFIG_META_KEY
 from clearance.config import Settings, load_settings
 from clearance.store import connect, migrate
+
+
+def _root_config(ctx: typer.Context, value: Path | None) -> Path | None:
+    """A command's own --config, else `clearance --config FILE <command>`'s; with neither,
+    load_settings falls back to CLEARANCE_CONFIG, then ./clearance.toml."""
+    return value if value is not None else ctx.meta.get(CONFIG_META_KEY)
+
 
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--config",
         "-c",
-        envvar="CLEARANCE_CONFIG",
-        help="Configuration file (default ./clearance.toml).",
+        help="Configuration file (default: clearance --config, CLEARANCE_CONFIG, "
+        "./clearance.toml).",
         show_default=False,
+        callback=_root_config,
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
