@@ -8,6 +8,7 @@ in which case the run fails: CI must never pass by skipping the database.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -58,32 +59,54 @@ def require_postgres() -> None:
     pytest.skip("PostgreSQL unreachable")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, migrated database URL: a SQLite file, or a throwaway PostgreSQL schema."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'clearance.db'}"
-        engine = connect(url)
-        migrate(engine)
-        engine.dispose()
-        yield url
-        return
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file per session; each test gets a copy."""
+    path = tmp_path_factory.mktemp("template") / "clearance.db"
+    engine = connect(f"sqlite:///{path}")
+    migrate(engine)
+    engine.dispose()  # the last connection checkpoints the WAL into the file
+    return path
+
+
+@pytest.fixture(scope="session")
+def _postgres_template() -> Iterator[tuple[Engine, sa.URL, str]]:
+    """One migrated PostgreSQL database per session; each test gets `CREATE DATABASE ...
+    TEMPLATE` of it (a file-level copy, faster than running the migrations again)."""
     require_postgres()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = connect(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    url = f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
-    engine = connect(url)
+    server = sa.make_url(POSTGRES_URL)
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    template = f"clearance_tmpl_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{template}"'))
+    engine = connect(server.set(database=template).render_as_string(hide_password=False))
     migrate(engine)
     engine.dispose()
     try:
-        yield url
+        yield admin, server, template
     finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database URL: a SQLite file, or a throwaway PostgreSQL database."""
+    if request.param == "sqlite":
+        path = tmp_path / "clearance.db"
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    admin, server, template = request.getfixturevalue("_postgres_template")
+    name = f"clearance_t_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
