@@ -3,8 +3,6 @@ seeded with the demo's personas, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,9 +10,11 @@ from pathlib import Path
 import anthropic
 import openai
 import pytest
+from typer.testing import CliRunner, Result
 
+from clearance.cli.app import app as cli_app
 from clearance.config import Settings, load_settings
-from clearance.gateway.app import create_app
+from clearance.gateway.app import Gateway, create_app
 from clearance.gateway.demo import seed
 from clearance.gateway.demo_upstream import DemoUpstream, demo_upstream_app
 from clearance.gateway.protocol import DeadlineProtocol
@@ -32,6 +32,7 @@ class Running:
     settings: Settings
     config_file: Path
     clients: list[openai.OpenAI | anthropic.Anthropic] = field(default_factory=list)
+    app: Gateway | None = None
 
     def openai(self, key: str) -> openai.OpenAI:
         """The official OpenAI SDK pointed at this gateway (closed when the test ends)."""
@@ -60,21 +61,17 @@ class Running:
             engine.dispose()
         return secret
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run the real `clearance` command against this instance, in another process."""
-        done = subprocess.run(
-            [
-                str(Path(sys.executable).parent / "clearance"),
-                *args,
-                "--config",
-                str(self.config_file),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, f"clearance {' '.join(args)} failed: {done.stderr}"
+    def cli(self, *args: str) -> Result:
+        """Run a `clearance` command against this instance, in this process (the database is
+        what the two share; test_sdks.py keeps a test that crosses a real process boundary)."""
+        done = CliRunner().invoke(cli_app, [*args, "--config", str(self.config_file)])
+        assert done.exit_code == 0, f"clearance {' '.join(args)} failed: {done.output}"
         return done
+
+    def poll(self) -> set[str]:
+        """Make the gateway poll for changes now instead of waiting for its poller."""
+        assert self.app is not None
+        return self.app.poll_from_thread()
 
 
 @pytest.fixture
@@ -108,8 +105,9 @@ def gateway(instance: tuple[Settings, Path], upstream_url: str) -> Iterator[Runn
     migrate(engine)
     keys = seed(engine, settings, upstream_url)
     engine.dispose()
-    with serve_in_thread(create_app(settings), http=DeadlineProtocol) as url:
-        running = Running(url, upstream_url, keys, settings, config)
+    app = create_app(settings)
+    with serve_in_thread(app, http=DeadlineProtocol) as url:
+        running = Running(url, upstream_url, keys, settings, config, app=app)
         yield running
         for client in running.clients:
             client.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,7 +17,7 @@ from .conftest import Running
 
 
 class StallingUpstream:
-    """Sends the first SSE chunk at once, then nothing for a minute."""
+    """Sends the first SSE chunk at once, then nothing for a minute or until the gateway hangs up."""
 
     def __init__(self) -> None:
         self.closed = asyncio.Event()
@@ -39,8 +40,10 @@ class StallingUpstream:
                 b'"model":"slow","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n',
             }
         )
-        try:
-            await asyncio.sleep(60)
+        try:  # nothing more until the gateway hangs up (or a minute passes)
+            async with asyncio.timeout(60):
+                while (await receive())["type"] != "http.disconnect":
+                    pass
         finally:
             self.closed.set()
 
@@ -52,7 +55,7 @@ def test_suspension_ends_in_flight_streams(gateway: Running) -> None:
         gateway.cli(
             "models", "add", "slow-model", "--upstream", "slow", "--training-compute", "1e20"
         )
-        time.sleep(1.0)
+        assert "catalog" in gateway.poll()
         with (
             httpx.Client(base_url=gateway.url, timeout=30) as http,
             http.stream(
@@ -70,25 +73,31 @@ def test_suspension_ends_in_flight_streams(gateway: Running) -> None:
             with pytest.raises(httpx.RemoteProtocolError):
                 for _ in chunks:
                     pass
-            # Ended by the suspension (poll + CLI), long before the upstream's 60 s stall.
-            assert time.monotonic() - started < 10
+            # Ended by the gateway's own poller within a second of the suspension committing,
+            # long before the upstream's 60 s stall.
+            assert time.monotonic() - started < 1.0
 
 
 class SilentUpstream:
     """Accepts the request and sends nothing until the gateway hangs up."""
 
+    def __init__(self) -> None:
+        self.asked = threading.Event()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.asked.set()
         while (await receive())["type"] != "http.disconnect":
             pass
 
 
 def test_suspension_before_the_upstream_answers_is_a_451(gateway: Running) -> None:
-    with serve_in_thread(SilentUpstream(), lifespan="off") as url:
+    upstream = SilentUpstream()
+    with serve_in_thread(upstream, lifespan="off") as url:
         gateway.cli("upstreams", "add", "mute", "--kind", "openai", "--base-url", url + "/v1")
         gateway.cli(
             "models", "add", "mute-model", "--upstream", "mute", "--training-compute", "1e20"
         )
-        time.sleep(1.0)
+        assert "catalog" in gateway.poll()
         with httpx.Client(base_url=gateway.url, timeout=30) as http:
             pending = ThreadPoolExecutor(1).submit(
                 http.post,
@@ -96,7 +105,7 @@ def test_suspension_before_the_upstream_answers_is_a_451(gateway: Running) -> No
                 headers={"authorization": f"Bearer {gateway.key('alice')}"},
                 json={"model": "mute-model", "messages": [], "stream": True},
             )
-            time.sleep(0.5)
+            assert upstream.asked.wait(10)
             gateway.cli("models", "suspend", "mute-model", "--reason", "incident 10")
             response = pending.result(timeout=10)
     assert response.status_code == 451

@@ -60,6 +60,8 @@ class Gateway:
             exception_handlers={HTTPException: not_found},
         )
         self._poller: asyncio.Task[None] | None = None
+        self._poll_lock = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
@@ -69,6 +71,7 @@ class Gateway:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self.state.load)
         await asyncio.to_thread(self.audit.start)
         # Which policy is in force from now on is itself a record (a policy change shows here).
@@ -97,16 +100,29 @@ class Gateway:
         """Pick up changes other processes made (suspensions, facts, keys) within a second."""
         while True:
             await asyncio.sleep(POLL_SECONDS)
+            await self.poll_now()
+
+    async def poll_now(self) -> set[str]:
+        """One poll, exactly as the poller runs it every POLL_SECONDS; returns what changed.
+        Polls never overlap: a change is applied, and its streams ended, once."""
+        async with self._poll_lock:
             try:
                 changed = await asyncio.to_thread(self.state.poll)
             except SQLAlchemyError as exc:  # a storage hiccup: keep the last good state
                 log.warning("state poll failed: %s", exc)
-                continue
+                return set()
             if "catalog" in changed:
                 suspended = {m.id for m in self.state.catalog.models.values() if m.suspended}
                 ended = self.proxy.suspend_inflight(suspended)
                 if ended:
                     log.warning("ended %d in-flight streams of suspended models", ended)
+            return changed
+
+    def poll_from_thread(self, timeout: float = 10.0) -> set[str]:
+        """`poll_now` from another thread (a test, instead of waiting for the poller)."""
+        if self._loop is None:
+            raise RuntimeError("the gateway is not running")
+        return asyncio.run_coroutine_threadsafe(self.poll_now(), self._loop).result(timeout)
 
     async def healthz(self, _request: Request) -> Response:
         return JSONResponse({"status": "ok", "versions": self.state.versions})
