@@ -3,6 +3,8 @@ seeded with the demo's personas, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +68,22 @@ class Running:
         what the two share; test_sdks.py keeps a test that crosses a real process boundary)."""
         done = CliRunner().invoke(cli_app, [*args, "--config", str(self.config_file)])
         assert done.exit_code == 0, f"clearance {' '.join(args)} failed: {done.output}"
+        return done
+
+    def cli_process(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the real `clearance` command against this instance, in another process."""
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "clearance"),
+                "--config",
+                str(self.config_file),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, f"clearance {' '.join(args)} failed: {done.stderr}"
         return done
 
     def poll(self) -> set[str]:

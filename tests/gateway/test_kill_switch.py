@@ -17,7 +17,7 @@ from .conftest import Running
 
 
 class StallingUpstream:
-    """Sends the first SSE chunk at once, then nothing for a minute or until the gateway hangs up."""
+    """Sends the first SSE chunk at once, then nothing until the gateway hangs up (or a minute)."""
 
     def __init__(self) -> None:
         self.closed = asyncio.Event()

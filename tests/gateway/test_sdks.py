@@ -101,16 +101,27 @@ def test_kill_switch_from_another_process_reaches_the_gateway_within_a_second(
     client = oai(gateway, "erik")
     strict = gateway.openai(gateway.strict_key("alice"))
     assert client.chat.completions.create(model="fable-5", messages=HELLO).model == "fable-5"
-    gateway.cli("models", "suspend", "fable-5", "--reason", "incident 7")
-    time.sleep(1.0)
-    assert client.chat.completions.create(model="fable-5", messages=HELLO).model == "fable-4"
+    # The CLI in its own process; the gateway's poller, not the test, must notice in time.
+    gateway.cli_process("models", "suspend", "fable-5", "--reason", "incident 7")
+    served_within_a_second(client, "fable-4")
     with pytest.raises(openai.APIStatusError) as err:
         strict.chat.completions.create(model="fable-5", messages=HELLO)
     assert err.value.status_code == 451
     assert "incident 7" in err.value.response.json()["error"]["message"]
-    gateway.cli("models", "resume", "fable-5")
-    time.sleep(1.0)
-    assert strict.chat.completions.create(model="fable-5", messages=HELLO).model == "fable-5"
+    gateway.cli_process("models", "resume", "fable-5")
+    served_within_a_second(strict, "fable-5")
+
+
+def served_within_a_second(client: openai.OpenAI, expected: str) -> None:
+    started = time.monotonic()
+    while True:
+        try:
+            served = client.chat.completions.create(model="fable-5", messages=HELLO).model
+        except openai.APIStatusError:
+            served = None
+        if served == expected:
+            return
+        assert time.monotonic() - started < 1.0, f"still {served}, not {expected}, after 1 s"
 
 
 def test_models_list_differs_by_persona(gateway: Running) -> None:
