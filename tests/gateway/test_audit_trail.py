@@ -89,7 +89,7 @@ def test_unreachable_upstream_is_a_502_that_reveals_nothing(gateway: Running) ->
         "DEAD_UPSTREAM_KEY",
     )
     gateway.cli("models", "add", "dead-model", "--upstream", "dead", "--training-compute", "1e20")
-    time.sleep(1.0)
+    gateway.poll()
     client = gateway.openai(gateway.key("alice"))
     with pytest.raises(openai.InternalServerError) as err:
         client.chat.completions.create(model="dead-model", messages=HELLO)
@@ -168,7 +168,7 @@ def test_identity_comes_from_the_verified_person_never_the_client(
             "--training-compute",
             "1e20",
         )
-        time.sleep(1.0)
+        gateway.poll()
         with httpx.Client(base_url=gateway.url) as http:
             r = http.post(
                 "/v1/chat/completions",

@@ -61,9 +61,14 @@ def test_suspension_reaches_every_worker(instance: tuple[Settings, Path]) -> Non
                 check=True,
                 capture_output=True,
             )
-            time.sleep(1.0)
-            after = [httpx.post(url, json=body, headers=auth) for _ in range(20)]
-            assert {r.headers["clearance-model-served"] for r in after} == {"fable-4"}
+            # Each worker's own poller picks the suspension up: wait (at most 2 s) until twenty
+            # new connections in a row, spread over both workers, are all served the fallback.
+            deadline = time.monotonic() + 2
+            while True:
+                after = [httpx.post(url, json=body, headers=auth) for _ in range(20)]
+                if {r.headers["clearance-model-served"] for r in after} == {"fable-4"}:
+                    break
+                assert time.monotonic() < deadline, "a worker still serves a suspended model"
             indices = [int(r.headers["clearance-audit-index"]) for r in after]
             assert len(set(indices)) == len(indices)  # one log, no index given twice
         finally:
