@@ -1,7 +1,7 @@
 """One error tree for all of Clearance.
 
     ClearanceError (500)                 root: an HTTP status and a detail safe to show a client
-    ├── ConfigError (500)                the configuration file or environment is wrong
+    ├── ConfigError (500)                the configuration file or environment is wrong (exit 2)
     ├── InvalidInput (400)               a value the caller gave is malformed
     │   ├── PayloadTooLarge (413)
     │   │   └── ImageTooLarge (413)      an upload over the byte or pixel limit (decompression bomb)
@@ -32,8 +32,8 @@
     └── UpstreamError (502)              the model provider failed
         └── UpstreamTimeout (504)
 
-Handlers turn any ClearanceError into a response in the caller's shape (CLI message, OpenAI or
-Anthropic error body, portal page); nothing else is caught broadly.
+Handlers turn any ClearanceError into a response in the caller's shape (CLI message and exit
+code, OpenAI or Anthropic error body, portal page); nothing else is caught broadly.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from __future__ import annotations
 class ClearanceError(Exception):
     status: int = 500
     code: str = "internal_error"
+    exit_code: int = 1  # what the CLI exits with
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -50,6 +51,7 @@ class ClearanceError(Exception):
 
 class ConfigError(ClearanceError):
     code = "config_error"
+    exit_code = 2  # as for a usage error: nothing was started
 
 
 class InvalidInput(ClearanceError):

@@ -10,7 +10,9 @@ from clearance.policy.engine import DEFAULT_PACK
 
 CONFIG_TEMPLATE = """\
 # Clearance configuration. Relative paths are relative to this file's directory.
-# Any value may be overridden by an environment variable where noted.
+# Any key may be set by an environment variable instead: CLEARANCE_<TABLE>_<KEY>, e.g.
+# CLEARANCE_GATEWAY_PORT (CLEARANCE_<KEY> for [clearance]). An unknown key, a wrong type or an
+# impossible value stops every command; `clearance config show` prints what is in effect.
 
 [clearance]
 # Where the embedded database and other state live.
@@ -18,8 +20,6 @@ data_dir = "."
 # SQLite (the default, WAL mode, fsync on every commit) or PostgreSQL, e.g.
 # "postgresql://clearance@db.internal:5432/clearance". Env: CLEARANCE_DATABASE_URL.
 database_url = "sqlite:///clearance.db"
-# Optional Redis for cross-node invalidation and rate limits. Env: CLEARANCE_REDIS_URL.
-redis_url = ""
 
 [policy]
 # Cedar policy files, evaluated together against the built-in schema.

@@ -1,0 +1,330 @@
+"""The schema, written once: each setting is a dataclass field carrying its type, its default
+and a one-line doc (read by `clearance config show` and docs/configuration.md), and the rule
+its value must meet. `clearance.config.loader` walks these classes; nothing else lists keys.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+# Comprehensive embargoes: 15 CFR 746.2 (Cuba), 746.7 (Iran), 746.4 (North Korea), 746.9 (Syria);
+# with OFAC's 31 CFR parts 515, 560, 510 and 542. Data, not code: the operator may change it.
+DEFAULT_EMBARGOED = ("CU", "IR", "KP", "SY")
+
+SPEC = "clearance.setting"  # the key of a field's metadata that makes it a setting
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """The values a setting may take beyond its type. `phrase` completes "expected an integer"."""
+
+    phrase: str
+    test: Callable[[Any], bool]
+
+
+def between(low: float, high: float) -> Rule:
+    return Rule(f"from {low:g} to {high:g}", lambda v: low <= v <= high)
+
+
+def at_least(low: int) -> Rule:
+    return Rule(f"of at least {low}", lambda v: v >= low)
+
+
+def one_of(*choices: str) -> Rule:
+    return Rule("that is " + " or ".join(f'"{c}"' for c in choices), lambda v: v in choices)
+
+
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+POSITIVE = Rule("above 0", lambda v: v > 0)
+FRACTION = Rule("above 0 and at most 1", lambda v: 0 < v <= 1)
+PORT = between(1, 65535)
+ONE_LINE = Rule("that is one line, not empty", lambda v: bool(v.strip()) and "\n" not in v)
+NOT_EMPTY = Rule("with at least one entry", bool)
+COUNTRIES = Rule(
+    ", each a two-letter country code in capitals (ISO 3166-1 alpha-2)",
+    lambda v: all(re.fullmatch("[A-Z]{2}", c) for c in v),
+)
+NETWORKS = Rule(", each an IP address or CIDR block", lambda v: all(map(_is_network, v)))
+
+
+def mask_dsn(url: str) -> str:
+    """The URL with its password hidden: `postgresql://u:***@host/db`, `...?password=***`."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        if ":" in credentials:
+            rest = credentials.split(":", 1)[0] + ":***@" + host
+    return re.sub(r"(?i)(password=)[^&;\s]*", r"\1***", scheme + sep + rest)
+
+
+# Names of keys (in [[identity.issuers]] and the like) whose value is itself a secret.
+SECRET_NAME = re.compile(r"password|secret|token|(^|_)key$", re.IGNORECASE)
+
+
+def mask_tables(tables: tuple[Mapping[str, Any], ...]) -> list[dict[str, Any]]:
+    """Tables with secret-named values hidden; `secret_file` and the like name a file: shown."""
+    return [
+        {
+            k: "***" if SECRET_NAME.search(k) and not k.endswith(("_file", "_url")) else v
+            for k, v in table.items()
+        }
+        for table in tables
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """What the schema knows of a setting besides its type and default."""
+
+    doc: str  # one line: `clearance config show` and docs/configuration.md
+    key: str | None = None  # its name in the file, when not the attribute's
+    rule: Rule | None = None
+    relative_to: Literal["file", "data_dir"] = "file"  # for paths
+    env: tuple[str, ...] = ()  # variables read besides CLEARANCE_<TABLE>_<KEY>
+    mask: Callable[[Any], Any] | None = None  # how `config show` hides the secret part
+
+
+def setting(
+    default: T,
+    doc: str,
+    *,
+    key: str | None = None,
+    rule: Rule | None = None,
+    relative_to: Literal["file", "data_dir"] = "file",
+    env: tuple[str, ...] = (),
+    mask: Callable[[Any], Any] | None = None,
+) -> T:
+    """A dataclass field that is a setting: its default, and its doc on the same line."""
+    spec = Spec(doc, key=key, rule=rule, relative_to=relative_to, env=env, mask=mask)
+    return field(default=default, metadata={SPEC: spec})
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    """[policy]: the Cedar policy and the facts it decides on."""
+
+    files: tuple[Path, ...] = setting(
+        (Path("policy/default.cedar"),),
+        "Cedar policy files, evaluated together against the built-in schema",
+        rule=NOT_EMPTY,
+    )
+    controlled_compute_threshold: float = setting(
+        1e26,  # 90 FR 4544 (ECCN 4E091): models trained with more than 1e26 operations
+        "training operations above which a model is controlled unless classified explicitly",
+        rule=POSITIVE,
+    )
+    embargoed_countries: tuple[str, ...] = setting(
+        DEFAULT_EMBARGOED,
+        "comprehensively embargoed countries (15 CFR 746); review against the current eCFR",
+        rule=COUNTRIES,
+    )
+    verification_max_age_days: int = setting(
+        365,
+        "the longest an identity verification lasts, whatever the document's expiry",
+        rule=at_least(1),
+    )
+    decision_cache_size: int = setting(
+        100_000, "policy decisions cached per worker (oldest evicted first)", rule=at_least(1)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ScreeningSettings:
+    """[screening]: restricted-party name matching."""
+
+    match: float = setting(
+        0.92, "a score at or above this is a match: access is cut", rule=FRACTION
+    )
+    potential: float = setting(
+        0.80,
+        "at or above this (and below match): a potential match, sent to review",
+        rule=FRACTION,
+    )
+    max_matches: int = setting(5, "matches reported per query", rule=at_least(1))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """[audit]: the tamper-evident log and its signed checkpoints."""
+
+    signing_key_file: Path = setting(  # noqa: RUF009 - a field() with its doc
+        Path("audit-signing.key"),
+        "Ed25519 checkpoint signer key (C2SP signed-note form); keep it secret, back it up",
+        key="signing_key",
+    )
+    origin: str = setting(
+        "clearance.local/audit",
+        "the checkpoint origin line: a name for this log, conventionally a URL without scheme",
+        rule=ONE_LINE,
+    )
+    batch_max_entries: int = setting(
+        512, "entries appended in one transaction at most", rule=at_least(1)
+    )
+    checkpoint_interval_seconds: float = setting(
+        1.0, "how often a new checkpoint is signed while entries arrive", rule=POSITIVE
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """[gateway]: the OpenAI and Anthropic API surfaces."""
+
+    host: str = setting("127.0.0.1", "the address `clearance serve` listens on")
+    port: int = setting(
+        8080, "the port `clearance serve` listens on", rule=PORT, env=("CLEARANCE_PORT",)
+    )
+    workers: int = setting(1, "worker processes of `clearance serve`", rule=at_least(1))
+    max_body_bytes: int = setting(
+        4 * 1024 * 1024, "larger request bodies are refused with 413", rule=at_least(1)
+    )
+    upstream_connect_timeout: float = setting(
+        10.0, "seconds to connect to a model provider (504 when exceeded)", rule=POSITIVE
+    )
+    upstream_read_timeout: float = setting(
+        300.0, "seconds to wait for a provider's next bytes (504 when exceeded)", rule=POSITIVE
+    )
+    trusted_proxies: tuple[str, ...] = setting(
+        (), "peers (IP addresses or CIDR blocks) whose X-Forwarded-For is believed", rule=NETWORKS
+    )
+    portal_url: str = setting(
+        "http://127.0.0.1:8080/portal",
+        'where denied users verify: the Link rel="blocked-by" of a 451',
+    )
+    serve_uncontrolled_without_audit: bool = setting(
+        False, "keep serving uncontrolled models while the audit log is down (controlled: never)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class IdentitySettings:
+    """[identity]: the evidence vault, face thresholds and trusted assertion sources."""
+
+    master_key_file: Path = setting(  # noqa: RUF009 - a field() with its doc
+        Path("identity-master.key"),
+        "AES-256 key wrapping the evidence vault's file keys; keep it secret, back it up apart",
+    )
+    evidence_dir: Path = setting(  # noqa: RUF009 - a field() with its doc
+        Path("evidence"),
+        "encrypted document photos, selfies and liveness frames (relative to data_dir)",
+        relative_to="data_dir",
+    )
+    retention_days: int = setting(
+        30,
+        "evidence images are erased this many days after the decision; it stays",
+        rule=at_least(0),
+    )
+    face_match_threshold: float = setting(
+        0.50, "dlib embedding distance below which two faces match", rule=POSITIVE
+    )
+    face_review_threshold: float = setting(
+        0.60,
+        "from face_match_threshold up to this a person looks; at or above: no match",
+        rule=POSITIVE,
+    )
+    # Lists of tables, each validated by clearance.identity.assertions when it is used.
+    issuers: tuple[Mapping[str, Any], ...] = setting(
+        (),
+        "[[identity.issuers]]: OpenID providers whose verified_claims are trusted",
+        mask=mask_tables,
+    )
+    vendors: tuple[Mapping[str, Any], ...] = setting(
+        (),
+        "[[identity.vendors]]: verification vendors whose signed webhooks are trusted",
+        mask=mask_tables,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PortalSettings:
+    """[portal]: sign-in by emailed link, sessions, uploads (see docs/portal.md)."""
+
+    enrolment: str = setting(
+        "open",
+        '"open": a confirmed unknown address creates an account; "closed": only added accounts',
+        rule=one_of("open", "closed"),
+    )
+    link_minutes: int = setting(
+        # OWASP ASVS 5.0 V6 (authentication): an emailed sign-in link lives at most 10 minutes.
+        10,
+        "a sign-in link works once, for at most this many minutes",
+        rule=between(1, 10),
+    )
+    session_hours: int = setting(12, "absolute session lifetime", rule=at_least(1))
+    signins_per_address: int = setting(
+        5, "sign-in links per address in any 15 minutes", rule=at_least(1)
+    )
+    signins_per_client: int = setting(
+        20,
+        "sign-in links per client IPv4 address or IPv6 /64 in any 15 minutes",
+        rule=at_least(1),
+    )
+    max_upload_bytes: int = setting(
+        32 * 1024 * 1024,
+        "one verification upload: document, selfie and frames together",
+        rule=at_least(1),
+    )
+    mail_from: str = setting("clearance@localhost", "the From address of sign-in mail")
+    smtp_host: str = setting("", "the mail relay; empty: links are printed on the console (demo)")
+    smtp_port: int = setting(587, "the mail relay's submission port", rule=PORT)
+    smtp_starttls: bool = setting(
+        True, "STARTTLS required, certificate verified; false only for a relay on this host"
+    )
+    smtp_username: str = setting("", "AUTH after STARTTLS; empty: no AUTH")
+    smtp_password_file: Path | None = setting(  # noqa: RUF009 - a field() with its doc
+        None, 'owner-only file holding the SMTP password ("": none)'
+    )
+    smtp_ca_file: Path | None = setting(  # noqa: RUF009 - a field() with its doc
+        None, 'CA bundle (PEM) for a relay with a private CA ("": the system\'s)'
+    )
+    maintenance_minutes: float = setting(
+        5.0,
+        "how often each worker purges used links, ended sessions and old evidence (0: never)",
+        rule=between(0, 24 * 60),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The whole configuration: the [clearance] keys, then one object per table."""
+
+    config_file: Path | None = None  # the file it was read from; not itself a setting
+    data_dir: Path = setting(  # noqa: RUF009 - a field() with its doc
+        Path("."), "where the embedded database and other state live"
+    )
+    database_url: str = setting(
+        "sqlite:///clearance.db",
+        "SQLite (relative to data_dir; WAL, synchronous=FULL) or postgresql://...",
+        mask=mask_dsn,
+    )
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    screening: ScreeningSettings = field(default_factory=ScreeningSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
+    portal: PortalSettings = field(default_factory=PortalSettings)
+
+    def with_database(self, url: str) -> Settings:
+        return replace(self, database_url=url)
+
+
+# Keys whose relation the types cannot say: (table, the lower key, the higher key).
+ORDERED = (
+    ("screening", "potential", "match"),
+    ("identity", "face_match_threshold", "face_review_threshold"),
+)
+# Keys that once existed: a file that still sets one is told to drop it, not that it is a typo.
+REMOVED = {("clearance", "redis_url"): "nothing used it"}
