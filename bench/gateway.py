@@ -253,6 +253,7 @@ def serve_upstream(port: int) -> None:
         http="httptools",
         lifespan="off",
         access_log=False,
+        proxy_headers=False,  # as every server Clearance starts (serving.server_options)
         log_level="warning",
     )
 

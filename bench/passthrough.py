@@ -77,6 +77,7 @@ def main() -> None:
         loop="uvloop",
         http="httptools",
         access_log=False,
+        proxy_headers=False,  # as every server Clearance starts (serving.server_options)
         log_level="warning",
     )
 

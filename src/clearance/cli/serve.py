@@ -12,6 +12,7 @@ import uvicorn
 from clearance.cli.context import ConfigOption
 from clearance.config import config_path, load_settings
 from clearance.gateway.protocol import DeadlineProtocol
+from clearance.gateway.serving import server_options
 
 
 def register(app: typer.Typer) -> None:
@@ -31,17 +32,17 @@ def serve(
     os.environ["CLEARANCE_CONFIG"] = str(path)  # read by each worker's app factory
     uvicorn.run(
         "clearance.gateway.app:app_from_environment",
-        factory=True,
-        host=host or settings.gateway.host,
-        port=port or settings.gateway.port,
-        workers=workers or settings.gateway.workers,
-        loop="uvloop",
-        http=DeadlineProtocol,
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=30,
-        # A slow client may hold a connection only so long before its request is complete.
-        timeout_keep_alive=15,
+        **server_options(
+            factory=True,
+            host=host or settings.gateway.host,
+            port=port or settings.gateway.port,
+            workers=workers or settings.gateway.workers,
+            loop="uvloop",
+            http=DeadlineProtocol,
+            timeout_graceful_shutdown=30,
+            # A slow client may hold a connection only so long before its request is complete.
+            timeout_keep_alive=15,
+        ),
     )
 
 

@@ -22,6 +22,7 @@ from clearance.audit.routes import audit_app
 from clearance.audit.service import AuditLog
 from clearance.config import Settings, load_settings
 from clearance.gateway import maintenance
+from clearance.gateway.http import ClientLocator
 from clearance.gateway.metrics import Metrics
 from clearance.gateway.openapi import openapi_json
 from clearance.gateway.proxy import Proxy
@@ -47,6 +48,7 @@ class Gateway:
         self.audit.sequencer.on_batch = self.metrics.audit_batch.observe
         recorder = Recorder(self.audit.sequencer, self.state.list_versions)
         self.proxy = Proxy(self.state, recorder, self.metrics)
+        self.locator = ClientLocator(settings.gateway.trusted_proxies)
         self.web = Starlette(
             routes=[
                 Route("/healthz", self.healthz),
@@ -67,7 +69,8 @@ class Gateway:
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
             await self.proxy(scope, receive, send)
             return
-        await self.web(scope, receive, send)
+        # The portal, audit and operator APIs see the client and scheme trusted_proxies allow.
+        await self.web(self.locator.rewrite(scope), receive, send)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:

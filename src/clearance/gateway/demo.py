@@ -21,6 +21,7 @@ from clearance.config import Settings, load_settings
 from clearance.errors import Conflict
 from clearance.gateway.app import create_app
 from clearance.gateway.demo_upstream import demo_upstream_app
+from clearance.gateway.serving import server_options
 from clearance.portal import operators
 from clearance.principals import service as principals
 from clearance.principals.models import Method, UsPerson
@@ -234,16 +235,10 @@ async def _serve(settings: Settings, port: int, upstream_port: int) -> None:
     upstream = uvicorn.Server(
         uvicorn.Config(
             demo_upstream_app(),
-            host="127.0.0.1",
-            port=upstream_port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
+            **server_options(host="127.0.0.1", port=upstream_port, lifespan="off"),
         )
     )
     gateway = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False
-        )
+        uvicorn.Config(create_app(settings), **server_options(host="127.0.0.1", port=port))
     )
     await asyncio.gather(upstream.serve(), gateway.serve())

@@ -1,4 +1,5 @@
-"""Run an ASGI app on a free local port in a background thread (tests, benchmarks, tools)."""
+"""The options of every uvicorn server Clearance starts, and `serve_in_thread`: an ASGI app on a
+free local port in a background thread (tests, benchmarks, tools)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,22 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
+
+
+def server_options(**options: Any) -> dict[str, Any]:
+    """Keyword arguments for `uvicorn.Config` / `uvicorn.run`: `options` over quiet logging,
+    with uvicorn's proxy handling off whatever the caller asks.
+
+    uvicorn would otherwise believe X-Forwarded-For and X-Forwarded-Proto from 127.0.0.1 (its
+    `forwarded_allow_ips` default) and rewrite the client before the gateway sees it: behind a
+    local forwarder that sets no header, a client would choose its own country. Only
+    `trusted_proxies` decides, in `ClientLocator` (gateway/http.py).
+    """
+    return {"log_level": "warning", "access_log": False, **options, "proxy_headers": False}
 
 
 @contextmanager
@@ -25,13 +39,13 @@ def serve_in_thread(
     server = uvicorn.Server(
         uvicorn.Config(
             app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            access_log=False,
-            lifespan=lifespan,  # type: ignore[arg-type]
-            http=http,
-            timeout_graceful_shutdown=5,
+            **server_options(
+                host="127.0.0.1",
+                port=port,
+                lifespan=lifespan,
+                http=http,
+                timeout_graceful_shutdown=5,
+            ),
         )
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
