@@ -69,10 +69,13 @@ class GatewayState:
                 self.policy.refresh(conn)
             if versions.Kind.LISTS.value in changed:
                 self._list_versions = screening.list_versions(conn)
-        if versions.Kind.PRINCIPALS.value in changed or versions.Kind.LISTS.value in changed:
-            self._callers = {}
-            self._unknown = set()
+        # The new versions first, then fresh caches: a lookup stores into the cache it started
+        # with (load_caller), so one that read the database before this change stores into a
+        # cache already dropped, never into the one the next request reads.
         self.versions = current
+        if versions.Kind.PRINCIPALS.value in changed or versions.Kind.LISTS.value in changed:
+            self._callers = {}  # the dangerous one first: a revoked key is never served
+            self._unknown = set()
         return changed
 
     def list_versions(self) -> dict[str, str]:
@@ -90,18 +93,18 @@ class GatewayState:
     def load_caller(self, secret: str) -> Caller:
         """Look a key up in the database (run in a thread) and cache the result."""
         digest = api_keys.key_hash(secret)
-        seen = self.versions.get(versions.Kind.PRINCIPALS.value)
+        # Taken before the read: if a poll replaces them meanwhile, what we read may predate
+        # the change (a revoked key, old facts) and goes into the dropped ones, unseen.
+        callers, unknown = self._callers, self._unknown
         try:
             with reading(self.engine) as conn:
                 key, user = authenticate(conn, secret)
         except AuthenticationError:
-            if len(self._unknown) < _NEGATIVE_CACHE:
-                self._unknown.add(digest)
+            if len(unknown) < _NEGATIVE_CACHE:
+                unknown.add(digest)
             raise
         caller = Caller(key, principal_facts(user), self._pseudonym(user.subject_id))
-        # Cache only if no principal changed while we read; otherwise the next request re-reads.
-        if self.versions.get(versions.Kind.PRINCIPALS.value) == seen:
-            self._callers[digest] = caller
+        callers[digest] = caller
         return caller
 
     def decide(
