@@ -1,4 +1,4 @@
-"""The root command lists everything without importing it, and `--config` goes before the command."""
+"""The root command lists everything without importing it; `--config` goes before the command."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ def test_help_imports_no_command_and_no_heavy_library() -> None:
         "    main()\n"
         "except SystemExit:\n"
         "    pass\n"
-        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in %r\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in " + repr(HEAVY) + "\n"
         "                or m.startswith('clearance.cli.') and m != 'clearance.cli.app')\n"
-        "print('LOADED', loaded)\n" % (HEAVY,)
+        "print('LOADED', loaded)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
