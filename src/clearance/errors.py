@@ -13,6 +13,7 @@
     │   └── InsufficientScope (403)      an admin token without the route's scope
     ├── NotFound (404)                   unknown user, model, key, entry ...
     ├── Conflict (409)                   the change contradicts stored state (duplicate, cycle)
+    ├── RateLimited (429)                too many attempts (bad keys, sign-ins); retry after a while
     ├── LegalDenial (451)                the policy denied access (RFC 7725)
     ├── VerificationError (422)          a check failed: MRZ check digit, Merkle proof, signature
     │   ├── MrzError (422)               a machine readable zone (ICAO 9303) is not acceptable
@@ -44,9 +45,12 @@ class ClearanceError(Exception):
     code: str = "internal_error"
     exit_code: int = 1  # what the CLI exits with
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, reason: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        # What the audit log records; finer than `code`, which the client sees (a revoked key
+        # is `invalid_api_key` to the client, `revoked_api_key` in the log).
+        self.reason = reason or self.code
 
 
 class ConfigError(ClearanceError):
@@ -104,6 +108,15 @@ class NotFound(ClearanceError):
 class Conflict(ClearanceError):
     status = 409
     code = "conflict"
+
+
+class RateLimited(ClearanceError):
+    status = 429
+    code = "rate_limit_exceeded"
+
+    def __init__(self, detail: str, *, retry_after: int, reason: str | None = None) -> None:
+        super().__init__(detail, reason=reason)
+        self.retry_after = retry_after  # seconds (RFC 9110 §10.2.3)
 
 
 class LegalDenial(ClearanceError):

@@ -59,6 +59,12 @@ trusted_proxies = []
 portal_url = "http://127.0.0.1:8080/portal"
 # Keep serving uncontrolled models if the audit log cannot persist. Controlled models never are.
 serve_uncontrolled_without_audit = false
+# Requests refused before authentication (missing, unknown, revoked key) are logged as counts,
+# one entry per reason, client country and network every this many seconds, not one each.
+refusal_summary_seconds = 10
+# A client address that sends this many bad keys in the window gets 429 until it ends (0: off).
+bad_keys_per_client = 20
+bad_key_window_seconds = 60
 
 [identity]
 # AES-256 master key wrapping the per-file keys of the evidence vault. Keep it secret; back it

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
 
+from clearance.audit import entries
 from clearance.audit.keys import NoteVerifier, generate_signing_key, load_signer
 from clearance.audit.service import AuditLog
 from clearance.config import AuditSettings
@@ -34,5 +36,11 @@ def audit_log(engine: Engine, audit_settings: AuditSettings) -> Iterator[AuditLo
     log.close()
 
 
-def entry(i: int) -> bytes:
-    return b'{"i":%d,"type":"test"}' % i
+FIXED = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def entry(i: int, actor: str = "test") -> bytes:
+    """A real (schema-valid) entry, the same bytes for the same `i`, distinct for each."""
+    return entries.admin_action(
+        actor=actor, action="test.append", target=str(i), details={"i": i}, time=FIXED
+    )

@@ -64,7 +64,7 @@ def test_verify_passes_then_names_the_altered_entry(
     engine = connect(settings.database_url)
     with engine.begin() as conn:
         conn.execute(
-            sa.update(audit_entries).where(audit_entries.c.idx == 3).values(entry=b'{"i":-3}')
+            sa.update(audit_entries).where(audit_entries.c.idx == 3).values(entry=entry(-3))
         )
     engine.dispose()
     bad = runner.invoke(app, args)

@@ -36,7 +36,7 @@ def set_entry(conn: Connection, index: int, data: bytes) -> None:
 
 
 def alter(conn: Connection) -> None:
-    set_entry(conn, 417, entry(417).replace(b"test", b"tesT"))
+    set_entry(conn, 417, entry(417, actor="tesT"))
 
 
 def remove(conn: Connection) -> None:
@@ -69,7 +69,7 @@ def test_rewriting_entries_and_tiles_still_fails_at_the_checkpoint(
 ) -> None:
     """An operator who recomputes the tiles too is caught by the signed roots."""
     forged = [entry(i) for i in range(SIZE)]
-    forged[417] = b'{"forged":true}'
+    forged[417] = entry(417, actor="forger")
     edge = TileEdge(0, {})
     tiles = edge.extend(MemoryTree(forged).levels[0])
     with filled.begin() as conn:
@@ -110,7 +110,7 @@ def test_an_auditors_older_checkpoint_must_be_a_prefix(
     assert verify_log(engine, verifier, ORIGIN, trusted=kept).size == 80
     # The operator rewrites history below the auditor's checkpoint and re-signs everything.
     with engine.begin() as conn:
-        set_entry(conn, 10, b'{"rewritten":1}')
+        set_entry(conn, 10, entry(10, actor="rewriter"))
         conn.execute(sa.delete(audit_checkpoints))
         conn.execute(sa.delete(audit_tiles))
         conn.execute(

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -139,27 +140,37 @@ def _post(url: str, key: str, model: str, stream: bool) -> httpx.Response:
     )
 
 
-def _last_outcome(settings: Settings) -> str:
+def _last_outcome(settings: Settings) -> dict[str, Any]:
+    """The newest entry once it is a failure outcome (or whatever is newest after 5 s)."""
     engine = connect(settings.database_url)
     try:
         reader = LogReader(engine)
         deadline = time.monotonic() + 5
         while True:
             _, head = reader.sizes()
-            text = reader.entry(head - 1).decode()
-            if '"outcome":"upstream_' in text or time.monotonic() > deadline:
-                return text
+            record: dict[str, Any] = json.loads(reader.entry(head - 1))
+            if record.get("outcome") == "failed" or time.monotonic() > deadline:
+                return record
             time.sleep(0.05)
     finally:
         engine.dispose()
 
 
-def _timeout_span(settings: Settings, outcome: str) -> float:
+def _failed(record: dict[str, Any], reason: str, status: int | None) -> bool:
+    """A typed failure entry that follows its decision: nothing parsed out of a string."""
+    return (
+        record["outcome"] == "failed"
+        and record["reason"] == reason
+        and record["status"] == status
+        and isinstance(record["decision_index"], int)
+    )
+
+
+def _timeout_span(settings: Settings, record: dict[str, Any]) -> float:
     """Seconds between the decision entry (written just before forwarding) and the outcome entry
     (written when the timeout fired), from the gateway's own clock: the client's wall clock also
     counts authentication, connection set-up and a loaded machine's scheduling."""
-    record = json.loads(outcome)
-    index = int(record["outcome"].rsplit("decision=", 1)[1])
+    index = record["decision_index"]
     engine = connect(settings.database_url)
     try:
         decision = json.loads(LogReader(engine).entry(index))
@@ -178,7 +189,7 @@ def test_stall_before_headers_times_out_on_time_as_504(fast: tuple[str, str, Set
     assert r.json()["error"]["code"] == "upstream_timeout"
     assert elapsed >= READ_TIMEOUT * 0.9  # never early
     outcome = _last_outcome(settings)
-    assert '"outcome":"upstream_timeout' in outcome
+    assert _failed(outcome, "upstream_timeout", 504), outcome
     # Within ±10 % of the setting, plus the audit append before forwarding.
     assert READ_TIMEOUT * 0.9 <= _timeout_span(settings, outcome) <= READ_TIMEOUT * 1.1 + 0.05
 
@@ -207,7 +218,9 @@ def test_stall_mid_stream_ends_in_an_error_never_a_clean_end(
     assert b"[DONE]" not in received
     assert elapsed >= READ_TIMEOUT * 0.9
     outcome = _last_outcome(settings)
-    assert '"outcome":"upstream_timeout' in outcome
+    # The 200 and half the stream were sent: the entry has no status of its own.
+    assert _failed(outcome, "upstream_timeout", None), outcome
+    assert outcome["stream"] is True
     assert READ_TIMEOUT * 0.9 <= _timeout_span(settings, outcome) <= READ_TIMEOUT * 1.1 + 0.05
 
 
@@ -227,7 +240,8 @@ def test_upstream_reset_mid_stream_is_an_error(fast: tuple[str, str, Settings]) 
         for chunk in r.iter_raw():
             received += chunk
     assert b"[DONE]" not in received and b'"error"' in received
-    assert '"outcome":"upstream_error' in _last_outcome(settings)
+    outcome = _last_outcome(settings)
+    assert _failed(outcome, "upstream_error", None), outcome
 
 
 def test_upstream_5xx_is_a_502_hiding_its_internals(fast: tuple[str, str, Settings]) -> None:
@@ -235,7 +249,9 @@ def test_upstream_5xx_is_a_502_hiding_its_internals(fast: tuple[str, str, Settin
     r = _post(url, key, "status-500", stream=False)
     assert r.status_code == 502 and "db-7" not in r.text
     assert r.json()["error"]["type"] == "server_error"
-    assert '"outcome":"upstream_5xx' in _last_outcome(settings)
+    outcome = _last_outcome(settings)
+    assert _failed(outcome, "upstream_5xx", 502), outcome
+    assert (outcome["surface"], outcome["endpoint"]) == ("openai", "/v1/chat/completions")
 
 
 def test_client_disconnect_closes_the_upstream_request(

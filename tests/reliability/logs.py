@@ -8,12 +8,13 @@ latest checkpoint once integrated, and that checkpoint extends the one kept befo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from clearance.audit import merkle
+from clearance.audit import entries, merkle
 from clearance.audit.checkpoint import Checkpoint, open_checkpoint
 from clearance.audit.keys import generate_signing_key, load_signer
 from clearance.audit.service import AuditLog
@@ -31,9 +32,14 @@ def make_settings(directory: Path, interval: float = 0.05) -> AuditSettings:
     return AuditSettings(signing_key_file=key, origin=ORIGIN, checkpoint_interval_seconds=interval)
 
 
+FIXED = datetime(2026, 1, 1, tzinfo=UTC)
+
+
 def entry(tag: str, seq: int) -> bytes:
-    """A small canonical-JSON entry; `tag` names the writer (and cycle) that appended it."""
-    return b'{"seq":%d,"type":"test","writer":"%s"}' % (seq, tag.encode())
+    """A small, schema-valid entry; `tag` names the writer (and cycle) that appended it."""
+    return entries.admin_action(
+        actor=f"writer:{tag}", action="test.append", target=str(seq), details={}, time=FIXED
+    )
 
 
 def stored_entries(engine: Engine) -> dict[int, bytes]:

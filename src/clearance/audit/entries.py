@@ -17,7 +17,26 @@ import rfc8785
 
 from clearance.errors import InvalidInput
 
-EntryType = Literal["access_decision", "identity_decision", "screening_decision", "admin_action"]
+EntryType = Literal[
+    "access_decision", "identity_decision", "screening_decision", "admin_action", "refusal_summary"
+]
+
+# The entry schema version this release writes. Version 1 (no `schema` field) packed status,
+# reason and the decision index into `outcome` strings; readers upgrade it (audit/compat.py).
+# The JSON Schema of each version is published in docs/audit/ and served at /audit/schema.
+SCHEMA = 2
+
+# What became of a gateway request, one word each; the detail is in `status` and `reason`.
+Outcome = Literal["forwarding", "denied", "rejected", "failed", "disconnected", "suspended"]
+OUTCOMES: tuple[Outcome, ...] = (
+    "forwarding",  # the decision allowed (or fell back) and the request goes upstream
+    "denied",  # refused by the policy: HTTP 451, `reason` names the rule
+    "rejected",  # refused before a decision, after authentication (bad body, unknown model, 413)
+    "failed",  # the upstream failed after forwarding: 502/504, `reason` says how
+    "disconnected",  # the client went away while the reply was in flight
+    "suspended",  # the kill switch ended the request in flight
+)
+Surface = Literal["openai", "anthropic"]
 
 
 def rfc3339(moment: datetime | None = None) -> str:
@@ -75,28 +94,35 @@ def _shallow(record: object) -> dict[str, object]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AccessDecision:
-    """A gateway decision on one request (DESIGN.md "The request path").
+    """A gateway decision on one request (DESIGN.md "The request path"), or what became of it.
 
-    Optional fields are null for attempts refused before a decision (unknown key, bad body).
+    A decision entry has `outcome` forwarding or denied; an outcome entry (failed, disconnected,
+    suspended) names its decision in `decision_index`. Decision fields are null for a request
+    rejected before a decision (bad body, unknown model). Requests refused before anyone is
+    authenticated are counted in `RefusalSummary` entries instead.
     """
 
-    subject: str | None
+    subject: str
+    key_id: str
+    surface: Surface
+    endpoint: str  # the API path asked for, e.g. /v1/chat/completions
+    stream: bool | None  # whether the client asked for a stream; null if the body was unread
     model_requested: str | None
     model_served: str | None
     effect: str  # allow | deny | fallback | error
     rules: tuple[str, ...]
     policy_hash: str | None
     facts_digest: str | None
-    facts_version: str | None = None
+    facts_version: str | None
     list_versions: Mapping[str, str] = field(default_factory=dict)
     action: str  # inference | fine_tune | download_weights
-    endpoint: str | None = None
     ip_country: str | None
-    key_id: str | None
-    outcome: str  # forwarding | forwarded | upstream_error | denied | rejected ...
-    status: int | None = None  # the HTTP status of a refusal
-    decision_index: int | None = None  # the entry of the decision this outcome follows
+    outcome: Outcome
+    status: int | None  # the HTTP status Clearance answered with; null while forwarding
+    reason: str | None  # a code: the rule that denied or fell back, the error, the failure
+    decision_index: int | None = None  # outcome entries: the decision they follow
     time: str = field(default_factory=_now)
+    schema: int = SCHEMA
     type: Literal["access_decision"] = "access_decision"
 
     def encode(self) -> bytes:
@@ -117,6 +143,7 @@ class IdentityDecision:
     reviewer: str | None = None
     expires: str | None = None
     time: str = field(default_factory=_now)
+    schema: int = SCHEMA
     type: Literal["identity_decision"] = "identity_decision"
 
     def encode(self) -> bytes:
@@ -133,6 +160,7 @@ class ScreeningDecision:
     match_digest: str | None = None
     reviewer: str | None = None
     time: str = field(default_factory=_now)
+    schema: int = SCHEMA
     type: Literal["screening_decision"] = "screening_decision"
 
     def encode(self) -> bytes:
@@ -149,37 +177,71 @@ class AdminAction:
     details: Mapping[str, object]
     subject: str | None = None  # the data subject concerned, if any (pseudonymous)
     time: str = field(default_factory=_now)
+    schema: int = SCHEMA
     type: Literal["admin_action"] = "admin_action"
 
     def encode(self) -> bytes:
         return canonical({**_shallow(self), "details": dict(self.details)})
 
 
-Entry = AccessDecision | IdentityDecision | ScreeningDecision | AdminAction
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefusalSummary:
+    """Requests refused before anyone was authenticated (missing, unknown or revoked key), counted.
+
+    One entry per (reason, surface, client country, client network) per interval: anyone on the
+    internet can send bad keys, and each would otherwise cost a durable, permanent write. The
+    network is a keyed hash of the client's /24 (IPv4) or /48 (IPv6), never the address.
+    """
+
+    reason: str  # missing_api_key | invalid_api_key | revoked_api_key | key_in_url | ...
+    status: int  # 401, or 429 once a client sent too many bad keys
+    surface: Surface
+    ip_country: str | None
+    client_network: str | None  # null: the overflow bucket of an interval with too many networks
+    count: int
+    first: str  # RFC 3339: the first and last refusal counted here
+    last: str
+    interval: int  # seconds each summary covers
+    time: str = field(default_factory=_now)
+    schema: int = SCHEMA
+    type: Literal["refusal_summary"] = "refusal_summary"
+
+    def encode(self) -> bytes:
+        return canonical(_shallow(self))
+
+
+Entry = AccessDecision | IdentityDecision | ScreeningDecision | AdminAction | RefusalSummary
 
 
 def access_decision(
     *,
-    subject: str | None,
+    subject: str,
+    key_id: str,
+    surface: Surface,
+    endpoint: str,
+    stream: bool | None,
     model_requested: str | None,
     model_served: str | None,
     effect: str,
     rules: Sequence[str],
     policy_hash: str | None,
     facts_digest: str | None,
+    facts_version: str | None,
     action: str,
     ip_country: str | None,
-    key_id: str | None,
-    outcome: str,
+    outcome: Outcome,
+    status: int | None,
+    reason: str | None,
     list_versions: Mapping[str, str] | None = None,
-    facts_version: str | None = None,
-    endpoint: str | None = None,
-    status: int | None = None,
     decision_index: int | None = None,
     time: datetime | None = None,
 ) -> bytes:
     return AccessDecision(
         subject=subject,
+        key_id=key_id,
+        surface=surface,
+        endpoint=endpoint,
+        stream=stream,
         model_requested=model_requested,
         model_served=model_served,
         effect=effect,
@@ -189,11 +251,10 @@ def access_decision(
         facts_version=facts_version,
         list_versions=list_versions or {},
         action=action,
-        endpoint=endpoint,
         ip_country=ip_country,
-        key_id=key_id,
         outcome=outcome,
         status=status,
+        reason=reason,
         decision_index=decision_index,
         time=rfc3339(time),
     ).encode()
@@ -260,5 +321,32 @@ def admin_action(
         target=target,
         details=details,
         subject=subject,
+        time=rfc3339(time),
+    ).encode()
+
+
+def refusal_summary(
+    *,
+    reason: str,
+    status: int,
+    surface: Surface,
+    ip_country: str | None,
+    client_network: str | None,
+    count: int,
+    first: datetime,
+    last: datetime,
+    interval: int,
+    time: datetime | None = None,
+) -> bytes:
+    return RefusalSummary(
+        reason=reason,
+        status=status,
+        surface=surface,
+        ip_country=ip_country,
+        client_network=client_network,
+        count=count,
+        first=rfc3339(first),
+        last=rfc3339(last),
+        interval=interval,
         time=rfc3339(time),
     ).encode()

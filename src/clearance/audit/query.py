@@ -1,4 +1,5 @@
-"""Finding records: by person (pseudonymous subject), model, entry type and time.
+"""Finding records: by person (pseudonymous subject), model, entry type, time, and the typed
+fields of a decision (HTTP status, reason code, effect, endpoint, outcome).
 
 A regulator asks "what did you serve to this person, or of this model, in this period"; the
 answer is the matching entries with their indices, each provable by an inclusion proof.
@@ -12,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from clearance.audit.compat import typed_view
 from clearance.audit.reader import LogReader
 
 CHUNK = 10_000
@@ -24,8 +26,20 @@ class EntryFilter:
     type: str | None = None
     since: str | None = None  # RFC 3339, compared as text (entries use one fixed UTC form)
     until: str | None = None
+    status: int | None = None
+    reason: str | None = None
+    effect: str | None = None
+    endpoint: str | None = None
+    outcome: str | None = None
 
     def matches(self, record: dict[str, Any]) -> bool:
+        """Whether the entry matches; entries of older schema versions are read as the current
+        one (audit/compat.py), so "every 451 for this person" finds them too."""
+        record = typed_view(record)
+        for name in ("status", "reason", "effect", "endpoint", "outcome"):
+            wanted = getattr(self, name)
+            if wanted is not None and record.get(name) != wanted:
+                return False
         if self.subject is not None and record.get("subject") != self.subject:
             return False
         if self.type is not None and record.get("type") != self.type:

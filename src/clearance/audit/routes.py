@@ -6,6 +6,7 @@ GET /proof/inclusion?index=I&size=N      {"index", "size", "hashes": [base64, ..
 GET /proof/consistency?first=M&second=N  {"first", "second", "hashes": [...]} RFC 9162
 GET /tile/<L>/<N>[.p/<W>]                C2SP tlog-tiles hash tiles
 GET /tile/entries/<N>[.p/<W>]            C2SP tlog-tiles entry bundles
+GET /schema[/<V>]                        the JSON Schema of entries (current, or version V)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from clearance.audit import entries, entry_schema
 from clearance.audit.reader import LogReader
 from clearance.audit.tiles import TILE_WIDTH, parse_tile_path
 from clearance.config import AuditSettings
@@ -63,6 +65,15 @@ def audit_app(engine: Engine, settings: AuditSettings | None = None) -> Starlett
             body, media_type="application/octet-stream", headers={"cache-control": cache}
         )
 
+    def schema(request: Request) -> Response:
+        raw = request.path_params.get("version")
+        version = entries.SCHEMA if raw is None else parse_index(raw, "version")
+        return Response(
+            entry_schema.document(version),
+            media_type="application/schema+json",
+            headers={"cache-control": SHORT if raw is None else IMMUTABLE},
+        )
+
     def error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ClearanceError)
         return JSONResponse({"error": {"code": exc.code, "message": exc.detail}}, exc.status)
@@ -81,6 +92,8 @@ def audit_app(engine: Engine, settings: AuditSettings | None = None) -> Starlett
             Route("/proof/inclusion", inclusion),
             Route("/proof/consistency", consistency),
             Route("/tile/{path:path}", tile),
+            Route("/schema", schema),
+            Route("/schema/{version}", schema),
         ],
         exception_handlers={ClearanceError: error, HTTPException: routing_error},
     )

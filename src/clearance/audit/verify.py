@@ -4,7 +4,8 @@ Checks, streaming the entries in index order: no index is missing; each entry's 
 matches the stored level-0 tile (this names the exact entry that changed); the recomputed root
 matches every stored checkpoint, each of whose signatures verifies with the log's public key
 (all checkpoints lie on one recomputed tree, so each is consistent with the next); the stored
-tree state matches; and an auditor's own older checkpoint is a prefix of this log.
+tree state matches; an auditor's own older checkpoint is a prefix of this log; and every entry
+is valid against the published JSON Schema of its own version (audit/entry_schema.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from clearance.audit import entry_schema
 from clearance.audit.checkpoint import Checkpoint, open_checkpoint
 from clearance.audit.keys import NoteVerifier
 from clearance.audit.merkle import HASH_SIZE, CompactRange, leaf_hash
@@ -96,6 +98,7 @@ def _walk(
     for start, entries in _chunks(conn, head):
         hashes = [leaf_hash(e) for e in entries]
         _check_tiles(conn, start, hashes, integrated)
+        _check_schemas(start, entries)
         for h in hashes:
             tree.append(h)
             if target is not None and tree.size == target.size:
@@ -140,6 +143,14 @@ def _chunks(conn: Connection, head: int) -> Iterator[tuple[int, list[bytes]]]:
         if len(rows) < CHUNK:
             return
         start += CHUNK
+
+
+def _check_schemas(start: int, entries: list[bytes]) -> None:
+    for offset, raw in enumerate(entries):
+        try:
+            entry_schema.check(raw)
+        except entry_schema.EntrySchemaError as exc:
+            raise TamperedEntry(start + offset, exc.detail) from exc
 
 
 def _check_tiles(conn: Connection, start: int, hashes: list[bytes], integrated: int) -> None:

@@ -105,13 +105,47 @@ def query(
     entry_type: Annotated[str | None, typer.Option("--type", help="e.g. access_decision")] = None,
     since: Annotated[str | None, typer.Option("--since", help="RFC 3339 UTC, inclusive")] = None,
     until: Annotated[str | None, typer.Option("--until", help="RFC 3339 UTC, exclusive")] = None,
+    status: Annotated[
+        int | None, typer.Option("--status", help="HTTP status answered, e.g. 451")
+    ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="Reason code, e.g. controlled-foreign-person"),
+    ] = None,
+    effect: Annotated[
+        str | None, typer.Option("--effect", help="allow | deny | fallback | error")
+    ] = None,
+    endpoint: Annotated[
+        str | None, typer.Option("--endpoint", help="API path, e.g. /v1/chat/completions")
+    ] = None,
+    outcome: Annotated[
+        str | None,
+        typer.Option(
+            "--outcome",
+            help="forwarding | denied | rejected | failed | disconnected | suspended",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Print matching entries as JSON lines ({"index": N, "entry": {...}}), oldest first."""
+    """Print matching entries as JSON lines ({"index": N, "entry": {...}}), oldest first.
+
+    Entries are printed as stored (the bytes the tree proves); the filters also read entries of
+    older schema versions by their typed fields."""
     with open_runtime(config) as rt:
         if email is not None:
             with reading(rt.engine) as conn:
                 subject = get_user(conn, email).subject_id
-        where = EntryFilter(subject, model, entry_type, since, until)
+        where = EntryFilter(
+            subject,
+            model,
+            entry_type,
+            since,
+            until,
+            status=status,
+            reason=reason,
+            effect=effect,
+            endpoint=endpoint,
+            outcome=outcome,
+        )
         for index, record in select(scan(LogReader(rt.engine)), where):
             typer.echo(orjson.dumps({"index": index, "entry": record}).decode())

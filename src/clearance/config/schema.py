@@ -207,6 +207,19 @@ class GatewaySettings:
     serve_uncontrolled_without_audit: bool = setting(
         False, "keep serving uncontrolled models while the audit log is down (controlled: never)"
     )
+    refusal_summary_seconds: int = setting(
+        10,
+        "requests refused before authentication are logged as one count per this many seconds",
+        rule=at_least(1),
+    )
+    bad_keys_per_client: int = setting(
+        20,
+        "missing or bad keys one client address may send per window, then 429; 0: no limit",
+        rule=at_least(0),
+    )
+    bad_key_window_seconds: int = setting(
+        60, "the window of bad_keys_per_client, in seconds", rule=at_least(1)
+    )
 
 
 @dataclass(frozen=True, slots=True)

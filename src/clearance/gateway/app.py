@@ -89,12 +89,15 @@ class Gateway:
         )
         await self.proxy.start()
         self._poller = asyncio.create_task(self._poll_forever())
+        summaries = asyncio.create_task(self._flush_refusals_forever())
         try:
             async with maintenance.running(self.settings, self.engine, self.audit):
                 yield
         finally:
             self._poller.cancel()
-            await asyncio.gather(self._poller, return_exceptions=True)
+            summaries.cancel()
+            await asyncio.gather(self._poller, summaries, return_exceptions=True)
+            await self.proxy.flush_refusals()  # a graceful stop loses no count
             await self.proxy.close()
             await asyncio.to_thread(self.audit.close)
             self.engine.dispose()
@@ -104,6 +107,12 @@ class Gateway:
         while True:
             await asyncio.sleep(POLL_SECONDS)
             await self.poll_now()
+
+    async def _flush_refusals_forever(self) -> None:
+        """Refusals before authentication, as summary entries every refusal_summary_seconds."""
+        while True:
+            await asyncio.sleep(self.settings.gateway.refusal_summary_seconds)
+            await self.proxy.flush_refusals()
 
     async def poll_now(self) -> set[str]:
         """One poll, exactly as the poller runs it every POLL_SECONDS; returns what changed.

@@ -256,6 +256,7 @@ def _proxied(
                 "404": "Unknown model",
                 "408": "The request body did not arrive in time",
                 "413": "Request body over the configured limit",
+                "429": "Too many requests with bad keys from this client (Retry-After says when)",
                 "502": "The model provider failed or broke the connection",
                 "503": "The audit log or the policy is unavailable: fail closed",
                 "504": "The model provider did not answer in time",
@@ -307,6 +308,10 @@ def _models_path() -> Schema:
                     ),
                 },
                 "401": {"description": "No valid API key", "content": _json(either)},
+                "429": {
+                    "description": "Too many requests with bad keys from this client",
+                    "content": _json(either),
+                },
                 "503": {"description": "The policy is unavailable", "content": _json(either)},
             },
         }
@@ -369,6 +374,18 @@ def _audit_paths() -> dict[str, Schema]:
                 _count("second", "Newer tree size (default: latest)", required=False),
             ],
             bad_or_missing,
+        ),
+        "/audit/schema": _audit_get(
+            "The JSON Schema (2020-12) of the entries this release writes",
+            {"application/schema+json": {"schema": {"type": "object"}}},
+            [],
+            {},
+        ),
+        "/audit/schema/{version}": _audit_get(
+            "The JSON Schema of entries of one version (an entry's `schema` field; none: 1)",
+            {"application/schema+json": {"schema": {"type": "object"}}},
+            [{"name": "version", "in": "path", "required": True, "schema": _INDEX}],
+            {"400": "Not a valid version number", "404": "No such version"},
         ),
     }
 

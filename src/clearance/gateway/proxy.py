@@ -3,7 +3,8 @@
     client SDK -> parse (model, stream) -> key -> caller (cached) -> decision (cached)
                -> audit append, durable (group commit) -> 451 | forward -> stream back unbuffered
 
-Nothing is forwarded without its durable audit entry. Every attempt, refused or failed, is recorded.
+Nothing is forwarded without its durable audit entry. Every attempt, refused or failed, is recorded:
+one entry each once the caller is known, counted per interval before that (gateway/refusals.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from clearance.errors import (
     ClearanceError,
     InvalidInput,
     NotFound,
+    RateLimited,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -31,6 +33,7 @@ from clearance.gateway import upstream as up
 from clearance.gateway.http import ClientLocator, Headers, api_key, read_body, send_bytes
 from clearance.gateway.metrics import Metrics
 from clearance.gateway.recorder import Recorder
+from clearance.gateway.refusals import Refusals
 from clearance.gateway.state import Caller, GatewayState
 from clearance.gateway.surfaces import ROUTES, Route, Surface, error_body, surface_for
 from clearance.policy.models import Action, Decision, Effect, RequestContext
@@ -44,6 +47,7 @@ class Attempt:
     started: float
     caller: Caller | None = None
     model: str | None = None
+    stream: bool | None = None  # None until the body is read
     ip_country: str = ""
     decision: Decision | None = None
     index: int | None = None
@@ -58,6 +62,7 @@ class Proxy:
         self.metrics = metrics
         self.settings = state.settings.gateway
         self.locator = ClientLocator(self.settings.trusted_proxies)
+        self.refusals = Refusals(self.settings, state.settings.audit.signing_key_file.read_bytes())
         self.session: aiohttp.ClientSession | None = None
         # In-flight streams by served model, so a suspension can end them (the kill switch).
         self.inflight: dict[str, set[asyncio.Task[None]]] = {}
@@ -81,7 +86,12 @@ class Proxy:
         surface = surface_for(path, headers)
         try:
             if path == "/v1/models" and scope["method"] == "GET":
-                await self.list_models(scope, headers, surface, send)
+                try:
+                    caller = await self.authenticate(scope, headers)
+                except ClearanceError as exc:
+                    self.count_refusal(scope, surface, exc)
+                    raise
+                await self.list_models(scope, headers, caller, surface, send)
                 return
             route = ROUTES.get(path)
             if route is None:
@@ -96,18 +106,49 @@ class Proxy:
         self, send: Send, surface: Surface, exc: ClearanceError, headers: Headers
     ) -> None:
         body = error_body(surface, exc.status, exc.detail, exc.code)
+        if isinstance(exc, RateLimited):  # RFC 6585 §4, RFC 9110 §10.2.3
+            headers = [*headers, (b"retry-after", str(exc.retry_after).encode())]
         await send_bytes(send, exc.status, body, headers)
 
     async def authenticate(self, scope: Scope, headers: dict[bytes, bytes]) -> Caller:
-        if b"key=" in scope.get("query_string", b""):
-            raise AuthenticationError("API keys are not accepted in the URL; send a header")
-        secret = api_key(headers)
-        if not secret:
-            raise AuthenticationError("missing API key: send Authorization: Bearer or x-api-key")
-        caller = self.state.cached_caller(secret)
-        if caller is None:
-            caller = await asyncio.to_thread(self.state.load_caller, secret)
-        return caller
+        """The caller of a key held in memory at once; else, unless this client has sent too
+        many bad keys (then 429, before any database read), from the database."""
+        try:
+            if b"key=" in scope.get("query_string", b""):
+                raise AuthenticationError(
+                    "API keys are not accepted in the URL; send a header", reason="key_in_url"
+                )
+            secret = api_key(headers)
+            if not secret:
+                raise AuthenticationError(
+                    "missing API key: send Authorization: Bearer or x-api-key",
+                    reason="missing_api_key",
+                )
+            caller = self.state.cached_caller(secret)
+            if caller is not None:
+                return caller
+        except AuthenticationError:
+            self.refusals.check(self.locator.address(scope))
+            raise
+        self.refusals.check(self.locator.address(scope))
+        return await asyncio.to_thread(self.state.load_caller, secret)
+
+    def count_refusal(self, scope: Scope, surface: Surface, exc: ClearanceError) -> None:
+        """A refusal before anyone is authenticated: counted at once, never waited for."""
+        self.metrics.rejections.labels(str(exc.status)).inc()
+        self.refusals.count(
+            reason=exc.reason,
+            status=exc.status,
+            surface=surface.value,
+            country=self.locator.country(scope) or None,
+            client=self.locator.address(scope),
+        )
+
+    async def flush_refusals(self) -> None:
+        """Append what `count_refusal` counted since the last flush, one entry per bucket."""
+        records = self.refusals.drain()
+        if records:
+            await self.recorder.summaries(records)
 
     async def handle(
         self, route: Route, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]
@@ -115,8 +156,13 @@ class Proxy:
         attempt = Attempt(route=route, started=time.perf_counter())
         try:
             attempt.caller = await self.authenticate(scope, headers)
+        except ClearanceError as exc:
+            self.count_refusal(scope, route.surface, exc)
+            raise
+        try:
             body = await read_body(receive, headers, self.settings.max_body_bytes)
             payload, model = parse_payload(body)
+            attempt.stream = payload.get("stream") is True
             # The log keeps catalog ids only: a client-chosen string (an email, a prompt) never
             # becomes a permanent record, just its digest.
             attempt.model = model if model in self.state.catalog.models else unknown_model(model)
@@ -147,7 +193,7 @@ class Proxy:
             (b"clearance-decision", decision.effect.value.encode()),
         ]
         assert attempt.caller is not None
-        stream = payload.get("stream") is True
+        stream = attempt.stream is True
         upstream_body = rewrite(payload, served.upstream_model, route, attempt.caller.pseudonym)
         # A stream may stay open for minutes: hold only the body being forwarded, not also the
         # client's raw bytes and their parsed copy (three copies of a long prompt per stream).
@@ -220,11 +266,13 @@ class Proxy:
             # The client went away: cancelling closes the upstream request too.
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-            await self.recorder.outcome(attempt, "client_disconnected")
+            await self.recorder.outcome(attempt, "disconnected", None, "client_disconnected")
             return
         watcher.cancel()
         if task.cancelled():
-            await self.recorder.outcome(attempt, "suspended_in_flight")
+            # The status line already sent cannot change: then the entry has no status.
+            status = None if attempt.responded else 451
+            await self.recorder.outcome(attempt, "suspended", status, "model-suspended")
             if attempt.responded:
                 raise ConnectionAbortedError("model suspended while streaming")
             message = f"Model {served.id} was suspended by the operator during your request."
@@ -303,7 +351,7 @@ class Proxy:
         cause: BaseException,
     ) -> None:
         self.metrics.upstream_errors.labels(kind).inc()
-        await self.recorder.outcome(attempt, kind)
+        await self.recorder.outcome(attempt, "failed", None if started else error.status, kind)
         surface = attempt.route.surface
         if not started:
             await send_bytes(
@@ -327,10 +375,14 @@ class Proxy:
         raise ConnectionAbortedError(kind) from cause
 
     async def list_models(
-        self, scope: Scope, headers: dict[bytes, bytes], surface: Surface, send: Send
+        self,
+        scope: Scope,
+        headers: dict[bytes, bytes],
+        caller: Caller,
+        surface: Surface,
+        send: Send,
     ) -> None:
         """Only the models this key may use right now, in the asking SDK's shape."""
-        caller = await self.authenticate(scope, headers)
         ctx = RequestContext(ip_country=self.locator.country(scope, headers))
         allowed = []
         for model_id in sorted(self.state.catalog.models):

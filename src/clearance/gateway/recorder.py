@@ -1,17 +1,21 @@
 """Turns gateway attempts into audit entries: the decision before forwarding, and what happened.
 
-Entries hold the pseudonymous subject id, models, effect, rules, digests and versions; never the
-key, the prompt, the completion or the client's address (only its country).
+Entries hold the pseudonymous subject id, models, effect, rules, digests and versions, and in
+typed fields the HTTP status, the reason code, the endpoint and surface; never the key, the
+prompt, the completion or the client's address (only its country). Requests refused before
+anyone is authenticated are not appended one by one: `gateway/refusals.py` counts them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from clearance.audit import entries
 from clearance.errors import AuditUnavailable, ClearanceError
+from clearance.gateway.surfaces import Surface
 
 if TYPE_CHECKING:
     from clearance.gateway.proxy import Attempt
@@ -28,41 +32,77 @@ class Recorder:
         self.log = log_
         self.list_versions = list_versions
 
-    def _entry(self, attempt: Attempt, outcome: str) -> bytes:
+    def _entry(
+        self,
+        attempt: Attempt,
+        outcome: entries.Outcome,
+        status: int | None,
+        reason: str | None,
+        decision_index: int | None = None,
+    ) -> bytes:
         d = attempt.decision
         caller = attempt.caller
+        assert caller is not None, "refusals before authentication are counted, not appended"
         return entries.access_decision(
-            # Unauthenticated attempts have no subject; they are recorded all the same.
-            subject=caller.facts.subject_id if caller else "anonymous",
-            key_id=caller.key.id if caller else None,
+            subject=caller.facts.subject_id,
+            key_id=caller.key.id,
+            surface="anthropic" if attempt.route.surface is Surface.ANTHROPIC else "openai",
+            endpoint=attempt.route.path,
+            stream=attempt.stream,
             action="inference",
-            model_requested=attempt.model or "",
+            model_requested=attempt.model,
             model_served=d.model_served if d else None,
             effect=d.effect.value if d else "error",
             rules=d.rules if d else (),
-            policy_hash=d.policy_hash if d else "",
-            facts_digest=d.facts_digest if d else "",
+            policy_hash=d.policy_hash if d else None,
+            facts_digest=d.facts_digest if d else None,
+            facts_version=d.facts_version if d else None,
             list_versions=self.list_versions(),
             ip_country=attempt.ip_country or None,
-            outcome=outcome if attempt.index is None else f"{outcome}:decision={attempt.index}",
+            outcome=outcome,
+            status=status,
+            reason=reason,
+            decision_index=decision_index,
         )
 
     async def decision(self, attempt: Attempt) -> int:
-        assert attempt.decision is not None
-        outcome = "denied" if not attempt.decision.allowed else "forwarding"
-        return await self.log.append(self._entry(attempt, outcome))
+        d = attempt.decision
+        assert d is not None
+        # A denial or fallback names the rule that refused the requested model.
+        reason = None if d.effect.value == "allow" else d.rules[0]
+        if d.allowed:
+            entry = self._entry(attempt, "forwarding", None, reason)
+        else:
+            entry = self._entry(attempt, "denied", 451, reason)
+        return await self.log.append(entry)
 
     async def rejected(self, attempt: Attempt, exc: ClearanceError) -> None:
-        """A refusal before any decision (bad key, bad body, unknown model): recorded too."""
+        """A refusal after authentication but before a decision (bad body, unknown model, 413)."""
         try:
-            await self.log.append(self._entry(attempt, f"rejected:{exc.status}:{exc.code}"))
+            await self.log.append(self._entry(attempt, "rejected", exc.status, exc.reason))
         except AuditUnavailable:
             # Nothing is forwarded for a rejected request, so the client still gets its error.
             log.error("audit log unavailable while recording a rejected request")
 
-    async def outcome(self, attempt: Attempt, outcome: str) -> None:
+    async def outcome(
+        self, attempt: Attempt, outcome: entries.Outcome, status: int | None, reason: str
+    ) -> None:
         """What became of a forwarded request, when it did not end normally."""
         try:
-            await self.log.append(self._entry(attempt, outcome))
+            await self.log.append(
+                self._entry(attempt, outcome, status, reason, decision_index=attempt.index)
+            )
         except AuditUnavailable:
-            log.error("audit log unavailable while recording outcome %s", outcome)
+            log.error("audit log unavailable while recording outcome %s (%s)", outcome, reason)
+
+    async def summaries(self, records: list[bytes]) -> None:
+        """Append refusal summaries (gateway/refusals.py) as one batch; a loss is logged."""
+        results = await asyncio.gather(
+            *(self.log.append(r) for r in records), return_exceptions=True
+        )
+        lost = [r for r in results if isinstance(r, BaseException)]
+        for failure in lost:
+            if not isinstance(failure, AuditUnavailable):
+                raise failure
+        if lost:
+            log.error("audit log unavailable: %d refusal summaries lost", len(lost))

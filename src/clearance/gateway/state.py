@@ -42,7 +42,7 @@ class GatewayState:
         self.policy = PolicyService(settings)
         self.versions: dict[str, int] = {}
         self._callers: dict[str, Caller] = {}
-        self._unknown: set[str] = set()
+        self._unknown: dict[str, str] = {}  # key digest -> why it was refused
         self._list_versions: dict[str, str] = {}
         key_material = settings.audit.signing_key_file.read_bytes()
         self._pseudonym_key = hashlib.sha256(
@@ -75,7 +75,7 @@ class GatewayState:
         self.versions = current
         if versions.Kind.PRINCIPALS.value in changed or versions.Kind.LISTS.value in changed:
             self._callers = {}  # the dangerous one first: a revoked key is never served
-            self._unknown = set()
+            self._unknown = {}
         return changed
 
     def list_versions(self) -> dict[str, str]:
@@ -87,7 +87,7 @@ class GatewayState:
         digest = api_keys.key_hash(secret)
         caller = self._callers.get(digest)
         if caller is None and digest in self._unknown:
-            raise AuthenticationError("invalid API key")
+            raise AuthenticationError("invalid API key", reason=self._unknown[digest])
         return caller
 
     def load_caller(self, secret: str) -> Caller:
@@ -99,9 +99,9 @@ class GatewayState:
         try:
             with reading(self.engine) as conn:
                 key, user = authenticate(conn, secret)
-        except AuthenticationError:
+        except AuthenticationError as exc:
             if len(unknown) < _NEGATIVE_CACHE:
-                unknown.add(digest)
+                unknown[digest] = exc.reason
             raise
         caller = Caller(key, principal_facts(user), self._pseudonym(user.subject_id))
         callers[digest] = caller

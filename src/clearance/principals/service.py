@@ -261,12 +261,13 @@ def authenticate(conn: Connection, secret: str) -> tuple[ApiKey, User]:
     if not keys.looks_like_key(secret):
         raise AuthenticationError("invalid API key")
     row = conn.execute(
-        sa.select(api_keys).where(
-            api_keys.c.key_hash == keys.key_hash(secret), api_keys.c.revoked_at.is_(None)
-        )
+        sa.select(api_keys).where(api_keys.c.key_hash == keys.key_hash(secret))
     ).first()
     if row is None:
         raise AuthenticationError("invalid API key")
+    if row.revoked_at is not None:
+        # The same answer to the client; the log tells a revoked key's use from a guess.
+        raise AuthenticationError("invalid API key", reason="revoked_api_key")
     key = ApiKey(
         row.id, row.user_id, row.name, row.hint, bool(row.allow_fallback), row.created_at, None
     )
