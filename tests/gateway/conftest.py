@@ -3,6 +3,7 @@ seeded with the demo's personas, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -104,16 +105,25 @@ def upstream_url(demo_upstream: tuple[DemoUpstream, str]) -> str:
     return demo_upstream[1]
 
 
-@pytest.fixture
-def instance(db_url: str, tmp_path: Path) -> tuple[Settings, Path]:
-    directory = tmp_path / "instance"
+def make_instance(db_url: str, directory: Path, gateway: str = "") -> tuple[Settings, Path]:
+    """A fresh instance on `db_url`; `gateway`: TOML lines added to its [gateway] table."""
     write_instance(directory, origin="test.clearance.local/audit")
     config = directory / "clearance.toml"
     text = config.read_text().replace(
         'database_url = "sqlite:///clearance.db"', f'database_url = "{db_url}"'
     )
+    for line in gateway.splitlines():
+        key = line.partition("=")[0].strip()
+        text, found = re.subn(rf"(?m)^{key} = .*$", line, text)
+        if not found:
+            text = text.replace("[gateway]\n", f"[gateway]\n{line}\n", 1)
     config.write_text(text)
     return load_settings(config, environ={}), config
+
+
+@pytest.fixture
+def instance(db_url: str, tmp_path: Path) -> tuple[Settings, Path]:
+    return make_instance(db_url, tmp_path / "instance")
 
 
 @pytest.fixture

@@ -48,6 +48,8 @@ def test_document_is_valid_openapi_31_and_covers_every_json_api() -> None:
         ("get", "/audit/entries/{index}"),
         ("get", "/audit/proof/inclusion"),
         ("get", "/audit/proof/consistency"),
+        ("get", "/audit/schema"),
+        ("get", "/audit/schema/{version}"),
         ("get", "/healthz"),
         *((method, "/admin/api" + path) for method, path in ADMIN_OPERATIONS),
     }
@@ -84,5 +86,5 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(gateway: Run
     report = fuzz_gateway(gateway.url, keys, examples=EXAMPLES, admin=admin)
     assert report.failures == {}, "\n\n".join(f"{k}:\n{v}" for k, v in report.failures.items())
     # The run reached the interesting answers, not only 400s: served, denied, refused.
-    assert report.requests >= (11 + len(ADMIN_OPERATIONS)) * EXAMPLES // 2
+    assert report.requests >= (13 + len(ADMIN_OPERATIONS)) * EXAMPLES // 2
     assert {200, 451} <= set(report.statuses), report.statuses
