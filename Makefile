@@ -44,8 +44,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Three workers on two cores (pytest-xdist): much of the suite waits on sockets, fsync and
+# subprocesses, so a third worker fills the waits. `make pytest PYTEST_WORKERS=0` runs serially.
+PYTEST_WORKERS ?= 3
 pytest: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 test: lint typecheck pytest
 
