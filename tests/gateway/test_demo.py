@@ -24,7 +24,14 @@ def test_demo_serves_the_personas_and_names_its_operator_surfaces(tmp_path: Path
     log = tmp_path / "demo.log"
     with log.open("w") as out:
         demo = subprocess.Popen(
-            [str(Path(sys.executable).parent / "clearance"), "demo", "--port", str(port)],
+            [
+                str(Path(sys.executable).parent / "clearance"),
+                "demo",
+                "--port",
+                str(port),
+                "--dir",
+                "elsewhere/d",
+            ],
             cwd=tmp_path,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -51,7 +58,13 @@ def test_demo_serves_the_personas_and_names_its_operator_surfaces(tmp_path: Path
         assert served.parse().model == "fable-4"  # a fallback, named (no licence covers him)
         assert f"{base}/portal/review" in printed and "admin tokens create" in printed
         assert httpx.get(base + "/admin/api/models", timeout=5).status_code == 401
-        settings = load_settings(tmp_path / "clearance-demo" / "clearance.toml")
+        # Everything printed and configured names the port and directory asked for.
+        config = Path("elsewhere/d/clearance.toml")
+        assert f"--config {config}" in printed and "clearance-demo" not in printed
+        settings = load_settings(tmp_path / config)
+        assert settings.gateway.port == port
+        assert settings.gateway.portal_url == f"{base}/portal"  # sign-in links, 451 `Link`
+
         engine = connect(settings.database_url)
         try:
             with engine.connect() as conn:

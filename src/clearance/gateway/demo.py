@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import socket
 from dataclasses import dataclass
@@ -172,7 +173,7 @@ def make_reviewer(engine: Engine, settings: Settings, email: str) -> None:
         log.close()
 
 
-def instructions(keys: dict[str, str], port: int) -> str:
+def instructions(keys: dict[str, str], port: int, config: Path) -> str:
     base = f"http://127.0.0.1:{port}"
     lines = [
         "",
@@ -200,14 +201,13 @@ def instructions(keys: dict[str, str], port: int) -> str:
         "max_tokens=100, messages=[{'role': 'user', 'content': 'Hello'}]).content[0].text)\"",
         "",
         "Kill switch, from another terminal:",
-        f"  .venv/bin/clearance models suspend fable-5 --reason 'demo incident' "
-        f"--config {Path('clearance-demo/clearance.toml')}",
+        f"  .venv/bin/clearance models suspend fable-5 --reason 'demo incident' --config {config}",
         "",
         f"Review console: sign in to the portal as {PERSONAS[0].email} (a reviewer) and open"
         f" {base}/portal/review",
         "Operator API: make a scoped token, then call it:",
         "  .venv/bin/clearance admin tokens create demo-ops --scope catalog:read "
-        f"--scope catalog:write --config {Path('clearance-demo/clearance.toml')}",
+        f"--scope catalog:write --config {config}",
         f"  curl -s {base}/admin/api/models -H 'Authorization: Bearer <the token>'",
         "",
     ]
@@ -220,14 +220,20 @@ def run_demo(directory: Path, port: int) -> None:
             raise Conflict(f"{directory} exists and is not a Clearance demo directory")
         shutil.rmtree(directory)
     write_instance(directory, origin="demo.clearance.local/audit")
-    settings = load_settings(directory / "clearance.toml")
+    config = directory / "clearance.toml"
+    # The port the demo serves on is the one its sign-in links and 451 `Link`s name.
+    text = config.read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^port = 8080\b", f"port = {port}", text)
+    text = text.replace("http://127.0.0.1:8080/portal", f"http://127.0.0.1:{port}/portal")
+    config.write_text(text, encoding="utf-8")
+    settings = load_settings(config)
     engine = connect(settings.database_url)
     migrate(engine)
     upstream_port = free_port()
     keys = seed(engine, settings, f"http://127.0.0.1:{upstream_port}")
     make_reviewer(engine, settings, PERSONAS[0].email)
     engine.dispose()
-    print(instructions(keys, port), flush=True)
+    print(instructions(keys, port, config), flush=True)
     asyncio.run(_serve(settings, port, upstream_port))
 
 
