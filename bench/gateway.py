@@ -34,7 +34,7 @@ from statistics import quantiles
 
 import uvicorn
 
-from clearance.gateway.demo_upstream import demo_upstream_app
+from clearance.demo.upstream import demo_upstream_app
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent

@@ -44,7 +44,7 @@ import sqlalchemy as sa
 from clearance.audit.keys import load_signer
 from clearance.audit.routes import audit_app
 from clearance.audit.service import AuditLog
-from clearance.gateway.serving import serve_in_thread
+from clearance.net.serving import serve_in_thread
 from clearance.store import connect, migrate
 
 ROOT = Path(__file__).resolve().parents[1]

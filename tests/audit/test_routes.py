@@ -18,7 +18,7 @@ from clearance.audit.keys import NoteVerifier
 from clearance.audit.routes import audit_app
 from clearance.audit.service import AuditLog
 from clearance.audit.tiles import split_bundle
-from clearance.gateway.serving import serve_in_thread
+from clearance.net.serving import serve_in_thread
 from tests.audit.conftest import ORIGIN, entry
 
 SIZE = 600

@@ -15,13 +15,13 @@ import openai
 import pytest
 from typer.testing import CliRunner, Result
 
+from clearance.app import Clearance, create_app
 from clearance.cli.app import app as cli_app
 from clearance.config import Settings, load_settings
-from clearance.gateway.app import Gateway, create_app
-from clearance.gateway.demo import seed
-from clearance.gateway.demo_upstream import DemoUpstream, demo_upstream_app
-from clearance.gateway.protocol import DeadlineProtocol
-from clearance.gateway.serving import serve_in_thread
+from clearance.demo.run import seed
+from clearance.demo.upstream import DemoUpstream, demo_upstream_app
+from clearance.net.protocol import DeadlineProtocol
+from clearance.net.serving import serve_in_thread
 from clearance.principals.service import create_key
 from clearance.setup import write_instance
 from clearance.store import connect, migrate
@@ -35,7 +35,7 @@ class Running:
     settings: Settings
     config_file: Path
     clients: list[openai.OpenAI | anthropic.Anthropic] = field(default_factory=list)
-    app: Gateway | None = None
+    app: Clearance | None = None
 
     def openai(self, key: str) -> openai.OpenAI:
         """The official OpenAI SDK pointed at this gateway (closed when the test ends)."""

@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 from clearance.audit import merkle
 from clearance.audit.checkpoint import open_checkpoint
 from clearance.audit.keys import NoteVerifier, verifier_key
-from clearance.gateway.serving import serve_in_thread
+from clearance.net.serving import serve_in_thread
 
 from .conftest import Running
 

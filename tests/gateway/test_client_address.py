@@ -18,12 +18,12 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import clearance
+from clearance.app import create_app
 from clearance.config import Settings, load_settings
-from clearance.gateway.app import create_app
-from clearance.gateway.demo import seed
-from clearance.gateway.http import ClientLocator
-from clearance.gateway.protocol import DeadlineProtocol
-from clearance.gateway.serving import serve_in_thread, server_options
+from clearance.demo.run import seed
+from clearance.net.client import ClientLocator
+from clearance.net.protocol import DeadlineProtocol
+from clearance.net.serving import serve_in_thread, server_options
 from clearance.store import connect, migrate
 
 from .conftest import Running
@@ -38,7 +38,7 @@ PROXIES = ["127.0.0.1/32", "10.0.0.0/8"]
 
 def test_server_options_turn_uvicorn_proxy_handling_off() -> None:
     config = uvicorn.Config(
-        "clearance.gateway.app:app_from_environment",
+        "clearance.app:app_from_environment",
         **server_options(factory=True, proxy_headers=True, forwarded_allow_ips="*"),
     )
     assert config.proxy_headers is False
@@ -106,7 +106,7 @@ def test_the_server_itself_rewrites_nothing() -> None:
     ],
 )
 def test_scheme_and_client_of_the_web_apps(trusted: list[str], seen: dict[str, str]) -> None:
-    """What the portal, audit and operator apps read from the scope (Gateway.__call__)."""
+    """What the portal, audit and operator apps read from the scope (Clearance.__call__)."""
     with serve_in_thread(Echo(ClientLocator(trusted)), lifespan="off") as url:
         assert httpx.get(url, headers=FORWARDING).json() == seen
 

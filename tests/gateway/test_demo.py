@@ -13,7 +13,7 @@ import httpx
 import openai
 
 from clearance.config import load_settings
-from clearance.gateway.demo import free_port
+from clearance.demo.run import free_port
 from clearance.portal.operators import REVIEWER, roles_of
 from clearance.principals.service import get_user
 from clearance.store import connect

@@ -15,8 +15,8 @@ import openai
 import orjson
 import pytest
 
-from clearance.gateway.demo_upstream import DemoUpstream, demo_upstream_app
-from clearance.gateway.serving import serve_in_thread
+from clearance.demo.upstream import DemoUpstream, demo_upstream_app
+from clearance.net.serving import serve_in_thread
 
 HELLO = [{"role": "user", "content": "Hello, demo"}]  # 11 characters
 

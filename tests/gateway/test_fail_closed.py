@@ -10,7 +10,7 @@ import openai
 import pytest
 import sqlalchemy as sa
 
-from clearance.gateway.demo_upstream import DemoUpstream
+from clearance.demo.upstream import DemoUpstream
 from clearance.store import connect
 
 from .conftest import Running

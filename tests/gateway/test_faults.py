@@ -17,11 +17,11 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
+from clearance.app import create_app
 from clearance.audit.reader import LogReader
 from clearance.config import Settings, load_settings
-from clearance.gateway.app import create_app
-from clearance.gateway.demo import seed
-from clearance.gateway.serving import serve_in_thread
+from clearance.demo.run import seed
+from clearance.net.serving import serve_in_thread
 from clearance.store import connect
 
 READ_TIMEOUT = 1.0

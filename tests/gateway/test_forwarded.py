@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from starlette.types import Scope
 
-from clearance.gateway.forwarded import Hop, forwarded, node_address, x_forwarded
-from clearance.gateway.http import ClientLocator
+from clearance.net.client import ClientLocator
+from clearance.net.forwarded import Hop, forwarded, node_address, x_forwarded
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from clearance.gateway.serving import serve_in_thread
+from clearance.net.serving import serve_in_thread
 
 from .conftest import Running
 

@@ -16,15 +16,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from clearance import maintenance
+from clearance.app import create_app
 from clearance.audit.service import AuditLog
 from clearance.audit.tables import audit_entries
 from clearance.config import Settings
-from clearance.gateway import maintenance
-from clearance.gateway.app import create_app
-from clearance.gateway.maintenance import Maintenance, Purged, purge_once
 from clearance.identity import service
 from clearance.identity.tables import identity_evidence
 from clearance.identity.vault import EvidenceVault
+from clearance.maintenance import Maintenance, Purged, purge_once
 from clearance.portal import links, sessions
 from clearance.portal.ratelimit import RateLimiter
 from clearance.portal.tables import portal_rate_limits, portal_sessions, portal_signin_links

@@ -20,12 +20,12 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from clearance.app import create_app
 from clearance.audit.reader import LogReader
 from clearance.config import Settings
-from clearance.gateway.app import create_app
-from clearance.gateway.demo import seed
-from clearance.gateway.protocol import DeadlineProtocol
-from clearance.gateway.serving import serve_in_thread
+from clearance.demo.run import seed
+from clearance.net.protocol import DeadlineProtocol
+from clearance.net.serving import serve_in_thread
 from clearance.principals.service import create_key, revoke_key
 from clearance.store import connect, migrate
 

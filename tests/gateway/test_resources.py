@@ -29,15 +29,15 @@ import orjson
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from clearance.app import Clearance, create_app
 from clearance.catalog import service as catalog
 from clearance.catalog.classification import classify
 from clearance.catalog.models import UpstreamKind
 from clearance.config import Settings
-from clearance.gateway.app import Gateway, create_app
-from clearance.gateway.demo import seed
+from clearance.demo.run import seed
 from clearance.gateway.http import send_bytes
-from clearance.gateway.protocol import DeadlineProtocol
-from clearance.gateway.serving import serve_in_thread
+from clearance.net.protocol import DeadlineProtocol
+from clearance.net.serving import serve_in_thread
 from clearance.store import connect
 
 DISCONNECTS = 200
@@ -138,7 +138,7 @@ def recording() -> Iterator[tuple[RecordingUpstream, str]]:
 @pytest.fixture
 def gateway_app(
     instance: tuple[Settings, Path], recording: tuple[RecordingUpstream, str], upstream_url: str
-) -> tuple[Gateway, str]:
+) -> tuple[Clearance, str]:
     """The gateway (not yet served) with the recording upstream's models, and Alice's key."""
     settings, _ = instance
     engine = connect(settings.database_url)
@@ -159,7 +159,7 @@ def gateway_app(
 
 
 @pytest.fixture
-def served(gateway_app: tuple[Gateway, str]) -> Iterator[tuple[str, str]]:
+def served(gateway_app: tuple[Clearance, str]) -> Iterator[tuple[str, str]]:
     app, key = gateway_app
     with serve_in_thread(TaskCounter(app), http=DeadlineProtocol) as url:
         yield url, key
@@ -307,14 +307,14 @@ def _held() -> Held:
     return Held(objects, traced)
 
 
-def _inflight(app: Gateway) -> int:
+def _inflight(app: Clearance) -> int:
     return sum(len(tasks) for tasks in app.proxy.inflight.values())
 
 
 def _stream_round(
     served: tuple[str, str],
     upstream: RecordingUpstream,
-    app: Gateway,
+    app: Clearance,
     first: int,
     idle: tuple[int, int] | None,
 ) -> Held:
@@ -342,7 +342,7 @@ def _stream_round(
 
 
 def test_rounds_of_streams_leave_nothing_that_adds_up(
-    gateway_app: tuple[Gateway, str],
+    gateway_app: tuple[Clearance, str],
     served: tuple[str, str],
     recording: tuple[RecordingUpstream, str],
     descriptors: None,

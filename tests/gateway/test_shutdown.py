@@ -17,9 +17,9 @@ import pytest
 
 from clearance.audit.reader import LogReader
 from clearance.config import Settings
-from clearance.gateway.demo import free_port, seed
-from clearance.gateway.demo_upstream import demo_upstream_app
-from clearance.gateway.serving import serve_in_thread
+from clearance.demo.run import free_port, seed
+from clearance.demo.upstream import demo_upstream_app
+from clearance.net.serving import serve_in_thread
 from clearance.store import connect
 
 STREAMS = 50

@@ -12,8 +12,8 @@ from starlette.types import Receive, Scope, Send
 
 from clearance.errors import ClearanceError
 from clearance.gateway.http import read_body
-from clearance.gateway.protocol import DeadlineProtocol
-from clearance.gateway.serving import serve_in_thread
+from clearance.net.protocol import DeadlineProtocol
+from clearance.net.serving import serve_in_thread
 
 
 class QuickDeadline(DeadlineProtocol):

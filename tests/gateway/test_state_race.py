@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy.engine import Connection, Engine
 
 from clearance.config import Settings
+from clearance.demo.run import seed
 from clearance.errors import AuthenticationError
-from clearance.gateway import state as state_module
-from clearance.gateway.demo import seed
-from clearance.gateway.state import Caller, GatewayState
+from clearance.policy import state as state_module
+from clearance.policy.state import Caller, DecisionState
 from clearance.principals import keys as api_keys
 from clearance.principals.models import ApiKey, User
 from clearance.principals.service import authenticate, create_key, revoke_key
@@ -26,8 +26,8 @@ from clearance.store import connect, migrate
 from .conftest import Running
 
 
-class SteppedState(GatewayState):
-    """A GatewayState whose poll calls `at_new_versions` as it records the new version counters,
+class SteppedState(DecisionState):
+    """A DecisionState whose poll calls `at_new_versions` as it records the new version counters,
     before they are stored: the moment a lookup finishing in between is most dangerous."""
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
@@ -50,7 +50,7 @@ class SteppedState(GatewayState):
 class PausedLookup:
     """`load_caller` in a thread, held after its database read until the test lets it finish."""
 
-    def __init__(self, state: GatewayState, secret: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, state: DecisionState, secret: str, monkeypatch: pytest.MonkeyPatch) -> None:
         self.read, self.resume = threading.Event(), threading.Event()
         self.result: list[Caller | Exception] = []
 
@@ -67,7 +67,7 @@ class PausedLookup:
         self.thread.start()
         assert self.read.wait(10), "the lookup never read the database"
 
-    def _run(self, state: GatewayState, secret: str) -> None:
+    def _run(self, state: DecisionState, secret: str) -> None:
         try:
             self.result.append(state.load_caller(secret))
         except AuthenticationError as exc:

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 
 from clearance.config import Settings
-from clearance.gateway.demo import free_port, seed
-from clearance.gateway.demo_upstream import demo_upstream_app
-from clearance.gateway.serving import serve_in_thread
+from clearance.demo.run import free_port, seed
+from clearance.demo.upstream import demo_upstream_app
+from clearance.net.serving import serve_in_thread
 from clearance.store import connect
 
 CLEARANCE = str(Path(sys.executable).parent / "clearance")

@@ -13,10 +13,10 @@ from typing import TypeVar
 
 import pytest
 
+from clearance.app import create_app
 from clearance.config import PortalSettings
 from clearance.errors import ConfigError, MailError
-from clearance.gateway.app import create_app
-from clearance.gateway.serving import serve_in_thread
+from clearance.net.serving import serve_in_thread
 from clearance.portal.mailer import Message, SmtpMailer, deliver, mailer_for
 from tests.portal.conftest import Browser, Running
 from tests.portal.smtp import Inbox, MailCa, closed_port, make_ca, smtp_server

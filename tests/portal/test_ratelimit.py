@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from clearance.gateway.app import create_app
-from clearance.gateway.serving import serve_in_thread
+from clearance.app import create_app
+from clearance.net.serving import serve_in_thread
 from clearance.portal import ratelimit
 from clearance.portal.ratelimit import RateLimiter, client_subject
 from clearance.portal.tables import portal_rate_limits

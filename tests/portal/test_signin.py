@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from clearance.gateway.app import create_app
-from clearance.gateway.serving import serve_in_thread
+from clearance.app import create_app
+from clearance.net.serving import serve_in_thread
 from clearance.portal import links
 from clearance.portal.tables import portal_sessions, portal_signin_links
 from clearance.principals.service import get_user

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from clearance.audit.routes import audit_app
 from clearance.audit.service import AuditLog
 from clearance.config import AuditSettings
-from clearance.gateway.serving import serve_in_thread
+from clearance.net.serving import serve_in_thread
 from clearance.store import connect
 from tests.reliability.logs import entry
 

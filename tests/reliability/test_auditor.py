@@ -14,7 +14,7 @@ from clearance.audit.keys import NoteVerifier
 from clearance.audit.routes import audit_app
 from clearance.audit.service import AuditLog
 from clearance.config import AuditSettings
-from clearance.gateway.serving import serve_in_thread
+from clearance.net.serving import serve_in_thread
 from clearance.store import connect, migrate
 from tests.reliability.auditor import ConsistencyAuditor
 from tests.reliability.load import served_log_under_load

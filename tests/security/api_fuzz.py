@@ -1,6 +1,6 @@
 """Schemathesis against a running gateway, driven by the gateway's own OpenAPI document.
 
-Every operation of `clearance.gateway.openapi.openapi_document()` gets `examples` generated
+Every operation of `clearance.openapi.openapi_document()` gets `examples` generated
 requests with a real persona's API key; each response must not be a server error (a deliberate
 502/503/504 is listed in the document and allowed) and must match the document: status code,
 content type, required headers and body schema. `ignored_auth` also replays each request without
@@ -24,12 +24,12 @@ from schemathesis.core.failures import FailureGroup
 from sqlalchemy.engine import Engine
 
 from clearance.admin import tokens
+from clearance.app import create_app
 from clearance.config import load_settings
-from clearance.gateway.app import create_app
-from clearance.gateway.demo import seed
-from clearance.gateway.demo_upstream import demo_upstream_app
-from clearance.gateway.openapi import openapi_document
-from clearance.gateway.serving import serve_in_thread
+from clearance.demo.run import seed
+from clearance.demo.upstream import demo_upstream_app
+from clearance.net.serving import serve_in_thread
+from clearance.openapi import openapi_document
 from clearance.principals.service import create_key
 from clearance.setup import write_instance
 from clearance.store import connect, migrate

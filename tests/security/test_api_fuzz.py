@@ -10,8 +10,8 @@ import jsonschema_rs
 import orjson
 import pytest
 
-from clearance.gateway.openapi import openapi_document
 from clearance.gateway.surfaces import Surface, error_body
+from clearance.openapi import openapi_document
 from clearance.store import connect
 from tests.security.api_fuzz import admin_secrets, fuzz_gateway, operations
 from tests.security.conftest import Running

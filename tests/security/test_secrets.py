@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from clearance.audit.reader import LogReader
-from clearance.gateway.demo import PERSONAS
-from clearance.gateway.demo_upstream import DemoUpstream
+from clearance.demo.run import PERSONAS
+from clearance.demo.upstream import DemoUpstream
 from clearance.principals.keys import key_hash
 from clearance.store import connect
 from clearance.store.tables import api_keys

@@ -11,8 +11,8 @@ import uvicorn
 
 from clearance.cli.context import ConfigOption
 from clearance.config import config_path, load_settings
-from clearance.gateway.protocol import DeadlineProtocol
-from clearance.gateway.serving import server_options
+from clearance.net.protocol import DeadlineProtocol
+from clearance.net.serving import server_options
 
 
 def register(app: typer.Typer) -> None:
@@ -31,7 +31,7 @@ def serve(
     settings = load_settings(path)  # fail here, not in every worker, if the file is wrong
     os.environ["CLEARANCE_CONFIG"] = str(path)  # read by each worker's app factory
     uvicorn.run(
-        "clearance.gateway.app:app_from_environment",
+        "clearance.app:app_from_environment",
         **server_options(
             factory=True,
             host=host or settings.gateway.host,
@@ -53,6 +53,6 @@ def demo(
     port: Annotated[int, typer.Option("--port")] = 8080,
 ) -> None:
     """Run the whole product on demo data: a demo upstream, models, personas, and the gateway."""
-    from clearance.gateway.demo import run_demo
+    from clearance.demo.run import run_demo
 
     run_demo(directory, port)

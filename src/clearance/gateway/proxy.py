@@ -30,13 +30,14 @@ from clearance.errors import (
     UpstreamTimeout,
 )
 from clearance.gateway import upstream as up
-from clearance.gateway.http import ClientLocator, Headers, api_key, read_body, send_bytes
+from clearance.gateway.http import Headers, api_key, read_body, send_bytes
 from clearance.gateway.metrics import Metrics
 from clearance.gateway.recorder import Recorder
 from clearance.gateway.refusals import Refusals
-from clearance.gateway.state import Caller, GatewayState
 from clearance.gateway.surfaces import ROUTES, Route, Surface, error_body, surface_for
+from clearance.net.client import ClientLocator
 from clearance.policy.models import Action, Decision, Effect, RequestContext
+from clearance.policy.state import Caller, DecisionState
 
 
 @dataclass
@@ -56,7 +57,7 @@ class Attempt:
 
 
 class Proxy:
-    def __init__(self, state: GatewayState, recorder: Recorder, metrics: Metrics) -> None:
+    def __init__(self, state: DecisionState, recorder: Recorder, metrics: Metrics) -> None:
         self.state = state
         self.recorder = recorder
         self.metrics = metrics

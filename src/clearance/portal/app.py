@@ -24,7 +24,7 @@ from starlette.types import ASGIApp
 from clearance.audit.service import AuditLog
 from clearance.config import Settings
 from clearance.errors import ClearanceError
-from clearance.gateway.state import GatewayState
+from clearance.policy.state import DecisionState
 from clearance.portal.account_views import AccountViews
 from clearance.portal.context import Portal, SignInRequired
 from clearance.portal.mailer import Mailer, mailer_for
@@ -86,7 +86,7 @@ def portal_app(
     settings: Settings,
     engine: Engine,
     audit: AuditLog,
-    state: GatewayState,
+    state: DecisionState,
     *,
     mailer: Mailer | None = None,
 ) -> ASGIApp:

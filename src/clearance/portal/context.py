@@ -18,8 +18,8 @@ from starlette.templating import Jinja2Templates
 from clearance.audit.service import AuditLog
 from clearance.config import Settings
 from clearance.errors import AuthenticationError, PermissionDenied
-from clearance.gateway.http import ClientLocator
-from clearance.gateway.state import GatewayState
+from clearance.net.client import ClientLocator
+from clearance.policy.state import DecisionState
 from clearance.portal import sessions
 from clearance.portal.mailer import Mailer
 from clearance.portal.ratelimit import RateLimiter, limiter_key
@@ -47,7 +47,7 @@ class Portal:
         settings: Settings,
         engine: Engine,
         audit: AuditLog,
-        state: GatewayState,
+        state: DecisionState,
         mailer: Mailer,
         csrf_key: bytes,
     ) -> None:

@@ -1,4 +1,4 @@
-"""Housekeeping that every gateway worker runs in the background, every few minutes.
+"""Housekeeping that every worker runs in the background, every few minutes.
 
 One pass (`purge_once`) deletes what nothing may use any more and erases what must not be kept:
 

@@ -1,4 +1,7 @@
-"""The gateway application: the /v1 hot path as raw ASGI, everything else through Starlette."""
+"""The composition root: builds one worker's settings, stores and services, and mounts each
+surface on them: the gateway (`/v1`, raw ASGI: the hot path), the portal, the operator API,
+the audit routes, health and metrics. Surfaces depend on the domain services built here, never
+on each other (tests/test_architecture.py)."""
 
 from __future__ import annotations
 
@@ -16,33 +19,33 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from clearance import maintenance
 from clearance.admin import admin_app
 from clearance.audit import entries
 from clearance.audit.routes import audit_app
 from clearance.audit.service import AuditLog
 from clearance.config import Settings, load_settings
-from clearance.gateway import maintenance
-from clearance.gateway.http import ClientLocator
 from clearance.gateway.metrics import Metrics
-from clearance.gateway.openapi import openapi_json
 from clearance.gateway.proxy import Proxy
 from clearance.gateway.recorder import Recorder
-from clearance.gateway.state import GatewayState
+from clearance.net.client import ClientLocator
+from clearance.openapi import openapi_json
+from clearance.policy.state import DecisionState
 from clearance.portal import portal_app
 from clearance.store import connect, migrate
 
-log = logging.getLogger("clearance.gateway")
+log = logging.getLogger("clearance.app")
 POLL_SECONDS = 0.25
 
 
-class Gateway:
+class Clearance:
     """One worker's application. Build with `create_app(settings)`."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = connect(settings.database_url)
         migrate(self.engine)
-        self.state = GatewayState(settings, self.engine)
+        self.state = DecisionState(settings, self.engine)
         self.audit = AuditLog(self.engine, settings.audit)
         self.metrics = Metrics()
         self.audit.sequencer.on_batch = self.metrics.audit_batch.observe
@@ -156,10 +159,10 @@ async def not_found(_request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(settings: Settings) -> Gateway:
-    return Gateway(settings)
+def create_app(settings: Settings) -> Clearance:
+    return Clearance(settings)
 
 
-def app_from_environment() -> Gateway:
+def app_from_environment() -> Clearance:
     """Factory for `uvicorn --factory` workers: the config path arrives in CLEARANCE_CONFIG."""
     return create_app(load_settings(os.environ.get("CLEARANCE_CONFIG")))

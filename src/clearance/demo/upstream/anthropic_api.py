@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from clearance.errors import InvalidInput
-from clearance.gateway.demo_upstream.outcome import (
+from clearance.demo.upstream.outcome import (
     Events,
     Json,
     Outcome,
@@ -19,7 +18,8 @@ from clearance.gateway.demo_upstream.outcome import (
     require_model,
     sse,
 )
-from clearance.gateway.demo_upstream.reply import compose, prompt_chars
+from clearance.demo.upstream.reply import compose, prompt_chars
+from clearance.errors import InvalidInput
 
 ERROR_TYPES = {
     400: "invalid_request_error",

@@ -1,4 +1,4 @@
-"""What a gateway worker keeps in memory: keys -> principals, the catalog, the policy.
+"""What every worker keeps in memory to decide: keys -> principals, the catalog, the policy.
 
 Nothing on the request path touches the database in the common case. A poller compares the
 version counters (one small read) a few times a second and drops exactly the kind of state that
@@ -35,7 +35,7 @@ class Caller:
     pseudonym: str  # what the upstream sees: keyed, so it cannot be joined to the audit log
 
 
-class GatewayState:
+class DecisionState:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
         self.engine = engine
@@ -51,7 +51,7 @@ class GatewayState:
 
     @property
     def catalog(self) -> Catalog:
-        assert self.policy.state is not None, "GatewayState.load() not called"
+        assert self.policy.state is not None, "DecisionState.load() not called"
         return self.policy.state.catalog
 
     def load(self) -> None:

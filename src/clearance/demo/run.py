@@ -13,16 +13,16 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy.engine import Engine
 
+from clearance.app import create_app
 from clearance.audit import entries
 from clearance.audit.service import AuditLog
 from clearance.catalog import service as catalog
 from clearance.catalog.classification import classify
 from clearance.catalog.models import Classification, UpstreamKind
 from clearance.config import Settings, load_settings
+from clearance.demo.upstream import demo_upstream_app
 from clearance.errors import Conflict
-from clearance.gateway.app import create_app
-from clearance.gateway.demo_upstream import demo_upstream_app
-from clearance.gateway.serving import server_options
+from clearance.net.serving import server_options
 from clearance.portal import operators
 from clearance.principals import service as principals
 from clearance.principals.models import Method, UsPerson

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 description of the JSON APIs the gateway serves (GET /openapi.json).
+"""The OpenAPI 3.1 description of the JSON APIs Clearance serves (GET /openapi.json).
 
 It describes what the code does, not what the providers' full APIs allow: request bodies are as
 loose as the gateway itself (it reads `model` and `stream`, and forwards the rest), and every

@@ -13,8 +13,7 @@ from typing import Any
 
 import orjson
 
-from clearance.errors import InvalidInput
-from clearance.gateway.demo_upstream.outcome import (
+from clearance.demo.upstream.outcome import (
     Events,
     Json,
     Outcome,
@@ -22,13 +21,14 @@ from clearance.gateway.demo_upstream.outcome import (
     require_model,
     sse,
 )
-from clearance.gateway.demo_upstream.reply import (
+from clearance.demo.upstream.reply import (
     Reply,
     approx_tokens,
     compose,
     embedding,
     prompt_chars,
 )
+from clearance.errors import InvalidInput
 
 FINGERPRINT = "fp_clearance_demo"
 DEFAULT_DIMENSIONS = 64

@@ -1,9 +1,9 @@
 """The built-in demo upstream: both provider APIs, deterministic demo text, simulated faults.
 
-See `clearance.gateway.demo_upstream.app` for the endpoints and the `x-demo-fault` header.
+See `clearance.demo.upstream.app` for the endpoints and the `x-demo-fault` header.
 """
 
-from clearance.gateway.demo_upstream.app import (
+from clearance.demo.upstream.app import (
     DEMO_MODELS,
     FAULT_HEADER,
     DemoUpstream,

@@ -35,9 +35,9 @@ from enum import StrEnum
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from clearance.demo.upstream import anthropic_api, openai_api
+from clearance.demo.upstream.outcome import Events, Json, Outcome
 from clearance.errors import ClearanceError, InvalidInput, NotFound
-from clearance.gateway.demo_upstream import anthropic_api, openai_api
-from clearance.gateway.demo_upstream.outcome import Events, Json, Outcome
 from clearance.gateway.http import read_body
 
 DEMO_MODELS = ("fable-4", "fable-5", "mythos-5")
@@ -222,7 +222,7 @@ def _fault(value: bytes) -> tuple[Fault, int]:
         return Fault.STATUS, int(code)
     if name != Fault.STATUS.value and name in {f.value for f in Fault}:
         return Fault(name), 200
-    raise InvalidInput(f"unknown x-demo-fault {name!r}; see clearance.gateway.demo_upstream")
+    raise InvalidInput(f"unknown x-demo-fault {name!r}; see clearance.demo.upstream")
 
 
 def _text(headers: Mapping[bytes, bytes]) -> dict[str, str]:
