@@ -149,7 +149,7 @@ def test_the_schema_is_served() -> None:
 def v1_log(tmp_path: Path) -> Engine:
     """A copy of a log written by Clearance 0.1 through its gateway (demo personas: allowed,
     fallback, 451, bad keys, bad bodies, an unknown model, an unreachable upstream)."""
-    shutil.copy(V1_LOG / "log.db", tmp_path / "log.db")
+    shutil.copy(V1_LOG / "log.sqlite", tmp_path / "log.db")
     return connect(f"sqlite:///{tmp_path / 'log.db'}")
 
 
