@@ -29,6 +29,7 @@ from clearance.gateway.metrics import Metrics
 from clearance.gateway.proxy import Proxy
 from clearance.gateway.recorder import Recorder
 from clearance.net.client import ClientLocator
+from clearance.net.responses import error_response
 from clearance.openapi import openapi_json
 from clearance.policy.state import DecisionState
 from clearance.portal import portal_app
@@ -152,11 +153,7 @@ async def not_found(_request: Request, exc: Exception) -> Response:
     """A path no surface serves: JSON in the audit and operator APIs' error shape, not text."""
     assert isinstance(exc, HTTPException)
     code = "method_not_allowed" if exc.status_code == 405 else "not_found"
-    return JSONResponse(
-        {"error": {"code": code, "message": str(exc.detail)}},
-        status_code=exc.status_code,
-        headers=exc.headers,
-    )
+    return error_response(exc.status_code, code, str(exc.detail), exc.headers)
 
 
 def create_app(settings: Settings) -> Clearance:

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from clearance.audit.sink import AuditSink
 from clearance.config import Settings
 from clearance.errors import ClearanceError, ConfigError
 from clearance.identity import service as identity
@@ -55,7 +56,7 @@ def purge_once(
     settings: Settings,
     engine: Engine,
     vault: EvidenceVault | None,
-    audit: identity.AuditSink,
+    audit: AuditSink,
     *,
     now: datetime,
 ) -> Purged:
@@ -84,7 +85,7 @@ class Maintenance:
         self,
         settings: Settings,
         engine: Engine,
-        audit: identity.AuditSink,
+        audit: AuditSink,
         *,
         clock: Callable[[], datetime] = utc_now,
         vault: EvidenceVault | None = None,  # default: opened from [identity] on first use
@@ -130,9 +131,7 @@ class Maintenance:
 
 
 @contextlib.asynccontextmanager
-async def running(
-    settings: Settings, engine: Engine, audit: identity.AuditSink
-) -> AsyncIterator[None]:
+async def running(settings: Settings, engine: Engine, audit: AuditSink) -> AsyncIterator[None]:
     """Run the loop for the body's duration (the gateway's lifespan); the first pass is at once."""
     if settings.portal.maintenance_minutes <= 0:
         yield

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from clearance.audit import merkle
 from clearance.audit.keys import NoteVerifier
-from clearance.audit.service import AsyncAuditLog, AuditLog
+from clearance.audit.service import AuditLog
 from clearance.audit.tables import audit_entries, audit_tiles
 from clearance.audit.verify import verify_log
 from clearance.config import AuditSettings
@@ -112,12 +112,12 @@ def test_integrator_thread_signs_while_entries_arrive(
     engine: Engine, audit_settings: AuditSettings, verifier: NoteVerifier
 ) -> None:
     async def run() -> None:
-        log = AsyncAuditLog(engine, audit_settings)
-        await log.start()
+        log = AuditLog(engine, audit_settings)
+        await asyncio.to_thread(log.start)
         for i in range(20):
-            await log.append(entry(i))
+            await log.sequencer.append(entry(i))  # as the gateway appends
             await asyncio.sleep(0.01)
-        await log.close()
+        await asyncio.to_thread(log.close)
 
     asyncio.run(run())
     report = verify_log(engine, verifier, ORIGIN)

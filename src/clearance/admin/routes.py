@@ -54,6 +54,7 @@ from clearance.errors import (
 from clearance.identity import review
 from clearance.identity.models import Case, Outcome, verdict_json
 from clearance.identity.service import get_case
+from clearance.net.responses import error_response
 from clearance.principals import service as principals
 from clearance.principals.models import user_json
 from clearance.screening import hits
@@ -349,9 +350,7 @@ def admin_app(settings: Settings, engine: Engine, audit: AuditLog) -> Starlette:
             headers["www-authenticate"] = (
                 'Bearer realm="clearance-admin", error="insufficient_scope"'
             )
-        return JSONResponse(
-            {"error": {"code": code, "message": detail}}, status_code=status, headers=headers
-        )
+        return error_response(status, code, detail, headers)
 
     return Starlette(
         routes=routes, exception_handlers={ClearanceError: on_error, HTTPException: on_error}

@@ -25,6 +25,7 @@ from clearance.audit.reader import LogReader
 from clearance.audit.tiles import TILE_WIDTH, parse_tile_path
 from clearance.config import AuditSettings
 from clearance.errors import ClearanceError, InvalidInput
+from clearance.net.responses import error_response
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT = "public, max-age=1"
@@ -76,14 +77,13 @@ def audit_app(engine: Engine, settings: AuditSettings | None = None) -> Starlett
 
     def error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ClearanceError)
-        return JSONResponse({"error": {"code": exc.code, "message": exc.detail}}, exc.status)
+        return error_response(exc.status, exc.code, exc.detail)
 
     def routing_error(_: Request, exc: Exception) -> Response:
         """Starlette's own 404 (no such route) and 405, in the same shape as every other error."""
         assert isinstance(exc, HTTPException)
         code = "not_found" if exc.status_code == 404 else "method_not_allowed"
-        body = {"error": {"code": code, "message": exc.detail}}
-        return JSONResponse(body, exc.status_code, headers=exc.headers)
+        return error_response(exc.status_code, code, exc.detail, exc.headers)
 
     return Starlette(
         routes=[

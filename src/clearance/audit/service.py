@@ -9,7 +9,6 @@ log.close()
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -123,21 +122,3 @@ class AuditLog:
             except ClearanceError as exc:
                 # The entries are durable; the next integrator will sign them.
                 log.warning("audit integration at close failed: %s", exc.detail)
-
-
-class AsyncAuditLog:
-    """The asyncio face of `AuditLog` for the gateway: group-committed `append`, async lifecycle."""
-
-    def __init__(
-        self, engine: Engine, settings: AuditSettings, *, signer: NoteSigner | None = None
-    ) -> None:
-        self.log = AuditLog(engine, settings, signer=signer)
-
-    async def start(self) -> None:
-        await asyncio.to_thread(self.log.start)
-
-    async def append(self, entry: bytes) -> int:
-        return await self.log.sequencer.append(entry)
-
-    async def close(self) -> None:
-        await asyncio.to_thread(self.log.close)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from clearance.audit import entries
+from clearance.audit.sink import AsyncAuditSink
 from clearance.errors import AuditUnavailable, ClearanceError
 from clearance.gateway.surfaces import Surface
 
@@ -23,12 +24,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("clearance.gateway")
 
 
-class Appender(Protocol):
-    async def append(self, entry: bytes) -> int: ...
-
-
 class Recorder:
-    def __init__(self, log_: Appender, list_versions: Callable[[], Mapping[str, str]]) -> None:
+    def __init__(
+        self, log_: AsyncAuditSink, list_versions: Callable[[], Mapping[str, str]]
+    ) -> None:
         self.log = log_
         self.list_versions = list_versions
 

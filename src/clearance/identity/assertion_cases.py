@@ -15,12 +15,12 @@ from datetime import UTC, date, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from clearance.audit.sink import AuditSink
 from clearance.errors import Conflict, NotFound
 from clearance.identity.assertions import AssertedIdentity
 from clearance.identity.decision import outcome
 from clearance.identity.models import Case, Outcome, Reason, Verdict
 from clearance.identity.service import (
-    AuditSink,
     bind_document,
     bound_elsewhere,
     document_digest,

@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from clearance.audit.entries import admin_action
+from clearance.audit.sink import AuditSink
 from clearance.errors import Conflict, InvalidInput
 from clearance.identity.models import Case, Evidence, Outcome, Reason
 from clearance.identity.service import (
-    AuditSink,
     ensure_reviewable,
     get_case,
     list_cases,

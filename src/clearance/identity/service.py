@@ -15,12 +15,13 @@ import hmac
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
 from clearance.audit.entries import admin_action, identity_decision
+from clearance.audit.sink import AuditSink
 from clearance.errors import Conflict, NotFound
 from clearance.identity.decision import decide
 from clearance.identity.models import (
@@ -42,12 +43,6 @@ from clearance.principals.models import Method, UsPerson
 from clearance.screening.service import screen_user
 from clearance.store import reading
 from clearance.store.tables import users
-
-
-class AuditSink(Protocol):
-    """What the service needs of `clearance.audit.service.AuditLog`."""
-
-    def append(self, entry: bytes) -> int: ...
 
 
 def _now() -> datetime:

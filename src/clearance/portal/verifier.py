@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
+from clearance.audit.sink import AuditSink
 from clearance.config import Settings
 from clearance.errors import InvalidInput
 from clearance.identity import service
@@ -56,7 +57,7 @@ def load(uploads: Uploads) -> tuple[LoadedImage, LoadedImage, list[LoadedImage]]
 
 
 class Verifier:
-    def __init__(self, settings: Settings, engine: Engine, audit: service.AuditSink) -> None:
+    def __init__(self, settings: Settings, engine: Engine, audit: AuditSink) -> None:
         self._settings = settings
         self._engine = engine
         self._audit = audit

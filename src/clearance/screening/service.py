@@ -17,12 +17,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from clearance.audit import entries as audit_entries
+from clearance.audit.sink import AuditSink
 from clearance.errors import InvalidInput, NotFound
 from clearance.principals.models import ScreeningStatus
 from clearance.principals.service import get_user, get_user_by_id, touch_members
@@ -52,10 +52,6 @@ DEFAULT_NAMES = {
 class Resolution(StrEnum):
     FALSE_POSITIVE = "false_positive"
     TRUE_MATCH = "true_match"
-
-
-class AuditSink(Protocol):
-    def append(self, entry: bytes) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,15 @@
+"""What a writer needs of the audit log, written once: append an entry, get its index once the
+entry is durable. `AuditLog` is the one implementation; the gateway awaits its group-committing
+sequencer (`AuditLog.sequencer`), which has the same shape asynchronously."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class AuditSink(Protocol):
+    def append(self, entry: bytes) -> int: ...
+
+
+class AsyncAuditSink(Protocol):
+    async def append(self, entry: bytes) -> int: ...
