@@ -5,6 +5,7 @@ aiohttp, not httpx: measured here, httpx's AsyncClient is about 14x slower under
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 
@@ -53,14 +54,20 @@ def request_headers(upstream: Upstream, client: Mapping[bytes, bytes]) -> dict[s
     out = {k.decode("latin-1"): client[k].decode("latin-1") for k in PASS_REQUEST if k in client}
     out.setdefault("content-type", "application/json")
     out["user-agent"] = "clearance-gateway"
+    for name, value in credentials(upstream):
+        out.setdefault(name, value)
+    return out
+
+
+@functools.lru_cache(maxsize=1024)
+def credentials(upstream: Upstream) -> tuple[tuple[str, str], ...]:
+    """The provider's own headers, the key read from the environment once per upstream (the
+    process environment does not change under it), not on every request."""
     secret = os.environ.get(upstream.api_key_env, "") if upstream.api_key_env else ""
     if upstream.kind is UpstreamKind.ANTHROPIC:
-        out.setdefault("anthropic-version", "2023-06-01")
-        if secret:
-            out["x-api-key"] = secret
-    elif secret:
-        out["authorization"] = f"Bearer {secret}"
-    return out
+        version = (("anthropic-version", "2023-06-01"),)
+        return ((("x-api-key", secret),) if secret else ()) + version
+    return (("authorization", f"Bearer {secret}"),) if secret else ()
 
 
 def response_headers(resp: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
