@@ -69,7 +69,7 @@ def test_every_uvicorn_server_in_clearance_takes_server_options() -> None:
                 assert isinstance(options.func, ast.Name), f"{path}:{node.lineno}"
                 assert options.func.id == "server_options", f"{path}:{node.lineno}"
                 assert "proxy_headers" not in named, f"{path}:{node.lineno}"
-    assert {name for name, _ in calls} >= {"serving.py", "serve.py", "demo.py"}
+    assert {name for name, _ in calls} >= {"serving.py", "serve.py", "run.py"}  # run: the demo
 
 
 class Echo:
