@@ -3,7 +3,9 @@ seeded with the demo's personas, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ from pathlib import Path
 import anthropic
 import openai
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
 from clearance.app import Clearance, create_app
@@ -139,3 +142,30 @@ def gateway(instance: tuple[Settings, Path], upstream_url: str) -> Iterator[Runn
         yield running
         for client in running.clients:
             client.close()
+
+
+@contextlib.contextmanager
+def audit_writes_blocked(settings: Settings) -> Iterator[None]:
+    """Hold the log head's write lock from another connection: every append waits."""
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        assert path is not None
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+        return
+    engine = connect(url)
+    try:
+        with engine.connect() as pg:
+            pg.execute(sa.text("LOCK TABLE audit_head IN ACCESS EXCLUSIVE MODE"))
+            try:
+                yield
+            finally:
+                pg.rollback()
+    finally:
+        engine.dispose()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -18,7 +17,6 @@ import httpx
 import openai
 import orjson
 import pytest
-import sqlalchemy as sa
 
 from clearance.app import create_app
 from clearance.audit.reader import LogReader
@@ -29,7 +27,7 @@ from clearance.net.serving import serve_in_thread
 from clearance.principals.service import create_key, revoke_key
 from clearance.store import connect, migrate
 
-from .conftest import Running
+from .conftest import Running, audit_writes_blocked
 
 HELLO = [{"role": "user", "content": "hi"}]
 CHAT = {"model": "fable-4", "messages": HELLO}
@@ -188,33 +186,6 @@ def test_a_client_over_its_limit_gets_429_in_its_sdks_shape(
         claude.close()
 
 
-@contextlib.contextmanager
-def _audit_writes_blocked(settings: Settings) -> Iterator[None]:
-    """Hold the log head's write lock from another connection: every append waits."""
-    url = settings.database_url
-    if url.startswith("sqlite"):
-        path = sa.engine.make_url(url).database
-        assert path is not None
-        conn = sqlite3.connect(path, isolation_level=None)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        finally:
-            conn.execute("ROLLBACK")
-            conn.close()
-        return
-    engine = connect(url)
-    try:
-        with engine.connect() as pg:
-            pg.execute(sa.text("LOCK TABLE audit_head IN ACCESS EXCLUSIVE MODE"))
-            try:
-                yield
-            finally:
-                pg.rollback()
-    finally:
-        engine.dispose()
-
-
 def test_a_bad_key_is_answered_without_waiting_for_the_log(gateway: Running) -> None:
     alice = gateway.openai(gateway.key("alice"))
     alice.models.list()  # alice's key in memory: her request below needs no database read
@@ -223,7 +194,7 @@ def test_a_bad_key_is_answered_without_waiting_for_the_log(gateway: Running) -> 
     def served() -> None:
         waiting["reply"] = alice.chat.completions.create(**CHAT)
 
-    with _audit_writes_blocked(gateway.settings):
+    with audit_writes_blocked(gateway.settings):
         decided = threading.Thread(target=served)
         decided.start()
         with httpx.Client(base_url=gateway.url, timeout=20) as http:

@@ -1,10 +1,15 @@
 """The request path: authenticate, decide, record, then forward or refuse.
 
     client SDK -> parse (model, stream) -> key -> caller (cached) -> decision (cached)
-               -> audit append, durable (group commit) -> 451 | forward -> stream back unbuffered
+               -> deny: audit append, durable -> 451
+               -> allow/fallback: audit append (group commit) | upstream call, side by side
+                                  -> the entry is durable -> stream back unbuffered
 
-Nothing is forwarded without its durable audit entry. Every attempt, refused or failed, is recorded:
-one entry each once the caller is known, counted per interval before that (gateway/refusals.py).
+The invariant: no byte of a response (not even its status line) reaches the client before its
+decision entry is durable, and a denial never reaches the upstream. An allowed request's upstream
+call starts while its entry commits; if the commit fails, the call is cancelled and the client
+gets 503. Every attempt, refused or failed, is recorded: one entry each once the caller is known,
+counted per interval before that (gateway/refusals.py).
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ class Attempt:
     index: int | None = None
     headers: Headers = field(default_factory=list)
     responded: bool = False  # the response has started: its status can no longer change
+    durable: asyncio.Future[None] | None = None  # the decision entry's commit
 
 
 class Proxy:
@@ -179,17 +185,15 @@ class Proxy:
             raise
         decision = attempt.decision
         self.metrics.decisions.labels(decision.effect.value, decision.rules[0]).inc()
-        await self.record(attempt)
-        index_headers: Headers = []
-        if attempt.index is not None:  # None only when serving unrecorded was allowed
-            index_headers.append((b"clearance-audit-index", str(attempt.index).encode()))
         if decision.effect is Effect.DENY:
-            await self.deny(send, route.surface, decision, attempt.index, index_headers)
+            await self.record(attempt)  # durable before the 451; the upstream never sees it
+            await self.deny(send, route.surface, decision, attempt.index, _index(attempt))
             return
+        # The commit and the upstream call run side by side; `_release` holds the response.
+        attempt.durable = asyncio.ensure_future(self.record(attempt))
         assert decision.model_served is not None
         served = self.state.catalog.models[decision.model_served]
         attempt.headers = [
-            *index_headers,
             (b"clearance-model-served", served.id.encode()),
             (b"clearance-decision", decision.effect.value.encode()),
         ]
@@ -212,6 +216,26 @@ class Proxy:
                 raise
         finally:
             self.metrics.audit_wait.observe(time.perf_counter() - waited)
+
+    async def _release(self, attempt: Attempt) -> None:
+        """Wait until the decision entry is durable; raises AuditUnavailable (fail closed).
+
+        Shielded: cancelling the relay (a disconnect, the kill switch) must not cancel the append,
+        whose entry the outcome entry then names."""
+        assert attempt.durable is not None
+        if not attempt.durable.done():
+            await asyncio.shield(attempt.durable)
+        attempt.durable.result()
+        if attempt.headers and attempt.headers[0][0] != b"clearance-audit-index":
+            attempt.headers[:0] = _index(attempt)
+
+    async def _settle(self, attempt: Attempt) -> bool:
+        """After the relay ended early: whether the decision entry is durable (to be named)."""
+        try:
+            await self._release(attempt)
+        except AuditUnavailable:
+            return False
+        return True
 
     def _may_serve_unrecorded(self, decision: Decision) -> bool:
         if not self.settings.serve_uncontrolled_without_audit or decision.effect is Effect.DENY:
@@ -259,18 +283,31 @@ class Proxy:
         )
         self.inflight.setdefault(served.id, set()).add(task)
         watcher = asyncio.ensure_future(_disconnected(receive))
+        durable = attempt.durable
+        assert durable is not None
+        pending: set[asyncio.Future[None]] = {task, watcher, durable}
         try:
-            await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            while task in pending and watcher in pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if durable in done and durable.exception() is not None and task in pending:
+                    # The commit failed first: the upstream call is cancelled, the client gets 503.
+                    task.cancel()
+                    watcher.cancel()
+                    await asyncio.gather(task, watcher, return_exceptions=True)
+                    durable.result()
         finally:
             self.inflight[served.id].discard(task)
         if not task.done():
             # The client went away: cancelling closes the upstream request too.
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-            await self.recorder.outcome(attempt, "disconnected", None, "client_disconnected")
+            if await self._settle(attempt):
+                await self.recorder.outcome(attempt, "disconnected", None, "client_disconnected")
             return
         watcher.cancel()
         if task.cancelled():
+            if not await self._settle(attempt):
+                raise AuditUnavailable("the audit log could not record the decision")
             # The status line already sent cannot change: then the entry has no status.
             status = None if attempt.responded else 451
             await self.recorder.outcome(attempt, "suspended", status, "model-suspended")
@@ -278,7 +315,7 @@ class Proxy:
                 raise ConnectionAbortedError("model suspended while streaming")
             message = f"Model {served.id} was suspended by the operator during your request."
             await self.send_451(
-                send, attempt.route.surface, message, "model-suspended", attempt.headers[:1]
+                send, attempt.route.surface, message, "model-suspended", _index(attempt)
             )
             return
         task.result()
@@ -299,6 +336,7 @@ class Proxy:
         try:
             async with self.session.post(url, data=body, headers=headers) as resp:
                 self.metrics.upstream.observe(time.perf_counter() - sent)
+                await self._release(attempt)  # not a byte before the entry is durable
                 if resp.status >= 500:
                     raise UpstreamError(
                         f"the model provider failed (HTTP {resp.status}); try again"
@@ -351,6 +389,7 @@ class Proxy:
         kind: str,
         cause: BaseException,
     ) -> None:
+        await self._release(attempt)  # the failure is told once the decision is durable
         self.metrics.upstream_errors.labels(kind).inc()
         await self.recorder.outcome(attempt, "failed", None if started else error.status, kind)
         surface = attempt.route.surface
@@ -413,6 +452,13 @@ class Proxy:
                 ],
             }
         await send_bytes(send, 200, orjson.dumps(data))
+
+
+def _index(attempt: Attempt) -> Headers:
+    """The audit index header; none only when serving unrecorded was allowed."""
+    if attempt.index is None:
+        return []
+    return [(b"clearance-audit-index", str(attempt.index).encode())]
 
 
 async def _disconnected(receive: Receive) -> None:
