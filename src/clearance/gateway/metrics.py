@@ -24,7 +24,7 @@ class Metrics:
         )
         self.added = Histogram(
             "clearance_added_latency_seconds",
-            "Time from request received to upstream request sent (auth, policy; audit runs alongside)",
+            "Time from request received to upstream request sent (auth, policy)",
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
