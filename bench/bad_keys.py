@@ -134,7 +134,8 @@ def row(label: str, got: Result, extra: str = "") -> None:
 
 def run(build: Build, workdir: Path, upstream: str, args: argparse.Namespace) -> None:
     print(f"\n{build.name}", flush=True)
-    with serving(build, workdir / build.name, upstream) as (url, key, database):
+    slug = "".join(c if c.isalnum() else "-" for c in build.name)
+    with serving(build, workdir / slug, upstream) as (url, key, database):
         good, bad = Load("openai", False, key), Load("openai", False, "sk-clr-not-a-key")
         check(url, good)
         wrk(url, good, 4, args.warmup, workdir / "good.lua")

@@ -65,6 +65,8 @@ refusal_summary_seconds = 10
 # A client address that sends this many bad keys in the window gets 429 until it ends (0: off).
 bad_keys_per_client = 20
 bad_key_window_seconds = 60
+# ... and waits this long for each 429 (a tarpit: its connections are held, not served fast).
+bad_key_delay_seconds = 0.5
 
 [identity]
 # AES-256 master key wrapping the per-file keys of the evidence vault. Keep it secret; back it

@@ -119,7 +119,11 @@ def test_2000_bad_keys_leave_a_handful_of_summaries_that_add_up(
     instance: tuple[Settings, Path], upstream_url: str
 ) -> None:
     total, limit = 2000, 600
-    tuning = {"bad_keys_per_client": limit, "refusal_summary_seconds": 3600}
+    tuning = {
+        "bad_keys_per_client": limit,
+        "refusal_summary_seconds": 3600,
+        "bad_key_delay_seconds": 0,
+    }
     with _serving(instance, upstream_url, **tuning) as (url, _, settings):
         revoked = _revoked_key(settings)
         before = len(_entries(settings))

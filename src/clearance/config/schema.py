@@ -220,6 +220,11 @@ class GatewaySettings:
     bad_key_window_seconds: int = setting(
         60, "the window of bad_keys_per_client, in seconds", rule=at_least(1)
     )
+    bad_key_delay_seconds: float = setting(
+        0.5,
+        "a client over its bad-key limit waits this long for its 429 (a tarpit); 0: at once",
+        rule=Rule("of at least 0 and at most 10", lambda v: 0 <= v <= 10),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,6 +115,9 @@ class Proxy:
         body = error_body(surface, exc.status, exc.detail, exc.code)
         if isinstance(exc, RateLimited):  # RFC 6585 §4, RFC 9110 §10.2.3
             headers = [*headers, (b"retry-after", str(exc.retry_after).encode())]
+            # A tarpit: a scanner's connection is held a moment instead of being answered at
+            # full speed, so its flood cannot take the worker's loop from good keys.
+            await asyncio.sleep(self.settings.bad_key_delay_seconds)
         await send_bytes(send, exc.status, body, headers)
 
     async def authenticate(self, scope: Scope, headers: dict[bytes, bytes]) -> Caller:
