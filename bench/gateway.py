@@ -312,6 +312,7 @@ def measure(targets: dict[str, str], args: argparse.Namespace, workdir: Path) ->
                 )
                 check(targets[name], load)
                 wrk(targets[name], load, conns, args.warmup, workdir / "load.lua")
+                before = audit_figures(targets[name]) if name == "clearance" else None
                 got = wrk(targets[name], load, conns, args.duration, workdir / "load.lua")
                 direct = direct or got
                 print(
@@ -321,6 +322,8 @@ def measure(targets: dict[str, str], args: argparse.Namespace, workdir: Path) ->
                     f"{got.failures:>8}",
                     flush=True,
                 )
+                if before is not None:
+                    print("  " + audit_line(before, audit_figures(targets[name])), flush=True)
     print(f"\nstreaming first byte, concurrency 1, {args.ttfb_requests} sequential requests:")
     base: float | None = None
     for name in names:
@@ -335,6 +338,46 @@ def measure(targets: dict[str, str], args: argparse.Namespace, workdir: Path) ->
             f"(+{cuts[49] - base:.2f} ms p50 over direct)",
             flush=True,
         )
+
+
+def audit_figures(url: str) -> dict[str, float]:
+    """Clearance's own audit histograms from /metrics: the durable wait's cumulative buckets
+    (`le` in seconds -> count) and the group commits' entry sum and count."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    figures: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("clearance_audit_wait_seconds_bucket"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            figures["wait<=" + bound] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith(
+            ("clearance_audit_batch_size_sum", "clearance_audit_batch_size_count")
+        ):
+            name, value = line.rsplit(" ", 1)
+            figures[name.removeprefix("clearance_audit_batch_size_")] = float(value)
+    return figures
+
+
+def audit_line(before: dict[str, float], after: dict[str, float]) -> str:
+    """The cell's durable-wait distribution (bucket bounds, ms) and mean group-commit size."""
+    delta = {k: after[k] - before.get(k, 0.0) for k in after}
+    buckets = sorted(
+        ((float(k.removeprefix("wait<=")), v) for k, v in delta.items() if k.startswith("wait<=")),
+    )
+    total = buckets[-1][1] if buckets else 0.0
+
+    def quantile(q: float) -> str:
+        for bound, count in buckets:
+            if total and count >= q * total:
+                return "inf" if bound == float("inf") else f"<={bound * 1000:g}"
+        return "-"
+
+    batches = delta.get("count", 0.0)
+    mean = delta.get("sum", 0.0) / batches if batches else 0.0
+    return (
+        f"audit: durable wait p50 {quantile(0.5)} ms, p99 {quantile(0.99)} ms "
+        f"({total:,.0f} entries); mean group commit {mean:.1f} entries"
+    )
 
 
 def fsync_floor(directory: Path, samples: int = 200) -> str:
