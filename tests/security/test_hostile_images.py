@@ -21,6 +21,16 @@ from tests.security.measure import MB, measure
 MEMORY_LIMIT = 100 * MB
 
 
+@pytest.fixture(scope="module", autouse=True)
+def decoders_warm() -> None:
+    """What a serving worker has done long before a hostile upload arrives: decode an image once.
+    The first decode in a process also pays for Pillow's and NumPy's one-time set-up (~20 MB seen
+    here), which belongs to no upload; which test comes first in a worker depends on the run."""
+    load_image(png_bomb(3530))
+    for fmt in ("JPEG", "PNG", "WEBP"):
+        load_image(photo(fmt))
+
+
 @pytest.mark.parametrize("name", sorted(REFUSED))
 def test_hostile_upload_is_refused_cleanly_and_cheaply(name: str) -> None:
     build, status = REFUSED[name]
