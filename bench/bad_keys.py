@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import sqlite3
 import subprocess
@@ -31,10 +30,10 @@ from pathlib import Path
 
 from bench.gateway import (
     LOAD_CPU,
-    MODEL,
     Load,
     Result,
     check,
+    clearance_instance,
     free_port,
     on_proxy_cpu,
     print_load,
@@ -64,60 +63,17 @@ def env_for(build: Build) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(build.src)}
 
 
-def instance(build: Build, directory: Path, upstream: str) -> tuple[Path, str]:
-    config = directory / "clearance.toml"
-
-    def cli(*args: str) -> str:
-        argv = clearance(build, *args)
-        if args[0] != "init":
-            argv += ["--config", str(config)]
-        done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=120, env=env_for(build), check=False
-        )
-        if done.returncode:
-            raise SystemExit(f"{build.name}: clearance {' '.join(args)}:\n{done.stderr}")
-        return done.stdout
-
-    cli("init", str(directory))
-    text = config.read_text().replace(
-        'database_url = "sqlite:///clearance.db"',
-        f'database_url = "sqlite:///{directory / "clearance.db"}"',
-    )
-    for line in build.settings.splitlines():  # set, or add where the template lacks the key
-        key = line.partition("=")[0].strip()
-        text, found = re.subn(rf"(?m)^{key} = .*$", line, text)
-        if not found:
-            text = text.replace("[gateway]\n", f"[gateway]\n{line}\n", 1)
-    config.write_text(text)
-    cli("upstreams", "add", "demo", "--kind", "openai", "--base-url", upstream + "/v1")
-    cli("models", "add", MODEL, "--upstream", "demo", "--training-compute", "1e24")
-    cli("users", "add", "bench@example.test")
-    cli(
-        "identity",
-        "attest",
-        "bench@example.test",
-        "--nationality",
-        "US",
-        "--us-person",
-        "citizen",
-        "--method",
-        "in_person",
-    )
-    key = cli("keys", "create", "bench@example.test").strip().splitlines()[-1].strip()
-    return config, key
-
-
 @contextmanager
 def serving(build: Build, directory: Path, upstream: str) -> Iterator[tuple[str, str, Path]]:
-    config, key = instance(build, directory, upstream)
+    env = env_for(build)
+    config, key = clearance_instance(
+        directory, upstream, command=clearance(build), env=env, gateway=build.settings
+    )
     port = free_port()
     argv = [*clearance(build, "serve", "--config", str(config)), "--port", str(port)]
-    os.environ["PYTHONPATH"] = str(build.src)  # `process` passes the environment on
-    try:
-        with process(on_proxy_cpu([*argv, "--workers", "1"]), f"http://127.0.0.1:{port}/healthz"):
-            yield f"http://127.0.0.1:{port}", key, directory / "clearance.db"
-    finally:
-        os.environ.pop("PYTHONPATH", None)
+    argv += ["--workers", "1"]
+    with process(on_proxy_cpu(argv), f"http://127.0.0.1:{port}/healthz", env):
+        yield f"http://127.0.0.1:{port}", key, directory / "clearance.db"
 
 
 def entries(database: Path) -> tuple[int, int]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -26,7 +27,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,11 +104,13 @@ def on_proxy_cpu(argv: list[str]) -> list[str]:
 
 
 @contextmanager
-def process(argv: list[str], ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    argv: list[str], ready_url: str, env: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start a server process, wait until `ready_url` answers 200, stop it on exit."""
     # stderr to a file, not a pipe: a long run's log must never fill a pipe and stall the server.
     log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env)
     try:
         deadline = time.monotonic() + 60
         while not _answers(ready_url):
@@ -135,15 +138,26 @@ def _answers(url: str) -> bool:
         return False
 
 
-def clearance_instance(directory: Path, upstream: str) -> tuple[Path, str]:
-    """A fresh instance through the real CLI; returns its config file and an API key."""
+def clearance_instance(
+    directory: Path,
+    upstream: str,
+    *,
+    command: Sequence[str] = (str(BIN / "clearance"),),
+    env: Mapping[str, str] | None = None,
+    gateway: str = "",
+) -> tuple[Path, str]:
+    """A fresh instance through the real CLI (`command`, run with `env`); returns its config
+    file and an API key. `gateway`: TOML lines set in [gateway], added where the template
+    lacks the key (an older release's)."""
     config = directory / "clearance.toml"
 
     def cli(*args: str) -> str:
-        argv = [str(BIN / "clearance"), *args]
+        argv = [*command, *args]
         if args[0] != "init":
             argv += ["--config", str(config)]
-        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+        done = subprocess.run(
+            argv, capture_output=True, text=True, check=False, timeout=120, env=env
+        )
         if done.returncode:
             raise SystemExit(f"clearance {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
         return done.stdout
@@ -151,11 +165,15 @@ def clearance_instance(directory: Path, upstream: str) -> tuple[Path, str]:
     who = "bench@example.test"
     cli("init", str(directory))
     database = f"sqlite:///{directory / 'clearance.db'}"
-    config.write_text(
-        config.read_text().replace(
-            'database_url = "sqlite:///clearance.db"', f'database_url = "{database}"'
-        )
+    text = config.read_text().replace(
+        'database_url = "sqlite:///clearance.db"', f'database_url = "{database}"'
     )
+    for line in gateway.splitlines():
+        key = line.partition("=")[0].strip()
+        text, found = re.subn(rf"(?m)^{key} = .*$", line, text)
+        if not found:
+            text = text.replace("[gateway]\n", f"[gateway]\n{line}\n", 1)
+    config.write_text(text)
     cli("upstreams", "add", "demo", "--kind", "openai", "--base-url", upstream + "/v1")
     cli("models", "add", MODEL, "--upstream", "demo", "--training-compute", "1e24")
     cli("users", "add", who)

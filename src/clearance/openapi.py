@@ -344,6 +344,7 @@ def _audit_get(summary: str, ok: Schema, params: list[Schema], statuses: dict[st
 def _audit_paths() -> dict[str, Schema]:
     bad_or_missing = {"400": "Not a valid index or size", "404": "Not in the log (yet)"}
     index = {"name": "index", "in": "path", "required": True, "schema": _INDEX}
+    schema_document = {"application/schema+json": {"schema": {"type": "object"}}}
     return {
         "/audit/checkpoint": _audit_get(
             "The latest signed checkpoint (C2SP tlog-checkpoint in a C2SP signed-note)",
@@ -377,13 +378,13 @@ def _audit_paths() -> dict[str, Schema]:
         ),
         "/audit/schema": _audit_get(
             "The JSON Schema (2020-12) of the entries this release writes",
-            {"application/schema+json": {"schema": {"type": "object"}}},
+            schema_document,
             [],
             {},
         ),
         "/audit/schema/{version}": _audit_get(
             "The JSON Schema of entries of one version (an entry's `schema` field; none: 1)",
-            {"application/schema+json": {"schema": {"type": "object"}}},
+            schema_document,
             [{"name": "version", "in": "path", "required": True, "schema": _INDEX}],
             {"400": "Not a valid version number", "404": "No such version"},
         ),

@@ -11,9 +11,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from clearance.app import create_app
+from clearance.net.client import client_subject
 from clearance.net.serving import serve_in_thread
 from clearance.portal import ratelimit
-from clearance.portal.ratelimit import RateLimiter, client_subject
+from clearance.portal.ratelimit import RateLimiter
 from clearance.portal.tables import portal_rate_limits
 from clearance.store import connect
 from tests.portal.conftest import Browser, Running

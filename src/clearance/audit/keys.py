@@ -132,3 +132,10 @@ def load_signer(path: Path) -> NoteSigner:
         return NoteSigner.from_text(text)
     except InvalidInput as exc:
         raise ConfigError(f"audit signing key {path}: {exc.detail}") from exc
+
+
+def derived_key(signing_key_file: Path, purpose: str) -> bytes:
+    """A 32-byte key for one purpose (a pseudonym, a keyed hash of a network, a rate-limit
+    subject), derived from the audit signing key: no further secret to keep or rotate."""
+    material = signing_key_file.read_bytes()
+    return hashlib.sha256(f"clearance/{purpose}\0".encode() + material).digest()

@@ -15,14 +15,13 @@ counted per interval before that (gateway/refusals.py).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
-from dataclasses import dataclass, field
 
 import aiohttp
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from clearance.audit.keys import derived_key
 from clearance.catalog.models import Model
 from clearance.errors import (
     AuditUnavailable,
@@ -35,31 +34,16 @@ from clearance.errors import (
     UpstreamTimeout,
 )
 from clearance.gateway import upstream as up
+from clearance.gateway.attempt import Attempt
 from clearance.gateway.http import Headers, api_key, read_body, send_bytes
 from clearance.gateway.metrics import Metrics
+from clearance.gateway.payload import parse_payload, rewrite, unknown_model
 from clearance.gateway.recorder import Recorder
 from clearance.gateway.refusals import Refusals
 from clearance.gateway.surfaces import ROUTES, Route, Surface, error_body, surface_for
-from clearance.net.client import ClientLocator
+from clearance.net.client import ClientLocator, country_of
 from clearance.policy.models import Action, Decision, Effect, RequestContext
 from clearance.policy.state import Caller, DecisionState
-
-
-@dataclass
-class Attempt:
-    """What we know about one request so far; enough to record it whatever happens."""
-
-    route: Route
-    started: float
-    caller: Caller | None = None
-    model: str | None = None
-    stream: bool | None = None  # None until the body is read
-    ip_country: str = ""
-    decision: Decision | None = None
-    index: int | None = None
-    headers: Headers = field(default_factory=list)
-    responded: bool = False  # the response has started: its status can no longer change
-    durable: asyncio.Future[None] | None = None  # the decision entry's commit
 
 
 class Proxy:
@@ -69,7 +53,8 @@ class Proxy:
         self.metrics = metrics
         self.settings = state.settings.gateway
         self.locator = ClientLocator(self.settings.trusted_proxies)
-        self.refusals = Refusals(self.settings, state.settings.audit.signing_key_file.read_bytes())
+        audit_key = state.settings.audit.signing_key_file
+        self.refusals = Refusals(self.settings, derived_key(audit_key, "client-network"))
         self.session: aiohttp.ClientSession | None = None
         # In-flight streams by served model, so a suspension can end them (the kill switch).
         self.inflight: dict[str, set[asyncio.Task[None]]] = {}
@@ -146,12 +131,13 @@ class Proxy:
     def count_refusal(self, scope: Scope, surface: Surface, exc: ClearanceError) -> None:
         """A refusal before anyone is authenticated: counted at once, never waited for."""
         self.metrics.rejections.labels(str(exc.status)).inc()
+        client = self.locator.address(scope)
         self.refusals.count(
             reason=exc.reason,
             status=exc.status,
-            surface=surface.value,
-            country=self.locator.country(scope) or None,
-            client=self.locator.address(scope),
+            surface=surface.logged,
+            country=country_of(client) or None,
+            client=client,
         )
 
     async def flush_refusals(self) -> None:
@@ -190,7 +176,7 @@ class Proxy:
         self.metrics.decisions.labels(decision.effect.value, decision.rules[0]).inc()
         if decision.effect is Effect.DENY:
             await self.record(attempt)  # durable before the 451; the upstream never sees it
-            await self.deny(send, route.surface, decision, attempt.index, _index(attempt))
+            await self.deny(send, route.surface, decision, attempt.index, attempt.index_header())
             return
         # The commit and the upstream call run side by side; `_release` holds the response.
         attempt.durable = asyncio.ensure_future(self.record(attempt))
@@ -226,11 +212,13 @@ class Proxy:
         Shielded: cancelling the relay (a disconnect, the kill switch) must not cancel the append,
         whose entry the outcome entry then names."""
         assert attempt.durable is not None
+        if attempt.released:
+            return
         if not attempt.durable.done():
             await asyncio.shield(attempt.durable)
         attempt.durable.result()
-        if attempt.headers and attempt.headers[0][0] != b"clearance-audit-index":
-            attempt.headers[:0] = _index(attempt)
+        attempt.headers[:0] = attempt.index_header()
+        attempt.released = True
 
     async def _settle(self, attempt: Attempt) -> bool:
         """After the relay ended early: whether the decision entry is durable (to be named)."""
@@ -318,7 +306,7 @@ class Proxy:
                 raise ConnectionAbortedError("model suspended while streaming")
             message = f"Model {served.id} was suspended by the operator during your request."
             await self.send_451(
-                send, attempt.route.surface, message, "model-suspended", _index(attempt)
+                send, attempt.route.surface, message, "model-suspended", attempt.index_header()
             )
             return
         task.result()
@@ -457,48 +445,8 @@ class Proxy:
         await send_bytes(send, 200, orjson.dumps(data))
 
 
-def _index(attempt: Attempt) -> Headers:
-    """The audit index header; none only when serving unrecorded was allowed."""
-    if attempt.index is None:
-        return []
-    return [(b"clearance-audit-index", str(attempt.index).encode())]
-
-
 async def _disconnected(receive: Receive) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return
-
-
-def unknown_model(model: str) -> str:
-    return "unknown:sha256:" + hashlib.sha256(model.encode("utf-8", "replace")).hexdigest()[:16]
-
-
-def parse_payload(body: bytes) -> tuple[dict[str, object], str]:
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"malformed JSON body: {exc}") from exc
-    if not isinstance(payload, dict):
-        raise InvalidInput("the request body must be a JSON object")
-    model = payload.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidInput("the request body must name a `model`")
-    return payload, model
-
-
-def rewrite(payload: dict[str, object], model: str, route: Route, pseudonym: str) -> bytes:
-    """The body to send upstream: the served model's upstream name, and the person's pseudonym."""
-    out = dict(payload)
-    out["model"] = model
-    if route.pseudonym_field == "safety_identifier":
-        out["safety_identifier"] = pseudonym
-        out.pop("user", None)  # never pass a client-chosen identity upstream
-    elif route.pseudonym_field == "metadata.user_id":
-        meta = out.get("metadata")
-        out["metadata"] = {**(meta if isinstance(meta, dict) else {}), "user_id": pseudonym}
-    # orjson's bytes keep its whole growth buffer (4 KiB for a 100-byte body, 1 MiB for a 64 KiB
-    # one; docs/gateway.md#resources), and aiohttp holds the body until the upstream reply ends:
-    # for a stream, minutes. One memcpy makes it exactly as long as it is.
-    return bytes(memoryview(orjson.dumps(out)))

@@ -11,15 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
 from clearance.audit import entries
 from clearance.audit.sink import AsyncAuditSink
 from clearance.errors import AuditUnavailable, ClearanceError
-from clearance.gateway.surfaces import Surface
-
-if TYPE_CHECKING:
-    from clearance.gateway.proxy import Attempt
+from clearance.gateway.attempt import Attempt
+from clearance.policy.models import Effect
 
 log = logging.getLogger("clearance.gateway")
 
@@ -45,7 +42,7 @@ class Recorder:
         return entries.access_decision(
             subject=caller.facts.subject_id,
             key_id=caller.key.id,
-            surface="anthropic" if attempt.route.surface is Surface.ANTHROPIC else "openai",
+            surface=attempt.route.surface.logged,
             endpoint=attempt.route.path,
             stream=attempt.stream,
             action="inference",
@@ -68,7 +65,7 @@ class Recorder:
         d = attempt.decision
         assert d is not None
         # A denial or fallback names the rule that refused the requested model.
-        reason = None if d.effect.value == "allow" else d.rules[0]
+        reason = None if d.effect is Effect.ALLOW else d.rules[0]
         if d.allowed:
             entry = self._entry(attempt, "forwarding", None, reason)
         else:

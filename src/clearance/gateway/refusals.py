@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from clearance.audit import entries
 from clearance.config import GatewaySettings
 from clearance.errors import RateLimited
+from clearance.net.client import client_subject
 
 MAX_BUCKETS = 10_000  # per interval; beyond, refusals go to one overflow bucket per reason
 MAX_CLIENTS = 100_000  # clients tracked by the limiter; beyond, the oldest windows are dropped
@@ -48,20 +49,20 @@ class _Window:
     count: int
 
 
-BucketKey = tuple[str, int, str, str | None, str | None]
+BucketKey = tuple[str, int, entries.Surface, str | None, str | None]
 
 
 class Refusals:
     def __init__(
         self,
         settings: GatewaySettings,
-        key_material: bytes,
+        key: bytes,  # keys the client-network hash (audit.keys.derived_key)
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.interval = settings.refusal_summary_seconds
         self.limit = settings.bad_keys_per_client
         self.window = float(settings.bad_key_window_seconds)
-        self._key = hashlib.sha256(b"clearance/client-network\0" + key_material).digest()
+        self._key = key
         self._clock = clock
         self._buckets: dict[BucketKey, _Bucket] = {}
         self._clients: dict[str, _Window] = {}
@@ -70,7 +71,7 @@ class Refusals:
         """Raise RateLimited if `client` has used up its bad-key allowance for this window."""
         if self.limit <= 0:
             return
-        window = self._clients.get(_limiter_key(client))
+        window = self._clients.get(client_subject(client))
         if window is None or window.count < self.limit:
             return
         now = self._clock()
@@ -85,7 +86,13 @@ class Refusals:
         )
 
     def count(
-        self, *, reason: str, status: int, surface: str, country: str | None, client: str
+        self,
+        *,
+        reason: str,
+        status: int,
+        surface: entries.Surface,
+        country: str | None,
+        client: str,
     ) -> None:
         """One refusal, into its bucket (and, unless it was a 429, the client's window)."""
         now = self._clock()
@@ -100,7 +107,7 @@ class Refusals:
         bucket.count += 1
         bucket.last = now
         if status != 429 and self.limit > 0:
-            self._note_bad_key(_limiter_key(client), now)
+            self._note_bad_key(client_subject(client), now)
 
     def _note_bad_key(self, client: str, now: float) -> None:
         window = self._clients.get(client)
@@ -126,7 +133,7 @@ class Refusals:
                 entries.refusal_summary(
                     reason=reason,
                     status=status,
-                    surface="anthropic" if surface == "anthropic" else "openai",
+                    surface=surface,
                     ip_country=country,
                     client_network=network,
                     count=b.count,
@@ -142,18 +149,9 @@ class Refusals:
             addr = ipaddress.ip_address(client)
         except ValueError:
             return None  # no peer address (a Unix socket): nothing to group by
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped  # ::ffff:a.b.c.d is the IPv4 client a.b.c.d
         prefix = 24 if addr.version == 4 else 48
         net = ipaddress.ip_network((addr, prefix), strict=False)
         mac = hmac.new(self._key, str(net).encode(), hashlib.sha256).hexdigest()
         return "hmac-sha256:" + mac[:32]
-
-
-def _limiter_key(client: str) -> str:
-    """The address, or its /64 for IPv6 (one host commonly holds a whole /64)."""
-    try:
-        addr = ipaddress.ip_address(client)
-    except ValueError:
-        return client
-    if addr.version == 6:
-        return str(ipaddress.ip_network((addr, 64), strict=False))
-    return client

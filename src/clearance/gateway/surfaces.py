@@ -12,10 +12,17 @@ from enum import StrEnum
 
 import orjson
 
+from clearance.audit import entries
+
 
 class Surface(StrEnum):
     OPENAI = "openai"
     ANTHROPIC = "anthropic"
+
+    @property
+    def logged(self) -> entries.Surface:
+        """The same name, as the audit entry schema spells it."""
+        return "anthropic" if self is Surface.ANTHROPIC else "openai"
 
 
 @dataclass(frozen=True, slots=True)

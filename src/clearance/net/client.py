@@ -76,11 +76,7 @@ class ClientLocator:
         return self.resolve(scope)[0]
 
     def country(self, scope: Scope, headers: dict[bytes, bytes] | None = None) -> str:
-        ip = self.address(scope)
-        try:
-            return geo.country_of(str(ipaddress.ip_address(ip)))
-        except ValueError:
-            return ""
+        return country_of(self.address(scope))
 
     def rewrite(self, scope: Scope) -> Scope:
         """`scope` with the resolved client and scheme, for apps that read them from the scope
@@ -95,3 +91,28 @@ class ClientLocator:
 
 
 _FORWARDING = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"forwarded"})
+
+
+def client_subject(address: str) -> str:
+    """What a client is counted as: its IPv4 address, or its IPv6 /64.
+
+    One subscriber usually holds a whole IPv6 /64 (RFC 6177 §2, RFC 7421), so counting single
+    IPv6 addresses would give one client 2**64 budgets.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # not an address (a test client, a unix socket): counted as given
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is the IPv4 client a.b.c.d
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def country_of(address: str) -> str:
+    """The ISO 3166 country of an address, or "" for none (a private or malformed address)."""
+    try:
+        return geo.country_of(str(ipaddress.ip_address(address)))
+    except ValueError:
+        return ""

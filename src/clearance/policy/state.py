@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
+from clearance.audit.keys import derived_key
 from clearance.catalog.models import Catalog
 from clearance.config import Settings
 from clearance.errors import AuthenticationError
@@ -44,10 +45,7 @@ class DecisionState:
         self._callers: dict[str, Caller] = {}
         self._unknown: dict[str, str] = {}  # key digest -> why it was refused
         self._list_versions: dict[str, str] = {}
-        key_material = settings.audit.signing_key_file.read_bytes()
-        self._pseudonym_key = hashlib.sha256(
-            b"clearance/upstream-pseudonym\0" + key_material
-        ).digest()
+        self._pseudonym_key = derived_key(settings.audit.signing_key_file, "upstream-pseudonym")
 
     @property
     def catalog(self) -> Catalog:

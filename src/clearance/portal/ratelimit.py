@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import math
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from clearance.audit.keys import derived_key
 from clearance.config import Settings
 from clearance.portal.tables import portal_rate_limits as _t
 
@@ -38,25 +38,7 @@ _EPSILON = 1e-9  # float noise in `limit - previous * weight` must not cost a wh
 
 def limiter_key(settings: Settings) -> bytes:
     """The HMAC key for stored subjects, derived from the audit signing key (no new secret)."""
-    material = settings.audit.signing_key_file.read_bytes()
-    return hashlib.sha256(b"clearance/portal-rate-limit\0" + material).digest()
-
-
-def client_subject(address: str) -> str:
-    """What a client is counted as: its IPv4 address, or its IPv6 /64.
-
-    One subscriber usually holds a whole IPv6 /64 (RFC 6177 §2, RFC 7421), so counting single
-    IPv6 addresses would give one client 2**64 budgets.
-    """
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address  # not an address (a test client, a unix socket): counted as given
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is the IPv4 client a.b.c.d
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
+    return derived_key(settings.audit.signing_key_file, "portal-rate-limit")
 
 
 class RateLimiter:

@@ -24,10 +24,10 @@ from starlette.responses import RedirectResponse, Response
 
 from clearance.audit.entries import admin_action
 from clearance.errors import InvalidInput, NotFound
+from clearance.net.client import client_subject
 from clearance.portal import links, sessions
 from clearance.portal.context import Portal, now
 from clearance.portal.mailer import Message, deliver
-from clearance.portal.ratelimit import client_subject
 from clearance.portal.security import SESSION_COOKIE, cookie_header
 from clearance.principals.models import User
 from clearance.principals.service import add_user, get_user
