@@ -7,6 +7,7 @@ completions. The encoding is canonical so anyone can re-derive the leaf hash fro
 
 from __future__ import annotations
 
+import time as _time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -49,6 +50,29 @@ def rfc3339(moment: datetime | None = None) -> str:
 
 def _now() -> str:
     return rfc3339()
+
+
+class _Clock:
+    """`rfc3339()` of now at request rate: the date and time to the second are formatted once a
+    second, the microseconds on every call (~0.3 µs where strftime costs ~3 µs)."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self) -> str:
+        now = _time.time_ns() // 1000
+        second, micro = divmod(now, 1_000_000)
+        if second != self._second:
+            moment = datetime.fromtimestamp(second, UTC)
+            self._prefix = moment.strftime("%Y-%m-%dT%H:%M:%S.")
+            self._second = second
+        return f"{self._prefix}{micro:06d}Z"
+
+
+utc_now_rfc3339 = _Clock()
 
 
 def canonical(record: Mapping[str, object]) -> bytes:
@@ -350,3 +374,83 @@ def refusal_summary(
         interval=interval,
         time=rfc3339(time),
     ).encode()
+
+
+_ACCESS_TAIL = b'","type":"access_decision"}'
+
+
+class AccessEncoder:
+    """`access_decision` bytes at request rate, from a cache of everything but the time.
+
+    In the canonical (sorted-key) encoding `time` and `type` are the last two members, so an
+    entry is a prefix fixed by the decision and the request's shape, the time, and a constant
+    tail. A prefix is encoded once (by `access_decision` itself, so the bytes are the same by
+    construction, and checked against it) and reused while the same caller gets the same decision
+    for the same kind of request; only the timestamp is formatted per request. Entries that name
+    a decision index (outcome entries, rare) are encoded in full.
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._capacity = capacity
+        self._prefixes: dict[tuple[object, ...], bytes] = {}
+        self._clock = utc_now_rfc3339
+
+    def encode(
+        self,
+        *,
+        subject: str,
+        key_id: str,
+        surface: Surface,
+        endpoint: str,
+        stream: bool | None,
+        model_requested: str | None,
+        model_served: str | None,
+        effect: str,
+        rules: tuple[str, ...],
+        policy_hash: str | None,
+        facts_digest: str | None,
+        facts_version: str | None,
+        list_versions: Mapping[str, str],
+        action: str,
+        ip_country: str | None,
+        outcome: Outcome,
+        status: int | None,
+        reason: str | None,
+    ) -> bytes:
+        versions = tuple(list_versions.items())
+        key = (
+            subject, key_id, surface, endpoint, stream, model_requested, model_served, effect,
+            rules, policy_hash, facts_digest, facts_version, versions, action, ip_country,
+            outcome, status, reason,
+        )  # fmt: skip
+        prefix = self._prefixes.get(key)
+        stamp = self._clock()
+        if prefix is not None:
+            return prefix + stamp.encode() + _ACCESS_TAIL
+        entry = AccessDecision(
+            subject=subject,
+            key_id=key_id,
+            surface=surface,
+            endpoint=endpoint,
+            stream=stream,
+            model_requested=model_requested,
+            model_served=model_served,
+            effect=effect,
+            rules=tuple(rules),
+            policy_hash=policy_hash,
+            facts_digest=facts_digest,
+            facts_version=facts_version,
+            list_versions=dict(list_versions),
+            action=action,
+            ip_country=ip_country,
+            outcome=outcome,
+            status=status,
+            reason=reason,
+            time=stamp,
+        ).encode()
+        head, sep, tail = entry.rpartition(b',"time":"' + stamp.encode())
+        if sep and not head.count(b',"time":"') and tail == _ACCESS_TAIL:
+            if len(self._prefixes) >= self._capacity:
+                self._prefixes.clear()  # callers and decisions changed: start over
+            self._prefixes[key] = head + b',"time":"'
+        return entry

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -23,6 +24,8 @@ from sqlalchemy.pool import PoolProxiedConnection
 from clearance.audit.tables import audit_entries, audit_head
 from clearance.audit.tiles import MAX_ENTRY_SIZE
 from clearance.errors import AuditUnavailable, ClearanceError, ConfigError, InvalidInput
+
+log = logging.getLogger(__name__)
 
 
 def check_durable(engine: Engine) -> None:
@@ -138,61 +141,94 @@ class Appender:
 
 
 class GroupCommitter:
-    """asyncio group commit: commit at once when idle; batch what arrives during a commit.
+    """Group commit for asyncio callers: commit at once when idle; batch what arrives meanwhile.
 
+    One committer thread owns the appender. A caller puts its entry on the queue and gets a
+    future; the thread takes *every* entry waiting when it starts a commit (up to `max_batch`),
+    commits them in one transaction and resolves their futures with one callback per event loop.
     No timer: a lone request pays one commit, never a batching window (DESIGN.md "Group commit
-    without a latency tax"). Commits run on one worker thread so the event loop never blocks.
+    without a latency tax"); no task or executor hop per entry or per batch on the event loop.
     """
 
     def __init__(self, commit: Callable[[Sequence[bytes]], list[int]], max_batch: int) -> None:
         self._commit = commit
-        # Called with each batch's size once committed (the gateway's metrics listen here).
+        # Called on the event loop with each batch's size once committed (the gateway's metrics).
         self.on_batch: Callable[[int], None] | None = None
         self._max_batch = max(1, max_batch)
-        self._pending: list[tuple[bytes, asyncio.Future[int]]] = []
-        self._drainer: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="audit-commit")
+        self._queue: deque[tuple[bytes, asyncio.Future[int]]] = deque()
+        self._ready = threading.Condition(threading.Lock())
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def submit(self, entry: bytes) -> asyncio.Future[int]:
+        """Queue `entry`; the future gets its index once it is durable, or `AuditUnavailable`.
+
+        Cancelling the future does not withdraw the entry (it may already be committing)."""
+        check_entry(entry)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        with self._ready:
+            if self._closed:
+                raise AuditUnavailable("the audit log is closed")
+            self._queue.append((entry, future))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="audit-commit", daemon=True)
+                self._thread.start()
+            self._ready.notify()
+        return future
 
     async def append(self, entry: bytes) -> int:
         """Return the entry's index once it is durable; raise `AuditUnavailable` otherwise."""
-        check_entry(entry)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[int] = loop.create_future()
-        self._pending.append((entry, future))
-        if self._drainer is None:
-            self._drainer = loop.create_task(self._drain())
-        return await future
+        return await self.submit(entry)
 
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._pending:
-                batch = self._pending[: self._max_batch]
-                del self._pending[: self._max_batch]
-                await self._commit_batch(loop, batch)
-        finally:
-            self._drainer = None
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._queue and not self._closed:
+                    self._ready.wait()
+                if not self._queue:
+                    return  # closed and drained
+                take = min(len(self._queue), self._max_batch)
+                batch = [self._queue.popleft() for _ in range(take)]
+            self._commit_batch(batch)
+            del batch  # not held while the thread waits for the next one
 
-    async def _commit_batch(
-        self, loop: asyncio.AbstractEventLoop, batch: list[tuple[bytes, asyncio.Future[int]]]
-    ) -> None:
-        detail = "the audit log could not persist the entry"
+    def _commit_batch(self, batch: list[tuple[bytes, asyncio.Future[int]]]) -> None:
+        outcome: list[int] | AuditUnavailable
         try:
-            indices = await loop.run_in_executor(
-                self._executor, self._commit, [entry for entry, _ in batch]
-            )
-            for (_, future), index in zip(batch, indices, strict=True):
-                if not future.done():
-                    future.set_result(index)
-            if self.on_batch is not None:
-                self.on_batch(len(batch))
+            outcome = self._commit([entry for entry, _ in batch])
         except ClearanceError as exc:
-            detail = exc.detail
-        finally:
-            # Whatever went wrong, no caller waits forever and none is told a false index.
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(AuditUnavailable(detail))
+            outcome = AuditUnavailable(exc.detail)
+        except Exception:  # whatever failed, nobody waits forever or is told a false index
+            log.exception("audit commit failed")
+            outcome = AuditUnavailable("the audit log could not persist the entry")
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int | None]]]
+        by_loop = {}
+        for i, (_, future) in enumerate(batch):
+            index = outcome[i] if isinstance(outcome, list) else None
+            by_loop.setdefault(future.get_loop(), []).append((future, index))
+        error = outcome if isinstance(outcome, AuditUnavailable) else None
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
+                loop.call_soon_threadsafe(self._settle, settled, error)
+
+    def _settle(
+        self, settled: list[tuple[asyncio.Future[int], int | None]], error: AuditUnavailable | None
+    ) -> None:
+        for future, index in settled:
+            if future.done():
+                continue
+            if error is not None or index is None:
+                future.set_exception(error or AuditUnavailable("no index"))
+            else:
+                future.set_result(index)
+        if error is None and self.on_batch is not None:
+            self.on_batch(len(settled))
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        """Commit what is queued, then stop the thread."""
+        with self._ready:
+            self._closed = True
+            thread = self._thread
+            self._ready.notify()
+        if thread is not None:
+            thread.join()

@@ -4,6 +4,7 @@ sequencer (`AuditLog.sequencer`), which has the same shape asynchronously."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 
@@ -13,3 +14,7 @@ class AuditSink(Protocol):
 
 class AsyncAuditSink(Protocol):
     async def append(self, entry: bytes) -> int: ...
+
+    def submit(self, entry: bytes) -> asyncio.Future[int]:
+        """Start the append; the future resolves to the index once the entry is durable."""
+        ...

@@ -11,7 +11,7 @@ from clearance.policy.models import Decision
 from clearance.policy.state import Caller
 
 
-@dataclass
+@dataclass(eq=False)  # identity: attempts are kept in sets (the in-flight requests)
 class Attempt:
     """What we know about one request so far; enough to record it whatever happens."""
 
@@ -25,8 +25,22 @@ class Attempt:
     index: int | None = None
     headers: Headers = field(default_factory=list)
     responded: bool = False  # the response has started: its status can no longer change
-    durable: asyncio.Future[None] | None = None  # the decision entry's commit
+    durable: asyncio.Future[int] | None = None  # the decision entry's commit: its index
     released: bool = False  # the commit is acknowledged: the response may go out
+    unrecorded: bool = False  # the commit failed and serving unrecorded is allowed
+    relay: asyncio.Task[None] | None = None  # the upstream call and the reply, once started
+    ended: str | None = None  # why the relay was ended early (see `end`)
+
+    def end(self, why: str) -> bool:
+        """End the request early: `client_disconnected`, `model_suspended` (the kill switch) or
+        `audit_unavailable` (its decision entry failed to commit). The first reason wins; a
+        relay that already finished is left alone. Returns whether this call ended it."""
+        if self.ended is not None or (self.relay is not None and self.relay.done()):
+            return False
+        self.ended = why
+        if self.relay is not None:
+            self.relay.cancel(why)
+        return True
 
     def index_header(self) -> Headers:
         """The audit index header; none only when serving unrecorded was allowed."""

@@ -56,8 +56,8 @@ class Proxy:
         audit_key = state.settings.audit.signing_key_file
         self.refusals = Refusals(self.settings, derived_key(audit_key, "client-network"))
         self.session: aiohttp.ClientSession | None = None
-        # In-flight streams by served model, so a suspension can end them (the kill switch).
-        self.inflight: dict[str, set[asyncio.Task[None]]] = {}
+        # In-flight requests by served model, so a suspension can end them (the kill switch).
+        self.inflight: dict[str, set[Attempt]] = {}
 
     async def start(self) -> None:
         self.session = up.new_session(self.settings)
@@ -67,10 +67,8 @@ class Proxy:
             await self.session.close()
 
     def suspend_inflight(self, model_ids: set[str]) -> int:
-        tasks = [t for m in model_ids for t in self.inflight.get(m, ())]
-        for task in tasks:
-            task.cancel("model suspended")
-        return len(tasks)
+        attempts = [a for m in model_ids for a in self.inflight.get(m, ())]
+        return sum(a.end("model_suspended") for a in attempts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
@@ -175,11 +173,12 @@ class Proxy:
         decision = attempt.decision
         self.metrics.decisions.labels(decision.effect.value, decision.rules[0]).inc()
         if decision.effect is Effect.DENY:
-            await self.record(attempt)  # durable before the 451; the upstream never sees it
+            self.start_record(attempt)
+            await self._release(attempt)  # durable before the 451; the upstream never sees it
             await self.deny(send, route.surface, decision, attempt.index, attempt.index_header())
             return
         # The commit and the upstream call run side by side; `_release` holds the response.
-        attempt.durable = asyncio.ensure_future(self.record(attempt))
+        self.start_record(attempt)
         assert decision.model_served is not None
         served = self.state.catalog.models[decision.model_served]
         attempt.headers = [
@@ -194,29 +193,44 @@ class Proxy:
         del body, payload
         await self.forward(attempt, served, upstream_body, stream, receive, send, headers)
 
-    async def record(self, attempt: Attempt) -> None:
-        """Append the decision and wait until it is durable; fail closed when we cannot."""
+    def start_record(self, attempt: Attempt) -> None:
+        """Start appending the decision entry: `attempt.durable` resolves once it is durable.
+
+        A failed commit ends the request (fail closed) unless the decision may be served
+        unrecorded; either way `_release` then tells."""
         assert attempt.decision is not None
-        waited = time.perf_counter()
-        try:
-            attempt.index = await self.recorder.decision(attempt)
-        except AuditUnavailable:
-            if not self._may_serve_unrecorded(attempt.decision):
-                raise
-        finally:
-            self.metrics.audit_wait.observe(time.perf_counter() - waited)
+        submitted = time.perf_counter()
+        durable = self.recorder.decision(attempt)
+        attempt.durable = durable
+
+        def committed(future: asyncio.Future[int]) -> None:
+            self.metrics.audit_wait.observe(time.perf_counter() - submitted)
+            if future.cancelled() or future.exception() is None:
+                return
+            assert attempt.decision is not None
+            if self._may_serve_unrecorded(attempt.decision):
+                attempt.unrecorded = True
+            else:
+                attempt.end("audit_unavailable")  # the upstream call, if any, is cancelled
+
+        durable.add_done_callback(committed)
 
     async def _release(self, attempt: Attempt) -> None:
         """Wait until the decision entry is durable; raises AuditUnavailable (fail closed).
 
         Shielded: cancelling the relay (a disconnect, the kill switch) must not cancel the append,
         whose entry the outcome entry then names."""
-        assert attempt.durable is not None
+        durable = attempt.durable
+        assert durable is not None
         if attempt.released:
             return
-        if not attempt.durable.done():
-            await asyncio.shield(attempt.durable)
-        attempt.durable.result()
+        if not durable.done():
+            await asyncio.shield(durable)
+        if durable.exception() is not None:
+            if not attempt.unrecorded:
+                raise AuditUnavailable("the audit log could not record the decision")
+        else:
+            attempt.index = durable.result()
         attempt.headers[:0] = attempt.index_header()
         attempt.released = True
 
@@ -265,51 +279,52 @@ class Proxy:
         send: Send,
         headers: dict[bytes, bytes],
     ) -> None:
+        """Relay the upstream's answer. Three things may end the relay early, each through
+        `Attempt.end`: the client going away, the kill switch, and a failed commit."""
         route = attempt.route
         upstream = self.state.catalog.upstreams[served.upstream]
         url = up.url_for(upstream, route.path)
         out_headers = up.request_headers(upstream, headers)
-        task = asyncio.ensure_future(
-            self._relay(attempt, url, body, out_headers, send, stream=stream)
-        )
-        self.inflight.setdefault(served.id, set()).add(task)
-        watcher = asyncio.ensure_future(_disconnected(receive))
-        durable = attempt.durable
-        assert durable is not None
-        pending: set[asyncio.Future[None]] = {task, watcher, durable}
+        loop = asyncio.get_running_loop()
+        relay = loop.create_task(self._relay(attempt, url, body, out_headers, send, stream=stream))
+        attempt.relay = relay
+        inflight = self.inflight.setdefault(served.id, set())
+        inflight.add(attempt)
+        watcher = loop.create_task(_disconnected(receive))
+        watcher.add_done_callback(lambda w: w.cancelled() or attempt.end("client_disconnected"))
         try:
-            while task in pending and watcher in pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                if durable in done and durable.exception() is not None and task in pending:
-                    # The commit failed first: the upstream call is cancelled, the client gets 503.
-                    task.cancel()
-                    watcher.cancel()
-                    await asyncio.gather(task, watcher, return_exceptions=True)
-                    durable.result()
+            if attempt.ended is None:
+                await relay
+            else:  # the commit failed before the relay started
+                relay.cancel()
+                await asyncio.gather(relay, return_exceptions=True)
+        except asyncio.CancelledError:
+            if not relay.cancelled() or attempt.ended is None:
+                raise  # our own task was cancelled (the server is stopping)
         finally:
-            self.inflight[served.id].discard(task)
-        if not task.done():
-            # The client went away: cancelling closes the upstream request too.
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            inflight.discard(attempt)
+            watcher.cancel()
+        if not relay.cancelled():
+            return
+        if attempt.ended == "audit_unavailable":
+            # The commit failed first: the upstream call is cancelled, the client gets 503.
+            raise AuditUnavailable("the audit log could not record the decision")
+        if attempt.ended == "client_disconnected":
+            # Cancelling the relay closed the upstream request too.
             if await self._settle(attempt):
                 await self.recorder.outcome(attempt, "disconnected", None, "client_disconnected")
             return
-        watcher.cancel()
-        if task.cancelled():
-            if not await self._settle(attempt):
-                raise AuditUnavailable("the audit log could not record the decision")
-            # The status line already sent cannot change: then the entry has no status.
-            status = None if attempt.responded else 451
-            await self.recorder.outcome(attempt, "suspended", status, "model-suspended")
-            if attempt.responded:
-                raise ConnectionAbortedError("model suspended while streaming")
-            message = f"Model {served.id} was suspended by the operator during your request."
-            await self.send_451(
-                send, attempt.route.surface, message, "model-suspended", attempt.index_header()
-            )
-            return
-        task.result()
+        if not await self._settle(attempt):
+            raise AuditUnavailable("the audit log could not record the decision")
+        # The status line already sent cannot change: then the entry has no status.
+        status = None if attempt.responded else 451
+        await self.recorder.outcome(attempt, "suspended", status, "model-suspended")
+        if attempt.responded:
+            raise ConnectionAbortedError("model suspended while streaming")
+        message = f"Model {served.id} was suspended by the operator during your request."
+        await self.send_451(
+            send, attempt.route.surface, message, "model-suspended", attempt.index_header()
+        )
 
     async def _relay(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from clearance.audit import entries
 from clearance.audit.sink import AsyncAuditSink
@@ -27,6 +28,7 @@ class Recorder:
     ) -> None:
         self.log = log_
         self.list_versions = list_versions
+        self.encoder = entries.AccessEncoder()
 
     def _entry(
         self,
@@ -39,7 +41,7 @@ class Recorder:
         d = attempt.decision
         caller = attempt.caller
         assert caller is not None, "refusals before authentication are counted, not appended"
-        return entries.access_decision(
+        fields: dict[str, Any] = dict(
             subject=caller.facts.subject_id,
             key_id=caller.key.id,
             surface=attempt.route.surface.logged,
@@ -58,10 +60,13 @@ class Recorder:
             outcome=outcome,
             status=status,
             reason=reason,
-            decision_index=decision_index,
         )
+        if decision_index is None:
+            return self.encoder.encode(**fields)  # the decision's constant part is cached
+        return entries.access_decision(**fields, decision_index=decision_index)
 
-    async def decision(self, attempt: Attempt) -> int:
+    def decision(self, attempt: Attempt) -> asyncio.Future[int]:
+        """Start appending the decision; the future is its index once durable."""
         d = attempt.decision
         assert d is not None
         # A denial or fallback names the rule that refused the requested model.
@@ -70,7 +75,7 @@ class Recorder:
             entry = self._entry(attempt, "forwarding", None, reason)
         else:
             entry = self._entry(attempt, "denied", 451, reason)
-        return await self.log.append(entry)
+        return self.log.submit(entry)
 
     async def rejected(self, attempt: Attempt, exc: ClearanceError) -> None:
         """A refusal after authentication but before a decision (bad body, unknown model, 413)."""
