@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
-from clearance import maintenance
+from clearance import background, maintenance
 from clearance.admin import admin_app
 from clearance.audit import entries
 from clearance.audit.routes import audit_app
@@ -43,10 +43,15 @@ POLL_SECONDS = 0.25
 class Clearance:
     """One worker's application. Build with `create_app(settings)`."""
 
-    def __init__(self, settings: Settings, *, own_process: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, *, own_process: bool = False, background: bool = True
+    ) -> None:
         self.settings = settings
         # A worker that is the whole process (`clearance serve`) may tune the process's GC.
         self.own_process = own_process
+        # Whether this worker runs the audit integrator and the maintenance pass itself, or
+        # the background process of `clearance serve` does (clearance/background.py).
+        self.background = background
         self.engine = connect(settings.database_url)
         migrate(self.engine)
         self.state = DecisionState(settings, self.engine)
@@ -83,7 +88,7 @@ class Clearance:
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self.state.load)
-        await asyncio.to_thread(self.audit.start)
+        await asyncio.to_thread(self.audit.start, integrator=self.background)
         # Which policy is in force from now on is itself a record (a policy change shows here).
         await asyncio.to_thread(
             self.audit.append,
@@ -100,7 +105,10 @@ class Clearance:
         self._poller = asyncio.create_task(self._poll_forever())
         summaries = asyncio.create_task(self._flush_refusals_forever())
         try:
-            async with maintenance.running(self.settings, self.engine, self.audit):
+            if self.background:
+                async with maintenance.running(self.settings, self.engine, self.audit):
+                    yield
+            else:
                 yield
         finally:
             self._poller.cancel()
@@ -167,7 +175,10 @@ def create_app(settings: Settings) -> Clearance:
 
 def app_from_environment() -> Clearance:
     """Factory for `uvicorn --factory` workers: the config path arrives in CLEARANCE_CONFIG."""
-    return Clearance(load_settings(os.environ.get("CLEARANCE_CONFIG")), own_process=True)
+    settings = load_settings(os.environ.get("CLEARANCE_CONFIG"))
+    # `clearance serve` runs the integrator and housekeeping in a process of their own.
+    elsewhere = os.environ.get(background.ENV) == "process"
+    return Clearance(settings, own_process=True, background=not elsewhere)
 
 
 # Young-generation threshold of the serving worker (CPython's default is 700 allocations).

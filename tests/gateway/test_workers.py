@@ -74,3 +74,93 @@ def test_suspension_reaches_every_worker(instance: tuple[Settings, Path]) -> Non
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def _checkpoint_size(base: str) -> int:
+    note = httpx.get(f"{base}/audit/checkpoint", timeout=5).text
+    return int(note.splitlines()[1])
+
+
+def test_the_integrator_runs_beside_the_workers(instance: tuple[Settings, Path]) -> None:
+    """`clearance serve` signs checkpoints from a background process while its workers only
+    append; stopping `serve` integrates what they appended last; a kill -9 of `serve` takes the
+    background process with it."""
+    settings, config = instance
+    with serve_in_thread(demo_upstream_app(chunk_delay=0.0), lifespan="off") as upstream:
+        engine = connect(settings.database_url)
+        key = seed(engine, settings, upstream)["alice@demo.test"]
+        engine.dispose()
+
+        def start() -> tuple[subprocess.Popen[bytes], str]:
+            port = free_port()
+            argv = [CLEARANCE, "serve", "--config", str(config), "--port", str(port)]
+            server = subprocess.Popen([*argv, "--workers", "1"])
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=5).status_code == 200:
+                        return server, base
+                except httpx.TransportError:
+                    pass
+                assert server.poll() is None and time.monotonic() < deadline, "no start"
+                time.sleep(0.1)
+
+        body = {"model": "fable-4", "messages": [{"role": "user", "content": "hi"}]}
+        auth = {"authorization": f"Bearer {key}"}
+        server, base = start()
+        try:
+            indices = []
+            for _ in range(5):
+                reply = httpx.post(f"{base}/v1/chat/completions", json=body, headers=auth)
+                assert reply.status_code == 200
+                indices.append(int(reply.headers["clearance-audit-index"]))
+            # One worker (uvicorn serves it in the `serve` process): the child is the
+            # background process, which signs within its interval (1 s).
+            deadline = time.monotonic() + 10
+            while _checkpoint_size(base) <= max(indices):
+                assert time.monotonic() < deadline, "no checkpoint covers the requests"
+                time.sleep(0.1)
+            last = httpx.post(f"{base}/v1/chat/completions", json=body, headers=auth)
+            last_index = int(last.headers["clearance-audit-index"])
+        finally:
+            server.terminate()
+            assert server.wait(timeout=60) == 0
+        engine = connect(settings.database_url)
+        try:
+            with engine.connect() as conn:
+                signed = conn.exec_driver_sql("SELECT max(size) FROM audit_checkpoints").scalar()
+        finally:
+            engine.dispose()
+        assert signed is not None and signed > last_index  # integrated on the way out
+
+        server, base = start()
+        helpers = _children(server.pid)
+        assert helpers, "serve started no background process"
+        server.kill()
+        server.wait()
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{pid}").exists() and _alive(pid) for pid in helpers):
+            assert time.monotonic() < deadline, "the background process outlived serve"
+            time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -41,6 +41,7 @@ class AuditLog:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._appended = False
+        self._integrates = True
         self._appender = Appender(engine)
         self.sequencer = GroupCommitter(self._commit, settings.batch_max_entries)
         self.reader = LogReader(engine)
@@ -85,10 +86,15 @@ class AuditLog:
             latest = checkpoint
         return latest
 
-    def start(self) -> None:
-        """Check durability and the key, integrate what is pending, start the integrator."""
+    def start(self, *, integrator: bool = True) -> None:
+        """Check durability; unless another process integrates (`integrator=False`: the serving
+        workers of `clearance serve`, see clearance/background.py), check the key, integrate
+        what is pending and start the integrator thread."""
         check_durable(self._engine)
         self._checked = True
+        if not integrator:
+            self._integrates = False
+            return
         self.integrate()
         self._thread = threading.Thread(target=self._run, name="audit-integrator", daemon=True)
         self._thread.start()
@@ -116,7 +122,11 @@ class AuditLog:
             self._thread = None
         self.sequencer.close()
         self._appender.close()
-        if self._appended and (self._key or self._settings.signing_key_file.exists()):
+        if (
+            self._integrates
+            and self._appended
+            and (self._key or self._settings.signing_key_file.exists())
+        ):
             try:
                 self.integrate()
             except ClearanceError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,7 @@ import typer
 import uvicorn
 
 from clearance.cli.context import ConfigOption
-from clearance.config import config_path, load_settings
+from clearance.config import Settings, config_path, load_settings
 from clearance.net.protocol import DeadlineProtocol
 from clearance.net.serving import server_options
 
@@ -30,6 +31,27 @@ def serve(
     path = config_path(config, os.environ).resolve()
     settings = load_settings(path)  # fail here, not in every worker, if the file is wrong
     os.environ["CLEARANCE_CONFIG"] = str(path)  # read by each worker's app factory
+    from clearance import background  # not at import: `clearance --help` stays light
+
+    # The audit integrator and housekeeping run beside the workers, not in them.
+    os.environ[background.ENV] = "process"
+    helper = background.start(path)
+    # uvicorn stops gracefully on SIGTERM, then re-raises it with the handler found at start:
+    # this one, so that the background process is stopped (and integrates what the workers
+    # appended last) before `serve` exits, instead of the default handler killing `serve` first.
+    previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        _serve(settings, host, port, workers)
+    finally:
+        background.stop(helper)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(signum: int, _frame: object) -> None:
+    raise SystemExit(0)  # asked to stop, and stopped gracefully
+
+
+def _serve(settings: Settings, host: str | None, port: int | None, workers: int | None) -> None:
     uvicorn.run(
         "clearance.app:app_from_environment",
         **server_options(
