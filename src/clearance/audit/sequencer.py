@@ -158,6 +158,7 @@ class GroupCommitter:
         self._queue: deque[tuple[bytes, asyncio.Future[int]]] = deque()
         self._ready = threading.Condition(threading.Lock())
         self._closed = False
+        self._idle = False  # the thread waits for entries: a submit must wake it
         self._thread: threading.Thread | None = None
 
     def submit(self, entry: bytes) -> asyncio.Future[int]:
@@ -173,7 +174,8 @@ class GroupCommitter:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="audit-commit", daemon=True)
                 self._thread.start()
-            self._ready.notify()
+            elif self._idle:
+                self._ready.notify()
         return future
 
     async def append(self, entry: bytes) -> int:
@@ -184,7 +186,9 @@ class GroupCommitter:
         while True:
             with self._ready:
                 while not self._queue and not self._closed:
+                    self._idle = True
                     self._ready.wait()
+                    self._idle = False
                 if not self._queue:
                     return  # closed and drained
                 take = min(len(self._queue), self._max_batch)
@@ -229,6 +233,6 @@ class GroupCommitter:
         with self._ready:
             self._closed = True
             thread = self._thread
-            self._ready.notify()
+            self._ready.notify()  # whether idle or not: it checks `_closed` before waiting
         if thread is not None:
             thread.join()

@@ -53,5 +53,14 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Label children by value: `labels()` costs a lock and a lookup on every request.
+        self._decided: dict[tuple[str, str], Counter] = {}
+
+    def decided(self, effect: str, rule: str) -> None:
+        child = self._decided.get((effect, rule))
+        if child is None:
+            child = self._decided[(effect, rule)] = self.decisions.labels(effect, rule)
+        child.inc()
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

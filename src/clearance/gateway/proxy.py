@@ -171,7 +171,7 @@ class Proxy:
             await self.recorder.rejected(attempt, exc)
             raise
         decision = attempt.decision
-        self.metrics.decisions.labels(decision.effect.value, decision.rules[0]).inc()
+        self.metrics.decided(decision.effect.value, decision.rules[0])
         if decision.effect is Effect.DENY:
             self.start_record(attempt)
             await self._release(attempt)  # durable before the 451; the upstream never sees it
