@@ -276,7 +276,9 @@ def serve_upstream(port: int) -> None:
     )
 
 
-def start_targets(stack: ExitStack, workdir: Path, skip_clearance: bool) -> dict[str, str]:
+def start_targets(
+    stack: ExitStack, workdir: Path, skip_clearance: bool, workers: int = 1
+) -> dict[str, str]:
     """The upstream, the pass-through baseline and Clearance; returns name -> base URL, and the
     Clearance key under the name "key"."""
     up_port, pass_port, gw_port = free_port(), free_port(), free_port()
@@ -291,8 +293,12 @@ def start_targets(stack: ExitStack, workdir: Path, skip_clearance: bool) -> dict
         str(pass_port),
         "--upstream",
         upstream,
+        "--workers",
+        str(workers),
     ]
-    stack.enter_context(process(on_proxy_cpu(baseline), passthrough + "/v1/models"))
+    # One worker gets CPU 1 to itself; several share both cores with wrk and the upstream.
+    place = on_proxy_cpu if workers == 1 else (lambda argv: argv)
+    stack.enter_context(process(place(baseline), passthrough + "/v1/models"))
     targets = {"direct": upstream, "pass-through": passthrough}
     if not skip_clearance:
         config, key = clearance_instance(workdir / "instance", upstream)
@@ -305,22 +311,26 @@ def start_targets(stack: ExitStack, workdir: Path, skip_clearance: bool) -> dict
             "--port",
             str(gw_port),
             "--workers",
-            "1",
+            str(workers),
         ]
-        stack.enter_context(process(on_proxy_cpu(serve), gateway + "/healthz"))
+        stack.enter_context(process(place(serve), gateway + "/healthz"))
         targets["clearance"] = gateway
         targets["key"] = key
     return targets
 
 
-def measure(targets: dict[str, str], args: argparse.Namespace, workdir: Path) -> None:
+Cells = dict[tuple[bool, int, str], Result]  # (streaming, connections, target) -> figures
+
+
+def measure(targets: dict[str, str], args: argparse.Namespace, workdir: Path) -> Cells:
     names = [n for n in targets if n != "key"]
+    cells: Cells = {}
     print(
         f"{'load':<12}{'conns':>6}  {'target':<14}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'+p50 ms':>9}{'+p99 ms':>9}{'failed':>8}"
     )
-    for stream in (False, True):
-        for conns in (1, 32):
+    for stream in args.loads:
+        for conns in args.connections:
             direct: Result | None = None
             for name in names:
                 load = Load(
@@ -332,6 +342,7 @@ def measure(targets: dict[str, str], args: argparse.Namespace, workdir: Path) ->
                 wrk(targets[name], load, conns, args.warmup, workdir / "load.lua")
                 before = audit_figures(targets[name]) if name == "clearance" else None
                 got = wrk(targets[name], load, conns, args.duration, workdir / "load.lua")
+                cells[stream, conns, name] = got
                 direct = direct or got
                 print(
                     f"{'streaming' if stream else 'non-stream':<12}{conns:>6}  {name:<14}"
@@ -342,6 +353,8 @@ def measure(targets: dict[str, str], args: argparse.Namespace, workdir: Path) ->
                 )
                 if before is not None:
                     print("  " + audit_line(before, audit_figures(targets[name])), flush=True)
+    if not args.ttfb_requests:
+        return cells
     print(f"\nstreaming first byte, concurrency 1, {args.ttfb_requests} sequential requests:")
     base: float | None = None
     for name in names:
@@ -356,6 +369,62 @@ def measure(targets: dict[str, str], args: argparse.Namespace, workdir: Path) ->
             f"(+{cuts[49] - base:.2f} ms p50 over direct)",
             flush=True,
         )
+    return cells
+
+
+def goals(cells: Cells) -> None:
+    """Issue 13's table, from this run's cells: each goal compares Clearance with the bare
+    pass-through (or direct) measured minutes apart on the same box."""
+
+    def added(stream: bool, name: str) -> float | None:
+        got, direct = cells.get((stream, 1, name)), cells.get((stream, 1, "direct"))
+        return None if got is None or direct is None else got.p50_ms - direct.p50_ms
+
+    rows: list[tuple[str, str, str, bool]] = []
+    bare, ours = added(False, "pass-through"), added(False, "clearance")
+    if bare is not None and ours is not None:
+        rows.append(
+            (
+                "added p50 over direct, c=1, non-streaming",
+                f"pass-through {bare:+.2f} ms, clearance {ours:+.2f} ms",
+                "within 0.2 ms of the pass-through's",
+                ours - bare <= 0.2,
+            )
+        )
+    ours = added(True, "clearance")
+    if ours is not None:
+        rows.append(
+            ("added p50 over direct, c=1, streaming", f"{ours:+.2f} ms", "<= 0.6 ms", ours <= 0.6)
+        )
+    high = max((c for _, c, _ in cells if c > 1), default=None)
+    bare_hi, ours_hi = (
+        cells.get((False, high or 0, "pass-through")),
+        cells.get((False, high or 0, "clearance")),
+    )
+    if bare_hi is not None and ours_hi is not None:
+        ratio = ours_hi.rps / bare_hi.rps
+        rows.append(
+            (
+                f"req/s, c={high}",
+                f"{bare_hi.rps:,.0f} / {ours_hi.rps:,.0f} ({ratio:.2f} of pass-through)",
+                ">= 0.7 of the pass-through's",
+                ratio >= 0.7,
+            )
+        )
+        times = ours_hi.p99_ms / bare_hi.p99_ms
+        rows.append(
+            (
+                f"p99, c={high}",
+                f"{bare_hi.p99_ms:.1f} / {ours_hi.p99_ms:.1f} ms ({times:.1f}x pass-through)",
+                "<= 2x the pass-through's",
+                times <= 2.0,
+            )
+        )
+    if not rows:
+        return
+    print("\nGoals (issue 13), this run:")
+    for figure, got, goal, met in rows:
+        print(f"  {'met ' if met else 'MISS'}  {figure:<42} {got:<44} goal {goal}")
 
 
 def audit_figures(url: str) -> dict[str, float]:
@@ -427,6 +496,24 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--api", choices=("openai", "anthropic"), default="openai")
     parser.add_argument("--ttfb-requests", type=int, default=1000)
     parser.add_argument("--skip-clearance", action="store_true", help="baseline and direct only")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="workers of the pass-through and of Clearance; above 1 nothing is pinned to a CPU",
+    )
+    parser.add_argument(
+        "--connections",
+        type=lambda v: [int(c) for c in v.split(",")],
+        default=[1, 32],
+        help="comma-separated wrk concurrencies (default 1,32)",
+    )
+    parser.add_argument(
+        "--loads",
+        type=lambda v: [{"non-stream": False, "streaming": True}[x] for x in v.split(",")],
+        default=[False, True],
+        help="non-stream,streaming (default both)",
+    )
     parser.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -438,24 +525,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install -y wrk")
-    if (os.cpu_count() or 1) > 1:
+    if (os.cpu_count() or 1) > 1 and args.workers == 1:
         os.sched_setaffinity(0, {LOAD_CPU})  # wrk and the upstream inherit CPU 0
     print(
         f"Clearance gateway bench: {args.api} API, wrk -t1, {args.duration:g} s per cell after "
         f"{args.warmup:g} s warm-up; upstream and wrk on CPU {LOAD_CPU}, proxy on CPU "
-        f"{PROXY_CPU}; Clearance: one worker, SQLite audit (WAL, fsync per commit)\n",
+        f"{PROXY_CPU}; Clearance: one worker, SQLite audit (WAL, fsync per commit)\n"
+        if args.workers == 1
+        else f"Clearance gateway bench: {args.api} API, wrk -t1, {args.duration:g} s per cell "
+        f"after {args.warmup:g} s warm-up; {args.workers} workers each for the pass-through and "
+        "Clearance, nothing pinned; SQLite audit (WAL, fsync per commit)\n",
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="clearance-bench-") as tmp, ExitStack() as stack:
-        targets = start_targets(stack, Path(tmp), args.skip_clearance)
+        targets = start_targets(stack, Path(tmp), args.skip_clearance, args.workers)
         print(fsync_floor(Path(tmp)))
         print_load("before")
-        measure(targets, args, Path(tmp))
+        cells = measure(targets, args, Path(tmp))
         print_load("after")
-    print(
-        "\nTargets: +p50 <= 0.7 ms at concurrency 1; >= 4,000 req/s non-streaming at 32; "
-        "streaming first byte within 1 ms of direct."
-    )
+    goals(cells)
 
 
 if __name__ == "__main__":

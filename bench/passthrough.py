@@ -1,6 +1,6 @@
 """The bench baseline: a bare pass-through proxy with no checks at all.
 
-    .venv/bin/python bench/passthrough.py --port P --upstream http://127.0.0.1:U
+    .venv/bin/python bench/passthrough.py --port P --upstream http://127.0.0.1:U [--workers N]
 
 uvicorn (uvloop + httptools) and one shared aiohttp session: every request is forwarded as bytes
 to the upstream and its reply streamed back chunk by chunk. What a Python gateway costs before it
@@ -10,6 +10,7 @@ does anything; bench/gateway.py measures Clearance beside it.
 from __future__ import annotations
 
 import argparse
+import os
 
 import aiohttp
 import uvicorn
@@ -63,15 +64,28 @@ class PassThrough:
                 return
 
 
+UPSTREAM_ENV = "BENCH_PASSTHROUGH_UPSTREAM"
+
+
+def from_environment() -> PassThrough:
+    return PassThrough(os.environ[UPSTREAM_ENV])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument(
         "--upstream", required=True, help="upstream root, e.g. http://127.0.0.1:9000"
     )
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
+    # Workers are separate processes: they build the app from the environment.
+    os.environ[UPSTREAM_ENV] = args.upstream
     uvicorn.run(
-        PassThrough(args.upstream),
+        "passthrough:from_environment",
+        factory=True,
+        app_dir=os.path.dirname(os.path.abspath(__file__)),
+        workers=args.workers,
         host="127.0.0.1",
         port=args.port,
         loop="uvloop",

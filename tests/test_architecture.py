@@ -24,7 +24,7 @@ DOMAINS = {
     "store",
 }
 SURFACES = {"gateway", "portal", "admin"}
-ROOT = {"app", "openapi", "maintenance"}  # the composition root: assembles the surfaces
+ROOT = {"app", "openapi", "maintenance", "background"}  # the composition root
 TOP = {"cli", "demo"}  # entry points: may use anything
 
 

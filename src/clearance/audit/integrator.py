@@ -23,6 +23,7 @@ from clearance.audit.tables import audit_checkpoints, audit_entries, audit_tiles
 from clearance.audit.tiles import Tile, TileEdge
 from clearance.errors import AuditUnavailable, VerificationError
 from clearance.store import reading
+from clearance.store.db import WriterQueue
 
 MAX_PER_CHECKPOINT = 1 << 16  # bounds how long one integration holds the lock
 
@@ -52,8 +53,9 @@ def integrate(
     except sa.exc.SQLAlchemyError as exc:
         raise AuditUnavailable("the audit log could not be integrated") from exc
     before, done = signer.last, False
+    queue = WriterQueue(engine)  # behind the appenders' queue, not polling SQLite's lock
     try:
-        with engine.begin() as conn:
+        with queue, engine.begin() as conn:
             checkpoint = _commit(conn, signer, extension)
         done = True
         return checkpoint
@@ -63,6 +65,7 @@ def integrate(
         signer.invalidate()
         raise AuditUnavailable("the audit log could not be integrated") from exc
     finally:
+        queue.close()
         if not done:
             signer.last = before
 

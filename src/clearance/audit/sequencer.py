@@ -24,6 +24,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from clearance.audit.tables import audit_entries, audit_head
 from clearance.audit.tiles import MAX_ENTRY_SIZE
 from clearance.errors import AuditUnavailable, ClearanceError, ConfigError, InvalidInput
+from clearance.store.db import WriterQueue
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class Appender:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._lock = threading.Lock()
+        self._queue = WriterQueue(engine)  # appenders in other processes: queue, do not poll
         self._conn: PoolProxiedConnection | None = None
         sqlite = engine.dialect.name == "sqlite"
         mark = "?" if sqlite else "%s"
@@ -105,7 +107,7 @@ class Appender:
             check_entry(entry)
         n = len(entries)
         dbapi_error = self._engine.dialect.loaded_dbapi.Error
-        with self._lock:
+        with self._lock, self._queue:
             conn = self._conn if self._conn is not None else self._engine.raw_connection()
             self._conn = conn
             try:
@@ -138,6 +140,7 @@ class Appender:
             conn, self._conn = self._conn, None
             if conn is not None:
                 conn.close()
+            self._queue.close()
 
 
 class GroupCommitter:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +50,38 @@ def _sqlite_begin(conn: Connection) -> None:
     # consistent snapshot without blocking writers, or being blocked by them.
     readonly = conn.get_execution_options().get("readonly", False)
     conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+class WriterQueue:
+    """A cross-process queue for SQLite's write lock, for the writers that matter most.
+
+    SQLite makes a writer that finds the lock taken poll for it, sleeping 1, 2, 5, 10 ... 100 ms
+    between tries (sqliteDefaultBusyCallback, src/main.c): two processes appending to the audit
+    log (`serve --workers 2`) lose tens to hundreds of milliseconds that way. Holding an
+    exclusive `flock` on `<database>-writers.lock` around the transaction queues them in the
+    kernel instead, which wakes the next one the moment the lock is released. Each instance has
+    its own open file (flock excludes separate opens, even in one process); a no-op for
+    PostgreSQL and in-memory databases. Writers that do not queue here still wait as before."""
+
+    def __init__(self, engine: Engine) -> None:
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._fd: int | None = None
+        if database and database != ":memory:" and not database.startswith("file:"):
+            lock = f"{Path(database).resolve()}-writers.lock"
+            self._fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def __enter__(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)  # blocks without the GIL
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 @contextmanager
