@@ -88,3 +88,73 @@ def test_sigterm_drains_live_streams(instance: tuple[Settings, Path]) -> None:
             server.kill()
             server.wait()
             engine.dispose()
+
+
+def test_kill_9_under_load_leaves_no_answer_without_its_entry(
+    instance: tuple[Settings, Path],
+) -> None:
+    """kill -9 of `clearance serve` in the middle of a load: every 200 a client received names
+    an audit index whose entry is in the log (no response went out before its entry was
+    durable), and the log still verifies up to where the integrator got."""
+    settings, config = instance
+    with serve_in_thread(demo_upstream_app(chunk_delay=0.0), lifespan="off") as upstream:
+        engine = connect(settings.database_url)
+        key = seed(engine, settings, upstream)["alice@demo.test"]
+        port = free_port()
+        server = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "clearance"),
+                "serve",
+                "--config",
+                str(config),
+                "--port",
+                str(port),
+            ],
+            env={**os.environ, "CLEARANCE_CONFIG": str(config)},
+        )
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        body = {"model": "fable-4", "messages": [{"role": "user", "content": "hi"}]}
+        auth = {"authorization": f"Bearer {key}"}
+        answered: list[int] = []
+        many = threading.Event()
+        stop = threading.Event()
+
+        def client() -> None:
+            with httpx.Client(timeout=10) as http:
+                while not stop.is_set():
+                    try:
+                        reply = http.post(url, json=body, headers=auth)
+                    except httpx.TransportError:
+                        return  # the server is gone
+                    if reply.status_code == 200:
+                        answered.append(int(reply.headers["clearance-audit-index"]))
+                        if len(answered) >= 200:
+                            many.set()
+
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "gateway did not start"
+                    time.sleep(0.1)
+            threads = [threading.Thread(target=client) for _ in range(8)]
+            for t in threads:
+                t.start()
+            assert many.wait(60), "the load never got going"
+            server.kill()  # mid-load: requests are committing and in flight
+            server.wait()
+            stop.set()
+            for t in threads:
+                t.join(30)
+            assert answered
+            reader = LogReader(engine)
+            for index in answered:
+                assert b'"outcome":"forwarding"' in reader.entry(index)
+        finally:
+            stop.set()
+            server.kill()
+            server.wait()
+            engine.dispose()
