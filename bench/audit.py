@@ -34,6 +34,12 @@ ORIGIN = "bench.clearance.local/audit"
 def sample(i: int) -> bytes:
     return access_decision(
         subject=f"sub_{i:032x}",
+        surface="openai",
+        endpoint="/v1/chat/completions",
+        stream=False,
+        facts_version="1",
+        status=None,
+        reason=None,
         model_requested="frontier-1",
         model_served="frontier-1",
         effect="allow",
