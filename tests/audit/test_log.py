@@ -135,3 +135,27 @@ def test_integration_refuses_tiles_that_do_not_match_the_signed_tree(
     audit_log.append(entry(10))
     with pytest.raises(VerificationError):
         audit_log.integrate()
+
+
+def test_one_checkpoint_per_integration_while_entries_keep_arriving(
+    engine: Engine, audit_log: AuditLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries that arrive while the integrator works wait for its next round: one call signs
+    one checkpoint, rather than signing back to back for as long as the load lasts."""
+    from clearance.audit import service
+
+    audit_log.append_many([entry(i) for i in range(10)])
+    real = service.integrate
+    arrivals = iter(range(10, 60))
+
+    def arriving(*args: object, **kwargs: object) -> object:
+        audit_log.append(entry(next(arrivals)))  # one more committed as each round starts
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "integrate", arriving)
+    first = audit_log.integrate()
+    second = audit_log.integrate()
+    with engine.connect() as conn:
+        signed = conn.execute(sa.text("SELECT count(*) FROM audit_checkpoints")).scalar_one()
+    assert first is not None and second is not None
+    assert signed == 2 and first.size == 11 and second.size == 12
