@@ -28,18 +28,22 @@ class Attempt:
     durable: asyncio.Future[int] | None = None  # the decision entry's commit: its index
     released: bool = False  # the commit is acknowledged: the response may go out
     unrecorded: bool = False  # the commit failed and serving unrecorded is allowed
-    relay: asyncio.Task[None] | None = None  # the upstream call and the reply, once started
+    relaying: asyncio.Task[None] | None = None  # the request's task, while it relays
     ended: str | None = None  # why the relay was ended early (see `end`)
+    finishing: bool = False  # the last byte is being sent: nothing ends it any more
 
     def end(self, why: str) -> bool:
         """End the request early: `client_disconnected`, `model_suspended` (the kill switch) or
-        `audit_unavailable` (its decision entry failed to commit). The first reason wins; a
-        relay that already finished is left alone. Returns whether this call ended it."""
-        if self.ended is not None or (self.relay is not None and self.relay.done()):
+        `audit_unavailable` (its decision entry failed to commit). The first reason wins. Before
+        the relay starts this only marks the attempt (the relay is then not started); during it,
+        the request's task is cancelled; after it, nothing happens. Returns whether it ended."""
+        if self.ended is not None or self.finishing:
             return False
+        if self.relaying is None and self.released:
+            return False  # relayed and done: too late to end anything
         self.ended = why
-        if self.relay is not None:
-            self.relay.cancel(why)
+        if self.relaying is not None:
+            self.relaying.cancel(why)
         return True
 
     def index_header(self) -> Headers:

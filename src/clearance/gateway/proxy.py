@@ -285,26 +285,28 @@ class Proxy:
         upstream = self.state.catalog.upstreams[served.upstream]
         url = up.url_for(upstream, route.path)
         out_headers = up.request_headers(upstream, headers)
-        loop = asyncio.get_running_loop()
-        relay = loop.create_task(self._relay(attempt, url, body, out_headers, send, stream=stream))
-        attempt.relay = relay
+        # The relay runs in this request's own task (no task of its own): `Attempt.end`
+        # cancels this task while, and only while, it is relaying.
+        task = asyncio.current_task()
+        assert task is not None
         inflight = self.inflight.setdefault(served.id, set())
         inflight.add(attempt)
-        watcher = loop.create_task(_disconnected(receive))
+        watcher = asyncio.get_running_loop().create_task(_disconnected(receive))
         watcher.add_done_callback(lambda w: w.cancelled() or attempt.end("client_disconnected"))
+        attempt.relaying = task
         try:
-            if attempt.ended is None:
-                await relay
-            else:  # the commit failed before the relay started
-                relay.cancel()
-                await asyncio.gather(relay, return_exceptions=True)
+            if attempt.ended is None:  # else the commit failed before the relay started
+                await self._relay(attempt, url, body, out_headers, send, stream=stream)
         except asyncio.CancelledError:
-            if not relay.cancelled() or attempt.ended is None:
-                raise  # our own task was cancelled (the server is stopping)
+            # Ours (ended) and nobody else's (the server stopping): carry on, uncancelled.
+            if attempt.ended is None or task.uncancel() > 0:
+                raise
         finally:
+            attempt.relaying = None
             inflight.discard(attempt)
-            watcher.cancel()
-        if not relay.cancelled():
+            if not watcher.done():
+                watcher.cancel()
+        if attempt.ended is None:
             return
         if attempt.ended == "audit_unavailable":
             # The commit failed first: the upstream call is cancelled, the client gets 503.
@@ -361,6 +363,7 @@ class Proxy:
                 attempt.responded = True
                 async for chunk in resp.content.iter_any():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                attempt.finishing = True  # from here uvicorn's receive() says "disconnect" too
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             await self._fail(
