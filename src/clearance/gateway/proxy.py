@@ -291,8 +291,10 @@ class Proxy:
         assert task is not None
         inflight = self.inflight.setdefault(served.id, set())
         inflight.add(attempt)
-        watcher = asyncio.get_running_loop().create_task(_disconnected(receive))
-        watcher.add_done_callback(lambda w: w.cancelled() or attempt.end("client_disconnected"))
+        # Whether the client hangs up is watched from WATCH_AFTER on: most answers are out by
+        # then, and need no watcher task at all; a hang-up before it is noticed then.
+        watch = _Watch(receive, attempt)
+        timer = asyncio.get_running_loop().call_later(WATCH_AFTER, watch.start)
         attempt.relaying = task
         try:
             if attempt.ended is None:  # else the commit failed before the relay started
@@ -304,8 +306,8 @@ class Proxy:
         finally:
             attempt.relaying = None
             inflight.discard(attempt)
-            if not watcher.done():
-                watcher.cancel()
+            timer.cancel()
+            watch.stop()
         if attempt.ended is None:
             return
         if attempt.ended == "audit_unavailable":
@@ -463,8 +465,25 @@ class Proxy:
         await send_bytes(send, 200, orjson.dumps(data))
 
 
-async def _disconnected(receive: Receive) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
+WATCH_AFTER = 0.05  # seconds into the relay before a hang-up is watched for
+
+
+class _Watch:
+    """The task that waits for the client to hang up, and ends the attempt when it does."""
+
+    def __init__(self, receive: Receive, attempt: Attempt) -> None:
+        self._receive = receive
+        self._attempt = attempt
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._wait())
+
+    async def _wait(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        self._attempt.end("client_disconnected")
+
+    def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
