@@ -4,15 +4,18 @@ seeded with the demo's personas, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import anthropic
+import httpx
 import openai
 import pytest
 import sqlalchemy as sa
@@ -21,7 +24,7 @@ from typer.testing import CliRunner, Result
 from clearance.app import Clearance, create_app
 from clearance.cli.app import app as cli_app
 from clearance.config import Settings, load_settings
-from clearance.demo.run import seed
+from clearance.demo.run import free_port, seed
 from clearance.demo.upstream import DemoUpstream, demo_upstream_app
 from clearance.net.protocol import DeadlineProtocol
 from clearance.net.serving import serve_in_thread
@@ -169,3 +172,37 @@ def audit_writes_blocked(settings: Settings) -> Iterator[None]:
                 pg.rollback()
     finally:
         engine.dispose()
+
+
+CLEARANCE = str(Path(sys.executable).parent / "clearance")
+
+
+def start_serve(config: Path, *, workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
+    """`clearance serve` on a free port as a process of its own; returns it and its base URL
+    once /healthz answers. The caller stops it."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            CLEARANCE,
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env={**os.environ, "CLEARANCE_CONFIG": str(config)},
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=5).status_code == 200:
+                return server, base
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise AssertionError("clearance serve did not start")
+        time.sleep(0.1)

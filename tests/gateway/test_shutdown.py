@@ -4,10 +4,7 @@ finish, and each has its audit entry."""
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,10 +14,11 @@ import pytest
 
 from clearance.audit.reader import LogReader
 from clearance.config import Settings
-from clearance.demo.run import free_port, seed
+from clearance.demo.run import seed
 from clearance.demo.upstream import demo_upstream_app
 from clearance.net.serving import serve_in_thread
 from clearance.store import connect
+from tests.gateway.conftest import start_serve
 
 STREAMS = 50
 
@@ -42,28 +40,8 @@ def test_sigterm_drains_live_streams(instance: tuple[Settings, Path]) -> None:
     with serve_in_thread(demo_upstream_app(chunk_delay=0.15), lifespan="off") as upstream:
         engine = connect(settings.database_url)
         key = seed(engine, settings, upstream)["alice@demo.test"]
-        port = free_port()
-        server = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "clearance"),
-                "serve",
-                "--config",
-                str(config),
-                "--port",
-                str(port),
-            ],
-            env={**os.environ, "CLEARANCE_CONFIG": str(config)},
-        )
-        url = f"http://127.0.0.1:{port}"
+        server, url = start_serve(config)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(url + "/healthz", timeout=1)
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "gateway did not start"
-                    time.sleep(0.1)
             with concurrent.futures.ThreadPoolExecutor(STREAMS) as pool:
                 started = threading.Semaphore(0)
                 streams = [pool.submit(_stream, url, key, started) for _ in range(STREAMS)]
@@ -100,19 +78,8 @@ def test_kill_9_under_load_leaves_no_answer_without_its_entry(
     with serve_in_thread(demo_upstream_app(chunk_delay=0.0), lifespan="off") as upstream:
         engine = connect(settings.database_url)
         key = seed(engine, settings, upstream)["alice@demo.test"]
-        port = free_port()
-        server = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "clearance"),
-                "serve",
-                "--config",
-                str(config),
-                "--port",
-                str(port),
-            ],
-            env={**os.environ, "CLEARANCE_CONFIG": str(config)},
-        )
-        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        server, base = start_serve(config)
+        url = f"{base}/v1/chat/completions"
         body = {"model": "fable-4", "messages": [{"role": "user", "content": "hi"}]}
         auth = {"authorization": f"Bearer {key}"}
         answered: list[int] = []
@@ -132,14 +99,6 @@ def test_kill_9_under_load_leaves_no_answer_without_its_entry(
                             many.set()
 
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "gateway did not start"
-                    time.sleep(0.1)
             threads = [threading.Thread(target=client) for _ in range(8)]
             for t in threads:
                 t.start()

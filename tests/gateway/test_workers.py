@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,8 +15,7 @@ from clearance.demo.run import free_port, seed
 from clearance.demo.upstream import demo_upstream_app
 from clearance.net.serving import serve_in_thread
 from clearance.store import connect
-
-CLEARANCE = str(Path(sys.executable).parent / "clearance")
+from tests.gateway.conftest import CLEARANCE, start_serve
 
 
 def test_suspension_reaches_every_worker(instance: tuple[Settings, Path]) -> None:
@@ -104,24 +102,9 @@ def test_the_integrator_runs_beside_the_workers(instance: tuple[Settings, Path])
         key = seed(engine, settings, upstream)["alice@demo.test"]
         engine.dispose()
 
-        def start() -> tuple[subprocess.Popen[bytes], str]:
-            port = free_port()
-            argv = [CLEARANCE, "serve", "--config", str(config), "--port", str(port)]
-            server = subprocess.Popen([*argv, "--workers", "1"])
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=5).status_code == 200:
-                        return server, base
-                except httpx.TransportError:
-                    pass
-                assert server.poll() is None and time.monotonic() < deadline, "no start"
-                time.sleep(0.1)
-
         body = {"model": "fable-4", "messages": [{"role": "user", "content": "hi"}]}
         auth = {"authorization": f"Bearer {key}"}
-        server, base = start()
+        server, base = start_serve(config)
         try:
             indices = []
             for _ in range(5):
@@ -147,7 +130,7 @@ def test_the_integrator_runs_beside_the_workers(instance: tuple[Settings, Path])
             engine.dispose()
         assert signed is not None and signed > last_index  # integrated on the way out
 
-        server, base = start()
+        server, base = start_serve(config)
         helpers = _children(server.pid)
         assert helpers, "serve started no background process"
         server.kill()

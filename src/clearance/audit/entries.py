@@ -377,6 +377,12 @@ def refusal_summary(
 
 
 _ACCESS_TAIL = b'","type":"access_decision"}'
+# The fields of `AccessEncoder.encode`'s cache key, in order (the list versions come last).
+_ACCESS_KEY = (
+    "subject", "key_id", "surface", "endpoint", "stream", "model_requested", "model_served",
+    "effect", "rules", "policy_hash", "facts_digest", "facts_version", "action", "ip_country",
+    "outcome", "status", "reason",
+)  # fmt: skip
 
 
 class AccessEncoder:
@@ -417,37 +423,18 @@ class AccessEncoder:
         status: int | None,
         reason: str | None,
     ) -> bytes:
-        versions = tuple(list_versions.items())
         key = (
             subject, key_id, surface, endpoint, stream, model_requested, model_served, effect,
-            rules, policy_hash, facts_digest, facts_version, versions, action, ip_country,
-            outcome, status, reason,
+            rules, policy_hash, facts_digest, facts_version, action, ip_country, outcome, status,
+            reason, tuple(list_versions.items()),  # a mapping is not hashable: its items
         )  # fmt: skip
         prefix = self._prefixes.get(key)
-        stamp = self._clock()
         if prefix is not None:
-            return prefix + stamp.encode() + _ACCESS_TAIL
-        entry = AccessDecision(
-            subject=subject,
-            key_id=key_id,
-            surface=surface,
-            endpoint=endpoint,
-            stream=stream,
-            model_requested=model_requested,
-            model_served=model_served,
-            effect=effect,
-            rules=tuple(rules),
-            policy_hash=policy_hash,
-            facts_digest=facts_digest,
-            facts_version=facts_version,
-            list_versions=dict(list_versions),
-            action=action,
-            ip_country=ip_country,
-            outcome=outcome,
-            status=status,
-            reason=reason,
-            time=stamp,
-        ).encode()
+            return prefix + self._clock().encode() + _ACCESS_TAIL
+        moment = datetime.now(UTC)
+        fields: dict[str, Any] = dict(zip(_ACCESS_KEY, key, strict=False))  # not the versions
+        entry = access_decision(**fields, list_versions=list_versions, time=moment)
+        stamp = rfc3339(moment)
         head, sep, tail = entry.rpartition(b',"time":"' + stamp.encode())
         if sep and not head.count(b',"time":"') and tail == _ACCESS_TAIL:
             if len(self._prefixes) >= self._capacity:
