@@ -31,8 +31,10 @@ def check_name(name: str) -> str:
     return name
 
 
-def key_id(name: str, public: bytes) -> int:
-    digest = hashlib.sha256(name.encode() + b"\n" + bytes([ALG_ED25519]) + public).digest()
+def key_id(name: str, public: bytes, alg: int = ALG_ED25519) -> int:
+    """C2SP signed-note: SHA-256(name || "\n" || signature type || public key)[:4]; the type is
+    0x01 for a log's Ed25519 key, 0x04 for a witness's cosignature/v1 key (tlog-cosignature)."""
+    digest = hashlib.sha256(name.encode() + b"\n" + bytes([alg]) + public).digest()
     return int.from_bytes(digest[:4], "big")
 
 
@@ -40,14 +42,54 @@ def _raw_public(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
-def _decode_key(text: str, what: str) -> bytes:
+def _decode_key(text: str, what: str, alg: int = ALG_ED25519) -> bytes:
     try:
         raw = base64.b64decode(text, validate=True)
     except ValueError as exc:  # binascii.Error, or a str that is not ASCII
         raise InvalidInput(f"malformed {what}") from exc
-    if len(raw) != 33 or raw[0] != ALG_ED25519:
-        raise InvalidInput(f"malformed {what}: not an Ed25519 key")
+    if len(raw) != 33 or raw[0] != alg:
+        raise InvalidInput(f"malformed {what}: not an Ed25519 key of type 0x{alg:02x}")
     return raw[1:]
+
+
+def parse_vkey(text: str, alg: int = ALG_ED25519) -> tuple[str, int, Ed25519PublicKey]:
+    """A C2SP verifier key `name+keyid+base64(type || key)`: (name, key id, public key)."""
+    # The key's base64 may itself contain "+": split off only the leading fields.
+    parts = text.strip().split("+", 2)
+    if len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{8}", parts[1]):
+        raise InvalidInput("malformed verifier key: want name+keyid+base64")
+    name, hex_id, b64 = check_name(parts[0]), parts[1], parts[2]
+    raw = _decode_key(b64, "verifier key", alg)
+    if key_id(name, raw, alg) != int(hex_id, 16):
+        raise InvalidInput("malformed verifier key: key id does not match the key")
+    return name, int(hex_id, 16), Ed25519PublicKey.from_public_bytes(raw)
+
+
+def vkey_text(name: str, public: Ed25519PublicKey, alg: int = ALG_ED25519) -> str:
+    raw = _raw_public(public)
+    return f"{name}+{key_id(name, raw, alg):08x}+{base64.b64encode(bytes([alg]) + raw).decode()}"
+
+
+def parse_private(text: str, alg: int = ALG_ED25519) -> tuple[str, int, Ed25519PrivateKey]:
+    """A signer key `PRIVATE+KEY+name+keyid+base64(type || seed)`: (name, key id, private key)."""
+    parts = text.strip().split("+", 4)
+    if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
+        raise InvalidInput("malformed signer key: want PRIVATE+KEY+name+keyid+base64")
+    name, hex_id = check_name(parts[2]), parts[3]
+    private = Ed25519PrivateKey.from_private_bytes(_decode_key(parts[4], "signer key", alg))
+    if not re.fullmatch(r"[0-9a-f]{8}", hex_id) or int(hex_id, 16) != key_id(
+        name, _raw_public(private.public_key()), alg
+    ):
+        raise InvalidInput("malformed signer key: key id does not match the key")
+    return name, int(hex_id, 16), private
+
+
+def generate_private(name: str, alg: int = ALG_ED25519) -> str:
+    """A fresh Ed25519 signer key in the signed-note private-key text form."""
+    private = Ed25519PrivateKey.generate()
+    seed = private.private_bytes_raw()
+    kid = key_id(check_name(name), _raw_public(private.public_key()), alg)
+    return f"PRIVATE+KEY+{name}+{kid:08x}+{base64.b64encode(bytes([alg]) + seed).decode()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,20 +100,11 @@ class NoteVerifier:
 
     @classmethod
     def from_text(cls, text: str) -> NoteVerifier:
-        # The key's base64 may itself contain "+": split off only the leading fields.
-        parts = text.strip().split("+", 2)
-        if len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{8}", parts[1]):
-            raise InvalidInput("malformed verifier key: want name+keyid+base64")
-        name, hex_id, b64 = check_name(parts[0]), parts[1], parts[2]
-        raw = _decode_key(b64, "verifier key")
-        if key_id(name, raw) != int(hex_id, 16):
-            raise InvalidInput("malformed verifier key: key id does not match the key")
-        return cls(name, int(hex_id, 16), Ed25519PublicKey.from_public_bytes(raw))
+        return cls(*parse_vkey(text))
 
     @property
     def text(self) -> str:
-        raw = bytes([ALG_ED25519]) + _raw_public(self.public)
-        return f"{self.name}+{self.key_id:08x}+{base64.b64encode(raw).decode()}"
+        return vkey_text(self.name, self.public)
 
     def verify(self, message: bytes, signature: bytes) -> bool:
         try:
@@ -89,16 +122,7 @@ class NoteSigner:
 
     @classmethod
     def from_text(cls, text: str) -> NoteSigner:
-        parts = text.strip().split("+", 4)
-        if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
-            raise InvalidInput("malformed signer key: want PRIVATE+KEY+name+keyid+base64")
-        name, hex_id = check_name(parts[2]), parts[3]
-        private = Ed25519PrivateKey.from_private_bytes(_decode_key(parts[4], "signer key"))
-        if not re.fullmatch(r"[0-9a-f]{8}", hex_id) or int(hex_id, 16) != key_id(
-            name, _raw_public(private.public_key())
-        ):
-            raise InvalidInput("malformed signer key: key id does not match the key")
-        return cls(name, int(hex_id, 16), private)
+        return cls(*parse_private(text))
 
     @property
     def verifier(self) -> NoteVerifier:
@@ -109,12 +133,8 @@ class NoteSigner:
 
 
 def generate_signing_key(name: str) -> str:
-    """A fresh Ed25519 signer key in the signed-note private-key text form."""
-    private = Ed25519PrivateKey.generate()
-    seed = private.private_bytes_raw()
-    kid = key_id(check_name(name), _raw_public(private.public_key()))
-    raw = base64.b64encode(bytes([ALG_ED25519]) + seed).decode()
-    return f"PRIVATE+KEY+{name}+{kid:08x}+{raw}"
+    """A fresh log signer key (type 0x01) in the signed-note private-key text form."""
+    return generate_private(name)
 
 
 def verifier_key(signer_key: str) -> str:
