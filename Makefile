@@ -38,8 +38,8 @@ lock: $(UV)
 	$(UV) lock $(if $(filter all,$(UPGRADE)),--upgrade,$(if $(UPGRADE),--upgrade-package $(UPGRADE)))
 
 lint: install
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench verifier
+	$(BIN)/ruff check src tests bench verifier
 
 typecheck: install
 	$(BIN)/mypy

@@ -1,0 +1,3 @@
+from clearance_verify.cli import main
+
+main()
