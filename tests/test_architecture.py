@@ -22,6 +22,7 @@ DOMAINS = {
     "screening",
     "setup",
     "store",
+    "witness",  # the tlog-witness protocol, and the small witness server it is a client of
 }
 SURFACES = {"gateway", "portal", "admin"}
 ROOT = {"app", "openapi", "maintenance", "background"}  # the composition root

@@ -47,6 +47,9 @@ COMMANDS: dict[str, Entry] = {
         "Screen a name (or every row of a CSV file) against the loaded lists.",
     ),
     "audit": Entry(("audit",), "The tamper-evident audit log."),
+    "witness": Entry(
+        ("witness",), "A C2SP tlog-witness: cosigns checkpoints that extend what it saw."
+    ),
     "upstreams": Entry(("catalog",), "Model providers Clearance forwards to."),
     "models": Entry(("catalog",), "The model catalog: classification, fallbacks, kill switch."),
     "orgs": Entry(("principals",), "Organisations (employers, licence holders)."),
