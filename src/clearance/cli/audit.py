@@ -1,4 +1,4 @@
-"""`clearance audit key | checkpoint | verify | query`."""
+"""`clearance audit key | checkpoint | verify | query | export`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+from clearance.audit.bundle import FORMATS, Format, Selection, export_bundle, parse_moment
 from clearance.audit.keys import NoteVerifier, load_signer
 from clearance.audit.query import EntryFilter, scan, select
 from clearance.audit.reader import LogReader
@@ -149,3 +150,51 @@ def query(
         )
         for index, record in select(scan(LogReader(rt.engine)), where):
             typer.echo(orjson.dumps({"index": index, "entry": record}).decode())
+
+
+@audit_app.command("export")
+def export(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write (new or empty).")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="Report and entries as: jsonl | csv | pdf")
+    ] = "pdf",
+    email: Annotated[str | None, typer.Option("--email", help="A user, by email.")] = None,
+    subject: Annotated[
+        str | None, typer.Option("--subject", help="A user, by pseudonymous subject id.")
+    ] = None,
+    org: Annotated[str | None, typer.Option("--org", help="An organisation's members.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="A model.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="ISO 8601 date or time, UTC, inclusive")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="ISO 8601 date or time, UTC, exclusive")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write an auditor's bundle: the matching entries with inclusion proofs against the latest
+    checkpoint, the checkpoint, the verifier keys, a manifest and a report.
+
+    Check it with `clearance-verify bundle DIR --key KEY` (verifier/, no Clearance needed)."""
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"one of {', '.join(FORMATS)}", param_hint="--format")
+    format_: Format = "pdf" if fmt == "pdf" else "csv" if fmt == "csv" else "jsonl"
+    selection = Selection(
+        email=email,
+        subject=subject,
+        org=org,
+        model=model,
+        since=None if since is None else parse_moment(since, "--since"),
+        until=None if until is None else parse_moment(until, "--until"),
+    )
+    with open_runtime(config) as rt:
+        done = export_bundle(rt.engine, rt.settings, selection, format_, out)
+    if done.entries:
+        typer.echo(
+            f"wrote {done.entries} entries to {out} (checkpoint size {done.checkpoint.size})"
+        )
+    else:
+        typer.echo(f"no entries match; wrote an empty bundle to {out}")
+    if done.later:
+        typer.echo(f"{done.later} newer matching entries await a later checkpoint")
+    typer.echo(f"verify with: clearance-verify bundle {out} --key {done.log_key}")

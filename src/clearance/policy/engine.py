@@ -63,6 +63,11 @@ class PolicyEngine:
             Reason("permit", "allowed", ""),
         )
 
+    @property
+    def rules(self) -> dict[str, Reason]:
+        """Each rule's annotations by its @id: what an audit report cites beside a rule."""
+        return {r.rule: r for r in self._reasons.values()}
+
     @classmethod
     def from_files(cls, files: Sequence[Path]) -> PolicyEngine:
         try:
