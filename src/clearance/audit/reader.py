@@ -9,6 +9,7 @@ from clearance.audit import merkle
 from clearance.audit.merkle import HASH_SIZE
 from clearance.audit.tables import (
     audit_checkpoints,
+    audit_cosignatures,
     audit_entries,
     audit_head,
     audit_tiles,
@@ -63,16 +64,47 @@ def latest_note(conn: Connection) -> str | None:
     return None if note is None else str(note)
 
 
+def cosigned_note(conn: Connection, quorum: int = 0) -> str | None:
+    """The newest checkpoint with the witnesses' cosignatures after the log's signature; with
+    `quorum`, the newest that at least `quorum` witnesses cosigned (None if there is none)."""
+    query = sa.select(audit_checkpoints.c.size, audit_checkpoints.c.note)
+    if quorum > 0:
+        cosigned = (
+            sa.select(audit_cosignatures.c.size)
+            .group_by(audit_cosignatures.c.size)
+            .having(sa.func.count() >= quorum)
+        )
+        query = query.where(audit_checkpoints.c.size.in_(cosigned))
+    row = conn.execute(query.order_by(audit_checkpoints.c.size.desc()).limit(1)).first()
+    if row is None:
+        return None
+    size, note = int(row[0]), str(row[1])
+    lines = (
+        conn.execute(
+            sa.select(audit_cosignatures.c.line)
+            .where(audit_cosignatures.c.size == size)
+            .order_by(audit_cosignatures.c.witness)
+        )
+        .scalars()
+        .all()
+    )
+    return note + "".join(lines)
+
+
 class LogReader:
     """What the HTTP routes and tools read; every method is one short read transaction."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def checkpoint(self) -> str:
+    def checkpoint(self, quorum: int = 0) -> str:
+        """The newest signed checkpoint with its witnesses' cosignatures; with `quorum`, the
+        newest that `quorum` witnesses cosigned."""
         with reading(self._engine) as conn:
-            note = latest_note(conn)
+            note = cosigned_note(conn, quorum)
         if note is None:
+            if quorum:
+                raise NotFound(f"no checkpoint is cosigned by {quorum} witnesses yet")
             raise NotFound("the log has no signed checkpoint yet")
         return note
 

@@ -1,6 +1,7 @@
 """The audit log over HTTP, for auditors and standard tooling (mounted by the gateway at /audit).
 
-GET /checkpoint                          the latest signed checkpoint (C2SP tlog-checkpoint)
+GET /checkpoint                          the latest signed checkpoint (C2SP tlog-checkpoint),
+                                         with the witnesses' cosignatures (tlog-cosignature)
 GET /entries/{index}                     the exact bytes that were hashed into leaf `index`
 GET /proof/inclusion?index=I&size=N      {"index", "size", "hashes": [base64, ...]} RFC 9162
 GET /proof/consistency?first=M&second=N  {"first", "second", "hashes": [...]} RFC 9162
@@ -33,11 +34,15 @@ MAX_INDEX = 2**63 - 1  # indexes and sizes are stored as 64-bit signed integers
 
 
 def audit_app(engine: Engine, settings: AuditSettings | None = None) -> Starlette:
-    """An ASGI app serving the log stored behind `engine`; `settings` is accepted for symmetry."""
+    """An ASGI app serving the log stored behind `engine`."""
     reader = LogReader(engine)
+    # With witnesses and serve_without_quorum = false: the newest checkpoint a quorum cosigned.
+    quorum = 0
+    if settings is not None and settings.witnesses and not settings.serve_without_quorum:
+        quorum = settings.witness_quorum
 
     def checkpoint(_: Request) -> Response:
-        return PlainTextResponse(reader.checkpoint(), headers={"cache-control": SHORT})
+        return PlainTextResponse(reader.checkpoint(quorum), headers={"cache-control": SHORT})
 
     def entry(request: Request) -> Response:
         index = parse_index(request.path_params["index"], "index")

@@ -21,6 +21,7 @@ from clearance.audit.integrator import MAX_PER_CHECKPOINT, integrate
 from clearance.audit.keys import NoteSigner, load_signer
 from clearance.audit.reader import LogReader
 from clearance.audit.sequencer import Appender, GroupCommitter, check_durable
+from clearance.audit.witnessing import Witnessing
 from clearance.config import AuditSettings
 from clearance.errors import ClearanceError
 
@@ -45,6 +46,8 @@ class AuditLog:
         self._appender = Appender(engine)
         self.sequencer = GroupCommitter(self._commit, settings.batch_max_entries)
         self.reader = LogReader(engine)
+        # Checked here, so a bad [[audit.witnesses]] stops the start; used by the integrator.
+        self.witnessing = Witnessing(engine, settings)
 
     # -- appending ------------------------------------------------------------------------
 
@@ -109,6 +112,7 @@ class AuditLog:
         self.integrate()
         self._thread = threading.Thread(target=self._run, name="audit-integrator", daemon=True)
         self._thread.start()
+        self.witnessing.start()  # submits the newest checkpoint now, and each one signed
 
     def _run(self) -> None:
         interval = self._settings.checkpoint_interval_seconds
@@ -116,7 +120,8 @@ class AuditLog:
             started = time.monotonic()
             self._wake.clear()
             try:
-                self.integrate()
+                if self.integrate() is not None:
+                    self.witnessing.signed()
             except ClearanceError as exc:
                 log.warning("audit integration failed: %s", exc.detail)
             # Wait for new entries, but sign at most once per interval (and at least once per
@@ -131,6 +136,7 @@ class AuditLog:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        self.witnessing.close()
         self.sequencer.close()
         self._appender.close()
         if (

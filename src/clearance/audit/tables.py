@@ -5,6 +5,7 @@ audit_entries      index -> the exact entry bytes that were hashed
 audit_tree         one row: how many entries are integrated into the tree, and its root
 audit_tiles        C2SP tlog-tiles hashes, (tile level, tile index) -> up to 256 hashes
 audit_checkpoints  every signed checkpoint, by tree size
+audit_cosignatures witnesses' cosignature/v1 lines, by checkpoint size and witness (migration 0008)
 """
 
 from __future__ import annotations
@@ -53,4 +54,13 @@ audit_checkpoints = sa.Table(
     sa.Column("root", sa.LargeBinary(32), nullable=False),
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("signed_at", UTC_TIME, nullable=False),
+)
+
+audit_cosignatures = sa.Table(
+    "audit_cosignatures",
+    metadata,
+    sa.Column("size", INDEX, primary_key=True, autoincrement=False),
+    sa.Column("witness", sa.String(200), primary_key=True),
+    sa.Column("line", sa.Text, nullable=False),
+    sa.Column("cosigned_at", UTC_TIME, nullable=False),
 )

@@ -54,6 +54,18 @@ FRACTION = Rule("above 0 and at most 1", lambda v: 0 < v <= 1)
 PORT = between(1, 65535)
 ONE_LINE = Rule("that is one line, not empty", lambda v: bool(v.strip()) and "\n" not in v)
 NOT_EMPTY = Rule("with at least one entry", bool)
+WITNESS_TABLES = Rule(
+    ", each a table with `url` (http:// or https://) and `vkey` (the witness's C2SP verifier key)"
+    " and nothing else",
+    lambda v: all(
+        set(t) == {"url", "vkey"}
+        and isinstance(t["url"], str)
+        and re.match(r"https?://[^\s/]+", t["url"]) is not None
+        and isinstance(t["vkey"], str)
+        and t["vkey"].count("+") >= 2
+        for t in v
+    ),
+)
 COUNTRIES = Rule(
     ", each a two-letter country code in capitals (ISO 3166-1 alpha-2)",
     lambda v: all(re.fullmatch("[A-Z]{2}", c) for c in v),
@@ -176,6 +188,26 @@ class AuditSettings:
     )
     checkpoint_interval_seconds: float = setting(
         1.0, "how often a new checkpoint is signed while entries arrive", rule=POSITIVE
+    )
+    # C2SP tlog-witness: independent parties cosign a checkpoint only if it extends every one
+    # they cosigned before, so the operator cannot show one history to one auditor and another
+    # to the next (docs/audit.md "Witnesses").
+    witnesses: tuple[Mapping[str, Any], ...] = setting(
+        (),
+        "[[audit.witnesses]]: C2SP tlog-witnesses for each checkpoint: `url` prefix and `vkey`",
+        rule=WITNESS_TABLES,
+    )
+    witness_quorum: int = setting(
+        1,
+        "cosignatures from distinct witnesses that make a checkpoint witnessed",
+        rule=at_least(1),
+    )
+    serve_without_quorum: bool = setting(
+        True,
+        "serve the newest checkpoint before a quorum cosigned it; false: the newest cosigned one",
+    )
+    witness_timeout_seconds: float = setting(
+        5.0, "how long one witness request may take before it is retried later", rule=POSITIVE
     )
 
 
