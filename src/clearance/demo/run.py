@@ -6,6 +6,7 @@ import asyncio
 import re
 import shutil
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -15,6 +16,8 @@ from sqlalchemy.engine import Engine
 
 from clearance.app import create_app
 from clearance.audit import entries
+from clearance.audit.cosignature import Cosigner, generate_witness_key
+from clearance.audit.keys import load_signer
 from clearance.audit.service import AuditLog
 from clearance.catalog import service as catalog
 from clearance.catalog.classification import classify
@@ -28,6 +31,7 @@ from clearance.principals import service as principals
 from clearance.principals.models import Method, UsPerson
 from clearance.setup import write_instance
 from clearance.store import connect, migrate
+from clearance.witness.server import Witness, WitnessState, witness_app
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +177,42 @@ def make_reviewer(engine: Engine, settings: Settings, email: str) -> None:
         log.close()
 
 
-def instructions(keys: dict[str, str], port: int, config: Path) -> str:
+@dataclass(frozen=True, slots=True)
+class DemoWitness:
+    """A witness of our own beside the demo (docs/witnesses.md): the demo log is cosigned."""
+
+    cosigner: Cosigner
+    port: int
+    state: Path
+
+
+def demo_witnesses(directory: Path) -> list[DemoWitness]:
+    """Two witnesses with their own keys; their `[[audit.witnesses]]` go into the config."""
+    found = []
+    for n in (1, 2):
+        key = directory / f"witness-{n}.key"
+        key.write_text(generate_witness_key(f"demo.witness.local/w{n}") + "\n", encoding="utf-8")
+        key.chmod(0o600)
+        found.append(
+            DemoWitness(Cosigner.load(key), free_port(), directory / f"witness-{n}" / "state.db")
+        )
+    return found
+
+
+def witness_tables(witnesses: list[DemoWitness]) -> str:
+    tables = [
+        f"\n[[audit.witnesses]]\nurl = {_toml(f'http://127.0.0.1:{w.port}')}\n"
+        f"vkey = {_toml(w.cosigner.verifier.text)}\n"
+        for w in witnesses
+    ]
+    return "".join(tables)
+
+
+def _toml(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def instructions(keys: dict[str, str], port: int, config: Path, verify: str | None = None) -> str:
     base = f"http://127.0.0.1:{port}"
     lines = [
         "",
@@ -211,6 +250,13 @@ def instructions(keys: dict[str, str], port: int, config: Path) -> str:
         f"  curl -s {base}/admin/api/models -H 'Authorization: Bearer <the token>'",
         "",
     ]
+    if verify:
+        lines += [
+            "Audit: the log is cosigned by two witnesses of its own (docs/witnesses.md). Verify it"
+            " as an auditor would:",
+            f"  {verify}",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -225,6 +271,8 @@ def run_demo(directory: Path, port: int) -> None:
     text = config.read_text(encoding="utf-8")
     text = re.sub(r"(?m)^port = 8080\b", f"port = {port}", text)
     text = text.replace("http://127.0.0.1:8080/portal", f"http://127.0.0.1:{port}/portal")
+    witnesses = demo_witnesses(directory)
+    text = text.replace("[audit]\n", "[audit]\nwitness_quorum = 2\n", 1) + witness_tables(witnesses)
     config.write_text(text, encoding="utf-8")
     settings = load_settings(config)
     engine = connect(settings.database_url)
@@ -233,11 +281,19 @@ def run_demo(directory: Path, port: int) -> None:
     keys = seed(engine, settings, f"http://127.0.0.1:{upstream_port}")
     make_reviewer(engine, settings, PERSONAS[0].email)
     engine.dispose()
-    print(instructions(keys, port, config), flush=True)
-    asyncio.run(_serve(settings, port, upstream_port))
+    log_key = load_signer(settings.audit.signing_key_file).verifier
+    verify = (
+        f".venv/bin/clearance-verify log http://127.0.0.1:{port}/audit --key {log_key.text} "
+        + " ".join(f"--witness {w.cosigner.verifier.text}" for w in witnesses)
+        + " --quorum 2"
+    )
+    print(instructions(keys, port, config, verify), flush=True)
+    asyncio.run(_serve(settings, port, upstream_port, witnesses))
 
 
-async def _serve(settings: Settings, port: int, upstream_port: int) -> None:
+async def _serve(
+    settings: Settings, port: int, upstream_port: int, witnesses: Sequence[DemoWitness] = ()
+) -> None:
     upstream = uvicorn.Server(
         uvicorn.Config(
             demo_upstream_app(),
@@ -247,4 +303,19 @@ async def _serve(settings: Settings, port: int, upstream_port: int) -> None:
     gateway = uvicorn.Server(
         uvicorn.Config(create_app(settings), **server_options(host="127.0.0.1", port=port))
     )
-    await asyncio.gather(upstream.serve(), gateway.serve())
+    log_key = load_signer(settings.audit.signing_key_file).verifier
+    states = [WitnessState(w.state) for w in witnesses]
+    servers = [
+        uvicorn.Server(
+            uvicorn.Config(
+                witness_app(Witness(w.cosigner, {settings.audit.origin: [log_key]}, state)),
+                **server_options(host="127.0.0.1", port=w.port, lifespan="off"),
+            )
+        )
+        for w, state in zip(witnesses, states, strict=True)
+    ]
+    try:
+        await asyncio.gather(upstream.serve(), gateway.serve(), *(s.serve() for s in servers))
+    finally:
+        for state in states:
+            state.close()
