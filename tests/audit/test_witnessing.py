@@ -29,7 +29,7 @@ from clearance.audit.keys import load_signer
 from clearance.audit.note import open_note
 from clearance.audit.routes import audit_app
 from clearance.audit.service import AuditLog
-from clearance.audit.witnessing import Witnessing, witness_clients
+from clearance.audit.witnessing import Witnessing, witness_clients, witness_status
 from clearance.config import AuditSettings
 from clearance.config.loader import settings_from_mapping
 from clearance.errors import ConfigError, NotFound
@@ -297,3 +297,28 @@ def test_witness_tables_in_the_configuration_file(tmp_path: Path) -> None:
     for bad in ({"url": "ftp://witness.example", "vkey": vkey}, {"url": "https://w.example"}):
         with pytest.raises(ConfigError, match=r"\[audit\] witnesses: .* `url` .* `vkey`"):
             settings_from_mapping({"audit": {"witnesses": [bad]}}, base=tmp_path)
+
+
+def test_status_shows_how_far_each_witness_cosigned(
+    engine: Engine, audit_settings: AuditSettings, witnesses: list[Running]
+) -> None:
+    down = Cosigner.from_text(generate_witness_key("witness.test/down")).verifier.text
+    settings = _with(
+        audit_settings,
+        [(witnesses[0].url, witnesses[0].vkey), ("http://127.0.0.1:9", down)],
+        witness_timeout_seconds=0.2,
+    )
+    log = AuditLog(engine, settings)
+    try:
+        _grow(log, 0, 4)
+        assert log.witnessing.round() == 1
+        _grow(log, 4, 3)
+        size, status = witness_status(engine, settings)
+        assert size == 7
+        assert [(w.name, w.cosigned_size, w.behind) for w in status] == [
+            ("witness.test/w1", 4, 3),
+            ("witness.test/down", 0, 7),
+        ]
+        assert status[0].cosigned_at is not None and status[1].cosigned_at is None
+    finally:
+        log.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from clearance.audit.checkpoint import Checkpoint
 from clearance.audit.cosignature import (
@@ -25,11 +27,13 @@ from clearance.audit.cosignature import (
 from clearance.audit.keys import NoteSigner, generate_signing_key
 from clearance.audit.merkle import MemoryTree, consistency_proof
 from clearance.audit.note import sign_note
+from clearance.cli.app import app as cli_app
 from clearance.errors import VerificationError
 from clearance.net.serving import serve_in_thread
 from clearance.witness import protocol
 from clearance.witness.protocol import MalformedRequest, encode, parse
 from clearance.witness.server import Witness, WitnessState, witness_app
+from tests.gateway.conftest import make_instance
 
 ORIGIN = "example.com/behind-the-sofa"
 CLEARANCE = str(Path(sys.executable).parent / "clearance")
@@ -344,3 +348,27 @@ def test_keygen_and_serve_from_the_command_line(tmp_path: Path, log: Log) -> Non
         "witness", "serve", "--key", str(key), "--data", str(tmp_path), "--log", "no-equals-sign"
     )
     assert bad.returncode != 0 and "ORIGIN=VKEY" in bad.stderr
+
+
+def test_status_from_the_command_line(tmp_path: Path, cosigner: Cosigner) -> None:
+    _, config = make_instance(f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "i")
+    vkey = cosigner.verifier.text
+    text = config.read_text().replace("[audit]\n", "[audit]\nwitness_quorum = 1\n", 1)
+    config.write_text(
+        text + f'\n[[audit.witnesses]]\nurl = "http://127.0.0.1:9"\nvkey = "{vkey}"\n'
+    )
+    shown = CliRunner().invoke(cli_app, ["witness", "status", "--config", str(config), "--json"])
+    assert shown.exit_code == 0, shown.output
+    document = json.loads(shown.stdout)
+    assert document["quorum"] == 1
+    assert document["witnesses"] == [
+        {
+            "name": "witness.test/w1",
+            "url": "http://127.0.0.1:9",
+            "cosigned_size": 0,
+            "cosigned_at": None,
+            "behind": document["checkpoint_size"],
+        }
+    ]
+    plain = CliRunner().invoke(cli_app, ["witness", "status", "--config", str(config)])
+    assert "witness.test/w1" in plain.stdout and "never" in plain.stdout

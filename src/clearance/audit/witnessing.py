@@ -243,3 +243,38 @@ def _latest(conn: Connection) -> tuple[int, str] | None:
         .limit(1)
     ).first()
     return None if row is None else (int(row[0]), str(row[1]))
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessStatus:
+    name: str
+    url: str
+    cosigned_size: int  # the largest checkpoint of ours it cosigned (0: none yet)
+    cosigned_at: datetime | None
+    behind: int  # entries signed since: how far it lags the newest checkpoint
+
+
+def witness_status(engine: Engine, settings: AuditSettings) -> tuple[int, list[WitnessStatus]]:
+    """The newest checkpoint's size, and how far each configured witness has cosigned."""
+    clients = witness_clients(settings)
+    with reading(engine) as conn:
+        latest = _latest(conn)
+        rows = conn.execute(
+            sa.select(
+                audit_cosignatures.c.witness,
+                sa.func.max(audit_cosignatures.c.size),
+                sa.func.max(audit_cosignatures.c.cosigned_at),
+            ).group_by(audit_cosignatures.c.witness)
+        ).all()
+    size = 0 if latest is None else latest[0]
+    seen = {str(r[0]): (int(r[1]), r[2]) for r in rows}
+    return size, [
+        WitnessStatus(
+            c.name,
+            c.url,
+            seen.get(c.name, (0, None))[0],
+            seen.get(c.name, (0, None))[1],
+            size - seen.get(c.name, (0, None))[0],
+        )
+        for c in clients
+    ]

@@ -11,6 +11,7 @@ import uvicorn
 
 from clearance.audit.cosignature import Cosigner, generate_witness_key
 from clearance.audit.keys import NoteVerifier
+from clearance.cli.context import ConfigOption, open_runtime
 from clearance.errors import ConfigError, InvalidInput
 from clearance.net.serving import server_options
 
@@ -42,6 +43,45 @@ def keygen(
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text + "\n")
     typer.echo(Cosigner.from_text(text).verifier.text)
+
+
+@witness_app.command("status")
+def status(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """How far each of this log's witnesses ([[audit.witnesses]]) has cosigned."""
+    import orjson
+
+    from clearance.audit.witnessing import witness_status
+
+    with open_runtime(config) as rt:
+        size, witnesses = witness_status(rt.engine, rt.settings.audit)
+        quorum = rt.settings.audit.witness_quorum
+    if as_json:
+        document = {
+            "checkpoint_size": size,
+            "quorum": quorum,
+            "witnesses": [
+                {
+                    "name": w.name,
+                    "url": w.url,
+                    "cosigned_size": w.cosigned_size,
+                    "cosigned_at": None if w.cosigned_at is None else w.cosigned_at.isoformat(),
+                    "behind": w.behind,
+                }
+                for w in witnesses
+            ],
+        }
+        typer.echo(orjson.dumps(document).decode())
+        return
+    if not witnesses:
+        typer.echo("no witnesses configured ([[audit.witnesses]] in the configuration)")
+        return
+    typer.echo(f"newest checkpoint: size {size}; quorum {quorum} of {len(witnesses)}")
+    for w in witnesses:
+        when = "never" if w.cosigned_at is None else w.cosigned_at.isoformat(timespec="seconds")
+        typer.echo(f"  {w.name:<40} cosigned {w.cosigned_size:>10}  {w.behind:>8} behind  {when}")
 
 
 @witness_app.command("serve")
