@@ -70,7 +70,7 @@ def test_the_string_false_does_not_turn_the_fail_closed_default_off(tmp_path: Pa
         (
             "[zzz]\n",
             "[zzz]: unknown table (expected one of [audit], [clearance], [gateway], "
-            "[identity], [policy], [portal], [screening])",
+            "[identity], [policy], [portal], [retention], [screening])",
         ),
         ("port = 9\n", "port: a key of [gateway], not a table"),
         ("gateway = 9\n", "gateway: expected a table [gateway], found the integer 9"),
@@ -202,6 +202,10 @@ def test_wrong_types_are_errors(tmp_path: Path, text: str, expected: str) -> Non
         (
             '[audit]\norigin = ""\n',
             '[audit] origin: expected a string that is one line, not empty, found ""',
+        ),
+        (  # 15 CFR 762.6: export records are kept five years; a shorter period is refused
+            "[retention]\nexport_records_years = 3\n",
+            "[retention] export_records_years: expected an integer of at least 5, found 3",
         ),
     ],
 )

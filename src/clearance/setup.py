@@ -117,6 +117,12 @@ smtp_username = ""
 # Each worker purges used sign-in links, ended sessions, old rate-limit windows and evidence
 # older than [identity] retention_days this often; 0 turns it off (then cron the CLI purge).
 maintenance_minutes = 5
+
+[retention]
+# Export records (the audit log, identity decisions and their derived facts) are kept at least
+# this many years (15 CFR 762.6: five); Clearance deletes none of them. Evidence images follow
+# [identity] retention_days unless a legal hold keeps them (`clearance audit hold`).
+export_records_years = 5
 """
 
 

@@ -398,7 +398,11 @@ def _facts(
             f"{rfc3339(moment)[:19]}Z: every inclusion proof checked against the checkpoint "
             "root before this bundle was written",
         ),
-        ("Retention", "export records are kept five years (15 CFR 762.6)"),
+        (
+            "Retention",
+            f"export records are kept at least {settings.retention.export_records_years} "
+            "years (15 CFR 762.6); none is deleted",
+        ),
     ]
     return facts
 

@@ -6,6 +6,7 @@ audit_tree         one row: how many entries are integrated into the tree, and i
 audit_tiles        C2SP tlog-tiles hashes, (tile level, tile index) -> up to 256 hashes
 audit_checkpoints  every signed checkpoint, by tree size
 audit_cosignatures witnesses' cosignature/v1 lines, by checkpoint size and witness (migration 0008)
+legal_holds        holds on a person, org or case that stop the erasure of its evidence (0009)
 """
 
 from __future__ import annotations
@@ -63,4 +64,24 @@ audit_cosignatures = sa.Table(
     sa.Column("witness", sa.String(200), primary_key=True),
     sa.Column("line", sa.Text, nullable=False),
     sa.Column("cosigned_at", UTC_TIME, nullable=False),
+)
+
+# A legal hold (docs/retention.md): while `released_at` is null, nothing within its scope is
+# erased, on request or by retention. The rows are kept after release: a hold's history is
+# itself evidence (and each add and release is an audit entry).
+legal_holds = sa.Table(
+    "legal_holds",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("scope", sa.String(16), nullable=False),  # person | org | case
+    # person: the pseudonymous subject id (never the email); org: its name; case: its id.
+    sa.Column("scope_value", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("reference", sa.String(200), nullable=True),  # subpoena, case or docket number
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+    sa.Column("released_at", UTC_TIME, nullable=True),
+    sa.Column("released_by", sa.String(200), nullable=True),
+    sa.Column("release_reason", sa.Text, nullable=True),
+    sa.Index("ix_legal_holds_scope", "scope", "scope_value"),
 )

@@ -1,4 +1,4 @@
-"""`clearance audit key | checkpoint | verify | query | export`."""
+"""`clearance audit key | checkpoint | verify | query | export | hold add|release|list`."""
 
 from __future__ import annotations
 
@@ -10,18 +10,25 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+from clearance.audit import holds
 from clearance.audit.bundle import FORMATS, Format, Selection, export_bundle, parse_moment
 from clearance.audit.keys import NoteVerifier, load_signer
 from clearance.audit.query import EntryFilter, scan, select
 from clearance.audit.reader import LogReader
+from clearance.audit.service import AuditLog
 from clearance.audit.verify import verify_log
-from clearance.cli.context import ConfigOption, open_runtime
+from clearance.cli.context import ConfigOption, JsonOption, open_runtime, operator
 from clearance.config import load_settings
 from clearance.errors import VerificationError
 from clearance.principals.service import get_user
 from clearance.store import connect, reading
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+hold_app = typer.Typer(
+    help="Legal holds: stop the erasure of a person's, an org's or a case's evidence.",
+    no_args_is_help=True,
+)
+audit_app.add_typer(hold_app, name="hold")
 PROGRESS_FROM = 100_000  # entries; smaller logs verify in well under a second
 
 
@@ -198,3 +205,97 @@ def export(
     if done.later:
         typer.echo(f"{done.later} newer matching entries await a later checkpoint")
     typer.echo(f"verify with: clearance-verify bundle {out} --key {done.log_key}")
+
+
+@hold_app.command("add")
+def hold_add(
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why (kept in the log: name no one here).")
+    ],
+    email: Annotated[str | None, typer.Option("--email", help="A user, by email.")] = None,
+    subject: Annotated[
+        str | None, typer.Option("--subject", help="A user, by pseudonymous subject id.")
+    ] = None,
+    org: Annotated[str | None, typer.Option("--org", help="Every member of an org.")] = None,
+    case: Annotated[
+        int | None, typer.Option("--case", help="One identity verification (review) case.")
+    ] = None,
+    reference: Annotated[
+        str | None, typer.Option("--reference", help="Subpoena, docket or case number.")
+    ] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Place a legal hold: the evidence in its scope is not erased, on request or by retention,
+    until it is released. The hold is an audit entry (`hold.add`)."""
+    given = [(n, v) for n, v in (("--email", email), ("--subject", subject), ("--org", org)) if v]
+    if case is not None:
+        given.append(("--case", str(case)))
+    if len(given) != 1:
+        raise typer.BadParameter("give exactly one of --email, --subject, --org, --case")
+    with open_runtime(config) as rt:
+        scope, value = holds.Scope.PERSON, subject or ""
+        if email is not None:
+            with reading(rt.engine) as conn:
+                value = get_user(conn, email).subject_id  # the hold names the pseudonym
+        elif org is not None:
+            scope, value = holds.Scope.ORG, org
+        elif case is not None:
+            scope, value = holds.Scope.CASE, str(case)
+        log = AuditLog(rt.engine, rt.settings.audit)
+        try:
+            hold = holds.add(
+                rt.engine,
+                log,
+                scope=scope,
+                value=value,
+                reason=reason,
+                reference=reference,
+                actor=operator(),
+            )
+        finally:
+            log.close()
+    if as_json:
+        typer.echo(orjson.dumps(hold.json()).decode())
+        return
+    typer.echo(f"hold {hold.id}: {hold.scope.value} {hold.value} held")
+
+
+@hold_app.command("release")
+def hold_release(
+    hold_id: Annotated[int, typer.Argument(metavar="ID")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it ends (kept in the log).")],
+    config: ConfigOption = None,
+) -> None:
+    """Release a legal hold; retention and erasure requests apply again (`hold.release`)."""
+    with open_runtime(config) as rt:
+        log = AuditLog(rt.engine, rt.settings.audit)
+        try:
+            hold = holds.release(rt.engine, log, hold_id, reason=reason, actor=operator())
+        finally:
+            log.close()
+    typer.echo(f"hold {hold.id}: released")
+
+
+@hold_app.command("list")
+def hold_list(
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Released holds too.", show_default=False)
+    ] = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Legal holds in force (with --all, released ones too), oldest first."""
+    with open_runtime(config) as rt, reading(rt.engine) as conn:
+        found = holds.list_holds(conn, include_released=show_all)
+    if as_json:
+        typer.echo(orjson.dumps([h.json() for h in found]).decode())
+        return
+    for h in found:
+        state = "active" if h.active else f"released {h.released_at:%Y-%m-%d}"
+        typer.echo(
+            f"{h.id}\t{h.scope.value}\t{h.value}\t{h.created_at:%Y-%m-%d}\t{state}\t"
+            f"{h.reference or '-'}\t{h.reason}"
+        )
+    if not found:
+        typer.echo("no legal holds" if show_all else "no legal holds in force")

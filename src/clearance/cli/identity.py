@@ -127,12 +127,16 @@ def _print_case(case: Case) -> None:
 
 @identity_app.command("erase")
 def erase(email: str, config: ConfigOption = None) -> None:
-    """Erase every image of a person on request; decisions and facts stay."""
+    """Erase every image of a person on request; decisions and facts stay. Refused while a
+    legal hold covers the person, their org or one of their cases (`clearance audit hold`)."""
     with open_runtime(config) as rt, _tools(rt) as (vault, log):
         with rt.engine.connect() as conn:
             user = principals.get_user(conn, email)
         count = service.erase_evidence(rt.engine, vault, log, user.id, actor=operator())
+        years = rt.settings.retention.export_records_years
     typer.echo(f"erased {count} evidence files of {email}")
+    # 15 CFR 762.6: the decisions are export records; an erasure request does not reach them.
+    typer.echo(f"their identity decisions and audit entries are kept (at least {years} years)")
 
 
 @identity_app.command("purge")

@@ -30,6 +30,7 @@ from clearance.config.schema import (
     IdentitySettings,
     PolicySettings,
     PortalSettings,
+    RetentionSettings,
     ScreeningSettings,
     Settings,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "Key",
     "PolicySettings",
     "PortalSettings",
+    "RetentionSettings",
     "ScreeningSettings",
     "Settings",
     "_resolve_sqlite",

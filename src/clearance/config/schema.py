@@ -348,6 +348,18 @@ class PortalSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionSettings:
+    """[retention]: how long each kind of record is kept (docs/retention.md)."""
+
+    export_records_years: int = setting(
+        # 15 CFR 762.6(a): export records are kept five years from the export (or its end).
+        5,
+        "years export records (audit log, identity decisions) are kept at least (15 CFR 762.6)",
+        rule=at_least(5),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The whole configuration: the [clearance] keys, then one object per table."""
 
@@ -366,6 +378,7 @@ class Settings:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     portal: PortalSettings = field(default_factory=PortalSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     def with_database(self, url: str) -> Settings:
         return replace(self, database_url=url)

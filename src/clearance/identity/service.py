@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -20,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
+from clearance.audit import holds
 from clearance.audit.entries import admin_action, identity_decision
 from clearance.audit.sink import AuditSink
 from clearance.errors import Conflict, NotFound
@@ -43,6 +45,8 @@ from clearance.principals.models import Method, UsPerson
 from clearance.screening.service import screen_user
 from clearance.store import reading
 from clearance.store.tables import users
+
+log = logging.getLogger("clearance.identity")
 
 
 def _now() -> datetime:
@@ -334,10 +338,26 @@ def _case(conn: Connection, row: Row[Any]) -> Case:
 def erase_evidence(
     engine: Engine, vault: EvidenceVault, audit: AuditSink, user_id: int, *, actor: str
 ) -> int:
-    """Erasure on request: every image of the person goes; the decisions and facts stay."""
+    """Erasure on request: every image of the person goes; the decisions and facts stay (they
+    are export records, 15 CFR 762.6). A request that meets a legal hold on the person, their
+    org or one of their cases is refused whole, naming the hold, and the refusal is recorded
+    (`identity.evidence.erase_refused`): the evidence is what the hold preserves."""
     with reading(engine) as conn:
         subject = principals.get_user_by_id(conn, user_id).subject_id
-    erased = _erase_where(engine, vault, identity_cases.c.user_id == user_id)
+        binding = holds.active_for_user(conn, user_id)
+    if binding:
+        audit.append(
+            admin_action(
+                actor=actor,
+                action="identity.evidence.erase_refused",
+                target=subject,
+                details={"holds": [h.id for h in binding]},
+                subject=subject,
+            )
+        )
+        raise Conflict(holds.refusal(binding), reason="legal_hold")
+    # `~held()` again in the claim itself: a hold placed since the check above still binds.
+    erased = _erase_where(engine, vault, (identity_cases.c.user_id == user_id) & ~holds.held())
     audit.append(
         admin_action(
             actor=actor,
@@ -348,6 +368,12 @@ def erase_evidence(
         )
     )
     return len(erased)
+
+
+def _past_retention(retention_days: int, now: datetime | None) -> sa.ColumnElement[bool]:
+    cutoff = (now or _now()) - timedelta(days=retention_days)
+    decided_at = sa.func.coalesce(identity_cases.c.decided_at, identity_cases.c.created_at)
+    return sa.and_(identity_cases.c.status != Outcome.REVIEW.value, decided_at < cutoff)
 
 
 def purge_expired(
@@ -361,14 +387,13 @@ def purge_expired(
 ) -> int:
     """Retention: erase images of decided cases older than `retention_days`. Open review cases
     keep theirs until decided (a reviewer needs them); their retention then runs from the
-    decision. Each person whose images went gets an `identity.evidence.purge` entry.
+    decision. Cases under a legal hold keep theirs until it is released (counted in the log,
+    by number only). Each person whose images went gets an `identity.evidence.purge` entry.
 
     Safe to run from several workers or hosts at once: each file is claimed by exactly one run
     (see `_erase_where`), which alone erases and audits it; a second run finds nothing to do."""
-    cutoff = (now or _now()) - timedelta(days=retention_days)
-    decided_at = sa.func.coalesce(identity_cases.c.decided_at, identity_cases.c.created_at)
-    due = sa.and_(identity_cases.c.status != Outcome.REVIEW.value, decided_at < cutoff)
-    erased = _erase_where(engine, vault, due)
+    due = _past_retention(retention_days, now)
+    erased = _erase_where(engine, vault, due & ~holds.held())
     files: dict[str, int] = {}
     for _, subject in erased:
         files[subject] = files.get(subject, 0) + 1
@@ -382,7 +407,26 @@ def purge_expired(
                 subject=subject,
             )
         )
+    kept = held_past_retention(engine, retention_days=retention_days, now=now)
+    if kept:
+        log.info("evidence retention: %d files past retention kept under legal hold", kept)
     return len(erased)
+
+
+def held_past_retention(engine: Engine, *, retention_days: int, now: datetime | None = None) -> int:
+    """Files that retention would erase but a legal hold keeps."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(identity_evidence)
+        .join(identity_cases, identity_cases.c.id == identity_evidence.c.case_id)
+        .where(
+            identity_evidence.c.erased_at.is_(None),
+            _past_retention(retention_days, now),
+            holds.held(),
+        )
+    )
+    with reading(engine) as conn:
+        return int(conn.execute(query).scalar_one())
 
 
 _ERASE_BATCH = 500  # files per transaction: bounds how long SQLite's write lock is held
