@@ -6,7 +6,8 @@ One pass (`purge_once`) deletes what nothing may use any more and erases what mu
 - ended sessions (`portal.sessions.purge`);
 - rate-limit windows older than the previous one (`portal.ratelimit.purge`);
 - evidence images past `[identity] retention_days` (`identity.service.purge_expired`, the same
-  function as `clearance identity purge`: each person whose images went gets an audit entry).
+  function as `clearance identity purge`: each person whose images went gets an audit entry),
+  except those under a legal hold (`audit.holds`), which stay and are logged as a count.
 
 There is no leader: every worker (and host) runs the pass, because each step is idempotent and
 safe to run concurrently. The deletes are plain conditional DELETEs; the evidence purge claims

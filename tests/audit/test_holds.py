@@ -16,10 +16,12 @@ from clearance.audit import holds
 from clearance.audit.holds import Scope
 from clearance.audit.service import AuditLog
 from clearance.audit.tables import audit_entries, legal_holds
+from clearance.config import Settings
 from clearance.errors import Conflict, InvalidInput, NotFound
 from clearance.identity import service
 from clearance.identity.models import Case
 from clearance.identity.vault import EvidenceVault
+from clearance.maintenance import purge_once
 from clearance.principals import service as principals
 from tests.identity.test_service import examination, us_passport, verify
 
@@ -242,3 +244,22 @@ def test_bad_holds_are_refused_by_name(
         assert holds.get(conn, hold.id).release_reason == "done"  # the first release stands
         assert conn.execute(sa.select(sa.func.count()).select_from(legal_holds)).scalar() == 1
     assert actions(engine).count("hold.add") == 1 and actions(engine).count("hold.release") == 1
+
+
+def test_the_maintenance_pass_keeps_held_evidence(
+    engine: Engine, vault: EvidenceVault, audit: AuditLog
+) -> None:
+    _, _, kept = person(engine, vault, audit, "kept@example.com")
+    _, _, gone = person(engine, vault, audit, "gone@example.com")
+    holds.add(
+        engine,
+        audit,
+        scope=Scope.CASE,
+        value=str(kept.id),
+        reason="litigation hold",
+        reference="21-cv-0042",
+        actor="cli:counsel",
+    )
+    purged = purge_once(Settings(), engine, vault, audit, now=LATER)
+    assert purged.evidence == 4
+    assert files_left(engine, vault, kept.id) == 4 and files_left(engine, vault, gone.id) == 0

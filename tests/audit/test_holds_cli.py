@@ -85,6 +85,12 @@ def test_hold_blocks_erase_until_released(instance: tuple[Path, str]) -> None:
         "(grand jury subpoena; reference GJ-17)"
     )
 
+    text = config.read_text().replace("retention_days = 30", "retention_days = 0")
+    config.write_text(text)
+    assert cli(config, "identity", "purge").splitlines() == [
+        "erased 0 evidence files older than 0 days",
+        "kept 4 older files under legal hold (clearance audit hold list)",
+    ]
     assert cli(config, "audit", "hold", "release", str(hold["id"]), "--reason", "quashed") == (
         f"hold {hold['id']}: released\n"
     )

@@ -141,11 +141,14 @@ def erase(email: str, config: ConfigOption = None) -> None:
 
 @identity_app.command("purge")
 def purge(config: ConfigOption = None) -> None:
-    """Erase images older than [identity] retention_days (run daily)."""
+    """Erase images older than [identity] retention_days (run daily), except under legal hold."""
     with open_runtime(config) as rt, _tools(rt) as (vault, log):
         days = rt.settings.identity.retention_days
         count = service.purge_expired(rt.engine, vault, log, retention_days=days, actor=operator())
+        held = service.held_past_retention(rt.engine, retention_days=days)
     typer.echo(f"erased {count} evidence files older than {days} days")
+    if held:
+        typer.echo(f"kept {held} older files under legal hold (clearance audit hold list)")
 
 
 @review_app.command("list")
