@@ -232,6 +232,16 @@ def test_bad_holds_are_refused_by_name(
         holds.add(
             engine, audit, scope=Scope.PERSON, value=subject, reason=" ", reference=None, actor="a"
         )
+    with pytest.raises(InvalidInput, match="reference is longer than 200"):
+        holds.add(
+            engine,
+            audit,
+            scope=Scope.PERSON,
+            value=subject,
+            reason="r",
+            reference="x" * 201,
+            actor="a",
+        )
     with pytest.raises(NotFound, match="no legal hold 7"):
         holds.release(engine, audit, 7, reason="r", actor="a")
     hold = holds.add(

@@ -131,6 +131,8 @@ def add(
     """Place a hold; it binds from its commit on, then it is recorded (`hold.add`)."""
     reason = _text(reason, "reason")
     reference = None if reference is None or not reference.strip() else reference.strip()
+    if reference is not None and len(reference) > 200:  # the column's width
+        raise InvalidInput("the reference is longer than 200 characters")
     with engine.begin() as conn:
         subject = _subject_of(conn, scope, value.strip())
         row = conn.execute(
