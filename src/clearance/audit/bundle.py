@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from clearance.audit import merkle, report
+from clearance.audit.archive import open_archive
 from clearance.audit.checkpoint import Checkpoint, open_checkpoint
 from clearance.audit.compat import typed_view
 from clearance.audit.entries import rfc3339
@@ -174,7 +175,8 @@ def _scan(reader: LogReader) -> Iterator[tuple[int, bytes]]:
 def collect(engine: Engine, settings: Settings, selection: Selection) -> Collected:
     """The matching entries up to the latest served checkpoint, and what the report may say."""
     target = _resolve(engine, selection)
-    reader = LogReader(engine)
+    archive = open_archive(settings.audit)
+    reader = LogReader(engine, archive)
     verifier = load_signer(settings.audit.signing_key_file).verifier
     note = reader.checkpoint()  # verbatim: witness cosignatures stay as served
     checkpoint = open_checkpoint(note, verifier, settings.audit.origin)
@@ -217,13 +219,13 @@ def _describe_person(target: Target, erased_at: str | None) -> Target:
     return Target(text, target.subjects, person=shown)
 
 
-def _proofs(engine: Engine, collected: Collected) -> dict[int, list[bytes]]:
+def _proofs(engine: Engine, settings: Settings, collected: Collected) -> dict[int, list[bytes]]:
     """RFC 9162 §2.1.3.1 proofs from the stored tiles, each checked (§2.1.3.2) before writing:
     a bundle that would not verify is never handed to an auditor."""
     size, root = collected.checkpoint.size, collected.checkpoint.root
     proofs: dict[int, list[bytes]] = {}
     with reading(engine) as conn:
-        read = StoredTiles(conn).node_reader()
+        read = StoredTiles(conn, open_archive(settings.audit)).node_reader()
         for index, raw, _ in collected.entries:
             proof = merkle.inclusion_proof(index, size, read)
             try:
@@ -267,7 +269,7 @@ def export_bundle(
         raise InvalidInput(f"{out} exists and is not an empty directory")
     moment = datetime.now(UTC) if now is None else now
     collected = collect(engine, settings, selection)
-    proofs = _proofs(engine, collected)
+    proofs = _proofs(engine, settings, collected)
     log_key = load_signer(settings.audit.signing_key_file).verifier.text
     witnesses, quorum = witness_keys(settings)
     checkpoint = collected.checkpoint

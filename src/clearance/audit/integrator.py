@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from clearance.audit.archive import DirectoryArchive
 from clearance.audit.checkpoint import Checkpoint, CheckpointSigner
 from clearance.audit.merkle import leaf_hash
 from clearance.audit.reader import StoredTiles, head_size, latest_note
@@ -39,7 +40,11 @@ class _Extension:
 
 
 def integrate(
-    engine: Engine, signer: CheckpointSigner, limit: int = MAX_PER_CHECKPOINT
+    engine: Engine,
+    signer: CheckpointSigner,
+    limit: int = MAX_PER_CHECKPOINT,
+    *,
+    archive: DirectoryArchive | None = None,
 ) -> Checkpoint | None:
     """Integrate up to `limit` committed entries and sign; None if nothing to do or locked.
 
@@ -56,7 +61,7 @@ def integrate(
     queue = WriterQueue(engine)  # behind the appenders' queue, not polling SQLite's lock
     try:
         with queue, engine.begin() as conn:
-            checkpoint = _commit(conn, signer, extension)
+            checkpoint = _commit(conn, signer, extension, StoredTiles(conn, archive))
         done = True
         return checkpoint
     except sa.exc.SQLAlchemyError as exc:
@@ -89,7 +94,9 @@ def _tree_state(conn: Connection, *, lock: bool) -> tuple[int, bytes] | None:
     return None if row is None else (int(row[0]), bytes(row[1]))
 
 
-def _commit(conn: Connection, signer: CheckpointSigner, ext: _Extension) -> Checkpoint | None:
+def _commit(
+    conn: Connection, signer: CheckpointSigner, ext: _Extension, tiles: StoredTiles
+) -> Checkpoint | None:
     state = _tree_state(conn, lock=True)
     if state is None:
         return None  # another integrator holds the tree row
@@ -98,15 +105,15 @@ def _commit(conn: Connection, signer: CheckpointSigner, ext: _Extension) -> Chec
         return None  # another integrator got there first; the next round starts from its tree
     note = latest_note(conn)
     if signer.stale:
-        signer.reload(note, StoredTiles(conn).consistency_proof)
+        signer.reload(note, tiles.consistency_proof)
     elif note is not None and signer.last != Checkpoint(signer.origin, size, stored_root):
         # Another process signed since we last did (or we just started): it must extend ours.
-        signer.accept(note, StoredTiles(conn).consistency_proof)
+        signer.accept(note, tiles.consistency_proof)
     if ext.end == size and note is not None:
         return None
     _store_tiles(conn, ext.tiles, set(TileEdge.partial_tiles(size)))
     checkpoint = Checkpoint(signer.origin, ext.end, ext.root)
-    note = signer.sign(ext.end, checkpoint.root, StoredTiles(conn).consistency_proof)
+    note = signer.sign(ext.end, checkpoint.root, tiles.consistency_proof)
     conn.execute(
         sa.insert(audit_checkpoints).values(
             size=ext.end, root=checkpoint.root, note=note, signed_at=datetime.now(UTC)

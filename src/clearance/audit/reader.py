@@ -6,6 +6,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from clearance.audit import merkle
+from clearance.audit.archive import (
+    DirectoryArchive,
+    pruned_below,
+    read_archived_entries,
+    read_archived_tile,
+)
 from clearance.audit.merkle import HASH_SIZE
 from clearance.audit.tables import (
     audit_checkpoints,
@@ -21,10 +27,13 @@ from clearance.store import reading
 
 
 class StoredTiles:
-    """Tiles read through one connection, cached for the life of one request or transaction."""
+    """Tiles read through one connection, cached for the life of one request or transaction;
+    full level-0 tiles pruned to the archive (audit/archive.py) are read from there."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, archive: DirectoryArchive | None = None) -> None:
         self._conn = conn
+        self._archive = archive
+        self._pruned: int | None = None
         self._cache: dict[tuple[int, int], bytes] = {}
 
     def read_tile(self, level: int, index: int) -> bytes:
@@ -35,8 +44,15 @@ class StoredTiles:
                     audit_tiles.c.level == level, audit_tiles.c.idx == index
                 )
             ).scalar_one_or_none()
+            if data is None and level == 0 and index * TILE_WIDTH < self._pruned_below():
+                data = read_archived_tile(self._archive, level, index)
             self._cache[key] = b"" if data is None else bytes(data)
         return self._cache[key]
+
+    def _pruned_below(self) -> int:
+        if self._pruned is None:
+            self._pruned = pruned_below(self._conn)
+        return self._pruned
 
     def node_reader(self) -> merkle.NodeReader:
         return tile_node_reader(self.read_tile)
@@ -94,8 +110,9 @@ def cosigned_note(conn: Connection, quorum: int = 0) -> str | None:
 class LogReader:
     """What the HTTP routes and tools read; every method is one short read transaction."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, archive: DirectoryArchive | None = None) -> None:
         self._engine = engine
+        self._archive = archive
 
     def checkpoint(self, quorum: int = 0) -> str:
         """The newest signed checkpoint with its witnesses' cosignatures; with `quorum`, the
@@ -118,23 +135,28 @@ class LogReader:
             data = conn.execute(
                 sa.select(audit_entries.c.entry).where(audit_entries.c.idx == index)
             ).scalar_one_or_none()
+            if data is None and 0 <= index < pruned_below(conn):
+                return read_archived_entries(self._archive, index, index + 1)[0]
         if data is None:
             raise NotFound(f"no audit entry {index}")
         return bytes(data)
 
     def entries(self, start: int, stop: int) -> list[bytes]:
+        """Entries [start, stop) that exist, in order: the archived ones from the archive."""
         with reading(self._engine) as conn:
+            pruned = min(pruned_below(conn), stop)
             rows = conn.execute(
                 sa.select(audit_entries.c.entry)
-                .where(audit_entries.c.idx >= start, audit_entries.c.idx < stop)
+                .where(audit_entries.c.idx >= max(start, pruned), audit_entries.c.idx < stop)
                 .order_by(audit_entries.c.idx)
             ).all()
-        return [bytes(r[0]) for r in rows]
+        old = read_archived_entries(self._archive, start, pruned) if start < pruned else []
+        return old + [bytes(r[0]) for r in rows]
 
     def tile(self, level: int, index: int, width: int) -> bytes:
         """C2SP tlog-tiles: a tile of `width` hashes; narrower ones are prefixes of wider."""
         with reading(self._engine) as conn:
-            data = StoredTiles(conn).read_tile(level, index)
+            data = StoredTiles(conn, self._archive).read_tile(level, index)
         if len(data) < width * HASH_SIZE:
             raise NotFound("tile not in the tree yet")
         return data[: width * HASH_SIZE]
@@ -152,7 +174,8 @@ class LogReader:
             size = self._check_size(conn, size)
             if not 0 <= index < size:
                 raise InvalidInput(f"index {index} is not in a tree of size {size}")
-            return size, merkle.inclusion_proof(index, size, StoredTiles(conn).node_reader())
+            tiles = StoredTiles(conn, self._archive)
+            return size, merkle.inclusion_proof(index, size, tiles.node_reader())
 
     def consistency_proof(self, first: int, second: int | None = None) -> tuple[int, list[bytes]]:
         """RFC 9162 §2.1.4.1 proof that the tree of `second` extends the tree of `first`."""
@@ -160,7 +183,7 @@ class LogReader:
             second = self._check_size(conn, second)
             if not 0 <= first <= second:
                 raise InvalidInput(f"no consistency proof from size {first} to {second}")
-            return second, StoredTiles(conn).consistency_proof(first, second)
+            return second, StoredTiles(conn, self._archive).consistency_proof(first, second)
 
     @staticmethod
     def _check_size(conn: Connection, size: int | None) -> int:

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from clearance.audit import entries, entry_schema
+from clearance.audit.archive import open_archive
 from clearance.audit.reader import LogReader
 from clearance.audit.tiles import TILE_WIDTH, parse_tile_path
 from clearance.config import AuditSettings
@@ -35,7 +36,7 @@ MAX_INDEX = 2**63 - 1  # indexes and sizes are stored as 64-bit signed integers
 
 def audit_app(engine: Engine, settings: AuditSettings | None = None) -> Starlette:
     """An ASGI app serving the log stored behind `engine`."""
-    reader = LogReader(engine)
+    reader = LogReader(engine, None if settings is None else open_archive(settings))
     # With witnesses and serve_without_quorum = false: the newest checkpoint a quorum cosigned.
     quorum = 0
     if settings is not None and settings.witnesses and not settings.serve_without_quorum:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.engine import Engine
 
+from clearance.audit.archive import open_archive
 from clearance.audit.checkpoint import Checkpoint, CheckpointSigner
 from clearance.audit.integrator import MAX_PER_CHECKPOINT, integrate
 from clearance.audit.keys import NoteSigner, load_signer
@@ -45,7 +46,8 @@ class AuditLog:
         self._integrates = True
         self._appender = Appender(engine)
         self.sequencer = GroupCommitter(self._commit, settings.batch_max_entries)
-        self.reader = LogReader(engine)
+        self.archive = open_archive(settings)
+        self.reader = LogReader(engine, self.archive)
         # Checked here, so a bad [[audit.witnesses]] stops the start; used by the integrator.
         self.witnessing = Witnessing(engine, settings)
 
@@ -93,7 +95,7 @@ class AuditLog:
         latest = None
         while True:
             before = self.signer.last.size if self.signer.last is not None else 0
-            checkpoint = integrate(self._engine, self.signer)
+            checkpoint = integrate(self._engine, self.signer, archive=self.archive)
             if checkpoint is None:
                 return latest
             latest = checkpoint

@@ -6,6 +6,8 @@ audit_tree         one row: how many entries are integrated into the tree, and i
 audit_tiles        C2SP tlog-tiles hashes, (tile level, tile index) -> up to 256 hashes
 audit_checkpoints  every signed checkpoint, by tree size
 audit_cosignatures witnesses' cosignature/v1 lines, by checkpoint size and witness (migration 0008)
+audit_archive      one row: entries below archived_below are in the archive, below pruned_below
+                   only there (audit/archive.py, migration 0010)
 legal_holds        holds on a person, org or case that stop the erasure of its evidence (0009)
 """
 
@@ -84,4 +86,12 @@ legal_holds = sa.Table(
     sa.Column("released_by", sa.String(200), nullable=True),
     sa.Column("release_reason", sa.Text, nullable=True),
     sa.Index("ix_legal_holds_scope", "scope", "scope_value"),
+)
+
+audit_archive = sa.Table(
+    "audit_archive",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("archived_below", sa.BigInteger, nullable=False),
+    sa.Column("pruned_below", sa.BigInteger, nullable=False),
 )

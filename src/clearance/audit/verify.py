@@ -18,6 +18,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from clearance.audit import entry_schema
+from clearance.audit.archive import (
+    DirectoryArchive,
+    pruned_below,
+    read_archived_entries,
+    read_archived_tile,
+)
 from clearance.audit.checkpoint import Checkpoint, open_checkpoint
 from clearance.audit.keys import NoteVerifier
 from clearance.audit.merkle import HASH_SIZE, CompactRange, leaf_hash
@@ -53,8 +59,10 @@ def verify_log(
     *,
     trusted: str | None = None,
     progress: Progress | None = None,
+    archive: DirectoryArchive | None = None,
 ) -> Report:
-    """Raise `TamperedEntry` (or `VerificationError`) at the first problem; else a report."""
+    """Raise `TamperedEntry` (or `VerificationError`) at the first problem; else a report.
+    Entries and tiles pruned to `archive` (audit/archive.py) are read and checked from there."""
     with reading(engine) as conn:
         signed = _checkpoints(conn, verifier, origin)
         targets = list(signed)
@@ -64,7 +72,8 @@ def verify_log(
         state = conn.execute(sa.select(audit_tree.c.size, audit_tree.c.root)).one()
         targets.append(Checkpoint("", int(state[0]), bytes(state[1])))
         targets.sort(key=lambda c: c.size)
-        tree = _walk(conn, head, int(state[0]), targets, progress)
+        source = _Source(conn, archive, pruned_below(conn))
+        tree = _walk(source, head, int(state[0]), targets, progress)
     return Report(size=tree.size, checkpoints=len(signed), latest=signed[-1] if signed else None)
 
 
@@ -83,8 +92,15 @@ def _checkpoints(conn: Connection, verifier: NoteVerifier, origin: str | None) -
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class _Source:
+    conn: Connection
+    archive: DirectoryArchive | None
+    pruned: int  # entries and level-0 tiles below this are read from the archive
+
+
 def _walk(
-    conn: Connection,
+    source: _Source,
     head: int,
     integrated: int,
     checkpoints: list[Checkpoint],
@@ -95,9 +111,9 @@ def _walk(
     target = next(pending, None)
     proven = 0  # every entry below this is covered by a verified checkpoint
     target, proven = _check_roots(tree, target, pending, proven)
-    for start, entries in _chunks(conn, head):
+    for start, entries in _chunks(source, head):
         hashes = [leaf_hash(e) for e in entries]
-        _check_tiles(conn, start, hashes, integrated)
+        _check_tiles(source, start, hashes, integrated)
         _check_schemas(start, entries)
         for h in hashes:
             tree.append(h)
@@ -126,10 +142,14 @@ def _check_roots(
     return target, tree.size
 
 
-def _chunks(conn: Connection, head: int) -> Iterator[tuple[int, list[bytes]]]:
+def _chunks(source: _Source, head: int) -> Iterator[tuple[int, list[bytes]]]:
     start = 0
+    while start < min(source.pruned, head):
+        stop = min(start + CHUNK, source.pruned, head)
+        yield start, read_archived_entries(source.archive, start, stop)
+        start = stop
     while start < head:
-        rows = conn.execute(
+        rows = source.conn.execute(
             sa.select(audit_entries.c.idx, audit_entries.c.entry)
             .where(audit_entries.c.idx >= start, audit_entries.c.idx < start + CHUNK)
             .order_by(audit_entries.c.idx)
@@ -153,13 +173,13 @@ def _check_schemas(start: int, entries: list[bytes]) -> None:
             raise TamperedEntry(start + offset, exc.detail) from exc
 
 
-def _check_tiles(conn: Connection, start: int, hashes: list[bytes], integrated: int) -> None:
+def _check_tiles(source: _Source, start: int, hashes: list[bytes], integrated: int) -> None:
     """Compare leaf hashes with stored level-0 tiles: names the exact entry that changed."""
     stop = min(start + len(hashes), integrated)
     if stop <= start:
         return
     tiles = dict(
-        conn.execute(
+        source.conn.execute(
             sa.select(audit_tiles.c.idx, audit_tiles.c.hashes).where(
                 audit_tiles.c.level == 0,
                 audit_tiles.c.idx >= start // TILE_WIDTH,
@@ -168,6 +188,8 @@ def _check_tiles(conn: Connection, start: int, hashes: list[bytes], integrated: 
         ).all()
     )
     for first in range(start, stop, TILE_WIDTH):
+        if first < source.pruned and first // TILE_WIDTH not in tiles:
+            tiles[first // TILE_WIDTH] = read_archived_tile(source.archive, 0, first // TILE_WIDTH)
         last = min(first + TILE_WIDTH, stop)
         ours = b"".join(hashes[first - start : last - start])
         stored = bytes(tiles.get(first // TILE_WIDTH, b""))[: (last - first) * HASH_SIZE]

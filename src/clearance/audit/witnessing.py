@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from clearance.audit.archive import open_archive
 from clearance.audit.cosignature import CosignatureVerifier, cosignatures, split_note
 from clearance.audit.reader import StoredTiles
 from clearance.audit.tables import audit_checkpoints, audit_cosignatures
@@ -132,6 +133,7 @@ class Witnessing:
 
     def __init__(self, engine: Engine, settings: AuditSettings) -> None:
         self._engine = engine
+        self._archive = open_archive(settings)
         self.clients = witness_clients(settings)
         self._retry = max(settings.checkpoint_interval_seconds, 1.0)
         self._known: dict[str, int] = {}  # what each witness last cosigned, as far as we know
@@ -233,7 +235,7 @@ class Witnessing:
         if not 0 < old < size:
             return []
         with reading(self._engine) as conn:
-            return StoredTiles(conn).consistency_proof(old, size)
+            return StoredTiles(conn, self._archive).consistency_proof(old, size)
 
 
 def _latest(conn: Connection) -> tuple[int, str] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from clearance.audit import holds
+from clearance.audit.archive import open_archive
 from clearance.audit.bundle import FORMATS, Format, Selection, export_bundle, parse_moment
 from clearance.audit.keys import NoteVerifier, load_signer
 from clearance.audit.query import EntryFilter, scan, select
@@ -19,7 +21,7 @@ from clearance.audit.service import AuditLog
 from clearance.audit.verify import verify_log
 from clearance.cli.context import ConfigOption, JsonOption, open_runtime, operator
 from clearance.config import load_settings
-from clearance.errors import VerificationError
+from clearance.errors import ConfigError, VerificationError
 from clearance.principals.service import get_user
 from clearance.store import connect, reading
 
@@ -86,7 +88,12 @@ def verify(
                 bar.update(task, completed=done, total=total, visible=total >= PROGRESS_FROM)
 
             report = verify_log(
-                engine, verifier, settings.audit.origin, trusted=trusted, progress=progress
+                engine,
+                verifier,
+                settings.audit.origin,
+                trusted=trusted,
+                progress=progress,
+                archive=open_archive(settings.audit),
             )
     except VerificationError as exc:
         typer.echo(f"FAILED: {exc.detail}", err=True)
@@ -99,6 +106,34 @@ def verify(
         typer.echo(f"latest checkpoint: size {latest.size}, root {latest.root.hex()}")
     if trusted is not None:
         typer.echo("the log extends the given checkpoint")
+
+
+@audit_app.command("archive")
+def archive_command(
+    config: ConfigOption = None,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune", help="Then delete the archived entries and tiles from the database."
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Write full tiles and entry bundles to [audit] archive (C2SP paths); --prune moves them."""
+    from clearance.audit.archive import archive
+
+    with open_runtime(config) as rt:
+        store = open_archive(rt.settings.audit)
+        if store is None:
+            raise ConfigError("set [audit] archive to the directory the archive goes to")
+        done = archive(rt.engine, store, prune=prune)
+    if as_json:
+        typer.echo(orjson.dumps(dataclasses.asdict(done)).decode())
+        return
+    typer.echo(
+        f"archived entries below {done.archived_below} to {store} ({done.bundles} bundles, "
+        f"{done.tiles} tiles written); entries below {done.pruned_below} are only there"
+    )
 
 
 @audit_app.command("query")
@@ -155,7 +190,8 @@ def query(
             endpoint=endpoint,
             outcome=outcome,
         )
-        for index, record in select(scan(LogReader(rt.engine)), where):
+        reader = LogReader(rt.engine, open_archive(rt.settings.audit))
+        for index, record in select(scan(reader), where):
             typer.echo(orjson.dumps({"index": index, "entry": record}).decode())
 
 

@@ -206,6 +206,11 @@ class AuditSettings:
         True,
         "serve the newest checkpoint before a quorum cosigned it; false: the newest cosigned one",
     )
+    archive: Path | None = setting(  # noqa: RUF009 - a field() with its doc
+        None,
+        'directory old tiles and entry bundles move to (`audit archive`), relative to data_dir',
+        relative_to="data_dir",
+    )
     witness_timeout_seconds: float = setting(
         5.0, "how long one witness request may take before it is retried later", rule=POSITIVE
     )
