@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,7 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from clearance.audit import merkle
-from clearance.audit.archive import DirectoryArchive, archive
+from clearance.audit.archive import BucketArchive, DirectoryArchive, archive, open_archive
 from clearance.audit.keys import load_signer
 from clearance.audit.routes import IMMUTABLE, audit_app
 from clearance.audit.service import AuditLog
@@ -25,7 +26,8 @@ from clearance.audit.tiles import TILE_WIDTH, entry_bundle, tile_path
 from clearance.audit.verify import TamperedEntry, verify_log
 from clearance.cli.app import app as cli_app
 from clearance.config import AuditSettings, load_settings
-from clearance.errors import AuditUnavailable, VerificationError
+from clearance.demo.run import free_port
+from clearance.errors import AuditUnavailable, ConfigError, VerificationError
 from clearance.net.serving import serve_in_thread
 from clearance.store import connect
 from tests.audit.conftest import ORIGIN, entry
@@ -178,3 +180,64 @@ def test_archive_from_the_command_line(tmp_path: Path) -> None:
     assert (settings.data_dir / "archive" / "tile/entries/000").exists()
     verified = runner.invoke(cli_app, ["audit", "verify", "--config", str(config)])
     assert verified.exit_code == 0 and "OK: 300 entries" in verified.output
+
+
+@pytest.fixture
+def bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A real S3 HTTP endpoint on localhost (moto's server), with one empty bucket."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key-id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    endpoint = f"http://127.0.0.1:{port}"
+    # moto keeps its buckets in this process, across servers: start from none.
+    httpx.post(f"{endpoint}/moto-api/reset").raise_for_status()
+    import boto3
+
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="audit-archive")
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+
+
+def test_an_s3_compatible_bucket_holds_the_archive(
+    engine: Engine, audit_settings: AuditSettings, bucket: str
+) -> None:
+    settings = dataclasses.replace(
+        audit_settings, archive_bucket="s3://audit-archive/log-1", archive_endpoint=bucket
+    )
+    log = AuditLog(engine, settings)
+    try:
+        log.append_many([entry(i) for i in range(SIZE)])
+        log.integrate()
+        before = log.reader.entries(0, SIZE)
+        store = open_archive(settings)
+        assert isinstance(store, BucketArchive)
+        report = archive(engine, store, prune=True)
+        assert (report.archived_below, report.pruned_below) == (512, 512)
+        assert _count(engine, audit_entries) == SIZE - 512
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=bucket)
+        head = s3.head_object(Bucket="audit-archive", Key="log-1/tile/entries/001")
+        assert head["CacheControl"] == IMMUTABLE
+        assert log.reader.entries(0, SIZE) == before
+        verifier = load_signer(settings.signing_key_file).verifier
+        assert verify_log(engine, verifier, ORIGIN, archive=store).size == SIZE
+        # A changed object is caught and named.
+        obj = s3.get_object(Bucket="audit-archive", Key="log-1/tile/entries/000")["Body"].read()
+        changed = bytearray(obj)
+        changed[2 + 5] ^= 1  # inside entry 0
+        s3.put_object(Bucket="audit-archive", Key="log-1/tile/entries/000", Body=bytes(changed))
+        with pytest.raises(TamperedEntry) as caught:
+            verify_log(engine, verifier, ORIGIN, archive=store)
+        assert caught.value.index == 0
+    finally:
+        log.close()
+    with pytest.raises(ConfigError, match="set one, not both"):
+        open_archive(dataclasses.replace(settings, archive=Path("somewhere")))

@@ -3,11 +3,12 @@
 C2SP tlog-tiles makes a full tile (256 hashes) and a full entry bundle (256 entries) immutable
 files with fixed names (`tile/<L>/<N>`, `tile/entries/<N>`). `clearance audit archive` writes
 every full level-0 tile and entry bundle of the integrated tree, and every full higher tile, to
-`[audit] archive` (a directory), reads each back and checks it (the bundle's leaf hashes must be
-the tile's hashes, RFC 9162 §2.1.1); with `--prune` it then deletes the archived entries and
-level-0 tiles from the database. Readers (the /audit routes, proofs, `audit verify`, queries,
-exports) read what is below the pruned mark from the archive, through the same C2SP paths, so
-a static web server or a CDN can serve the archive directory as it is.
+`[audit] archive` (a directory) or `[audit] archive_bucket` (an S3-compatible bucket), reads
+each back and checks it (the bundle's leaf hashes must be the tile's hashes, RFC 9162 §2.1.1);
+with `--prune` it then deletes the archived entries and level-0 tiles from the database.
+Readers (the /audit routes, proofs, `audit verify`, queries, exports) read what is below the
+pruned mark from the archive, through the same C2SP paths, so a static web server, a CDN or
+the bucket itself can serve the archive as it is.
 
 The archive's contents are checked where they are read, like everything else in the log: a
 changed archived tile or entry fails proofs against the signed checkpoints.
@@ -20,6 +21,7 @@ import tempfile
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -35,8 +37,16 @@ from clearance.audit.tiles import (
     tiles_in_tree,
 )
 from clearance.config import AuditSettings
-from clearance.errors import AuditUnavailable, InvalidInput, VerificationError
+from clearance.errors import AuditUnavailable, ConfigError, InvalidInput, VerificationError
 from clearance.store import reading
+
+
+class Archive(Protocol):
+    """Where archived files live: `get` a C2SP path's bytes (None: not there), `put` them once."""
+
+    def get(self, name: str) -> bytes | None: ...
+
+    def put(self, name: str, data: bytes) -> None: ...
 
 
 class DirectoryArchive:
@@ -89,7 +99,67 @@ class DirectoryArchive:
             os.close(directory)
 
 
-def open_archive(settings: AuditSettings) -> DirectoryArchive | None:
+class BucketArchive:
+    """The same files as objects in an S3-compatible bucket, under `prefix`. An S3 PUT is
+    atomic and acknowledged once stored durably; the client retries transient errors."""
+
+    def __init__(self, url: str, endpoint: str = "") -> None:
+        import boto3  # only when a bucket is configured: botocore takes a while to import
+        from botocore.config import Config
+
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        self.url = url
+        self._bucket = bucket
+        self._prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self._client = boto3.client(
+            "s3",
+            endpoint_url=endpoint or None,
+            config=Config(retries={"max_attempts": 5, "mode": "standard"}),
+        )
+
+    def __str__(self) -> str:
+        return self.url
+
+    def get(self, name: str) -> bytes | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self._client.get_object(Bucket=self._bucket, Key=self._prefix + name)
+            return bytes(answer["Body"].read())
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise AuditUnavailable(f"the audit archive {self.url} cannot be read: {exc}") from exc
+        except BotoCoreError as exc:
+            raise AuditUnavailable(f"the audit archive {self.url} cannot be read: {exc}") from exc
+
+    def put(self, name: str, data: bytes) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        existing = self.get(name)
+        if existing is not None:
+            if existing != data:
+                raise VerificationError(f"the archive already holds another {name}")
+            return
+        try:
+            self._client.put_object(
+                Bucket=self._bucket,
+                Key=self._prefix + name,
+                Body=data,
+                ContentType="application/octet-stream",
+                CacheControl="public, max-age=31536000, immutable",
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise AuditUnavailable(
+                f"the audit archive {self.url} cannot be written: {exc}"
+            ) from exc
+
+
+def open_archive(settings: AuditSettings) -> Archive | None:
+    if settings.archive is not None and settings.archive_bucket:
+        raise ConfigError("[audit] archive and archive_bucket: set one, not both")
+    if settings.archive_bucket:
+        return BucketArchive(settings.archive_bucket, settings.archive_endpoint)
     return DirectoryArchive(settings.archive) if settings.archive is not None else None
 
 
@@ -126,7 +196,7 @@ def archived_below(conn: Connection) -> int:
     return 0 if value is None else int(value)
 
 
-def read_archived_tile(archive: DirectoryArchive | None, level: int, index: int) -> bytes:
+def read_archived_tile(archive: Archive | None, level: int, index: int) -> bytes:
     if archive is None:
         raise AuditUnavailable("tiles were pruned to the archive, but [audit] archive is not set")
     data = archive.get(tile_path(level, index))
@@ -135,7 +205,7 @@ def read_archived_tile(archive: DirectoryArchive | None, level: int, index: int)
     return data
 
 
-def read_archived_entries(archive: DirectoryArchive | None, start: int, stop: int) -> list[bytes]:
+def read_archived_entries(archive: Archive | None, start: int, stop: int) -> list[bytes]:
     """Entries [start, stop) from the archived bundles."""
     if archive is None:
         raise AuditUnavailable("entries were pruned to the archive, but [audit] archive is not set")
@@ -163,7 +233,7 @@ class ArchiveReport:
     tiles: int  # tiles written by this run
 
 
-def archive(engine: Engine, store: DirectoryArchive, *, prune: bool = False) -> ArchiveReport:
+def archive(engine: Engine, store: Archive, *, prune: bool = False) -> ArchiveReport:
     """Archive every full bundle and tile of the integrated tree not archived yet; with
     `prune`, delete what is archived from the database."""
     with reading(engine) as conn:
@@ -198,7 +268,7 @@ def archive(engine: Engine, store: DirectoryArchive, *, prune: bool = False) -> 
     return ArchiveReport(full * TILE_WIDTH, below, bundles, tiles)
 
 
-def _archive_bundle(engine: Engine, store: DirectoryArchive, bundle: int) -> None:
+def _archive_bundle(engine: Engine, store: Archive, bundle: int) -> None:
     first = bundle * TILE_WIDTH
     with reading(engine) as conn:
         if first < pruned_below(conn):

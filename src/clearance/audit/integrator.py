@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from clearance.audit.archive import DirectoryArchive
+from clearance.audit.archive import Archive
 from clearance.audit.checkpoint import Checkpoint, CheckpointSigner
 from clearance.audit.merkle import leaf_hash
 from clearance.audit.reader import StoredTiles, head_size, latest_note
@@ -44,7 +44,7 @@ def integrate(
     signer: CheckpointSigner,
     limit: int = MAX_PER_CHECKPOINT,
     *,
-    archive: DirectoryArchive | None = None,
+    archive: Archive | None = None,
 ) -> Checkpoint | None:
     """Integrate up to `limit` committed entries and sign; None if nothing to do or locked.
 

@@ -7,7 +7,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from clearance.audit import merkle
 from clearance.audit.archive import (
-    DirectoryArchive,
+    Archive,
     pruned_below,
     read_archived_entries,
     read_archived_tile,
@@ -30,7 +30,7 @@ class StoredTiles:
     """Tiles read through one connection, cached for the life of one request or transaction;
     full level-0 tiles pruned to the archive (audit/archive.py) are read from there."""
 
-    def __init__(self, conn: Connection, archive: DirectoryArchive | None = None) -> None:
+    def __init__(self, conn: Connection, archive: Archive | None = None) -> None:
         self._conn = conn
         self._archive = archive
         self._pruned: int | None = None
@@ -110,7 +110,7 @@ def cosigned_note(conn: Connection, quorum: int = 0) -> str | None:
 class LogReader:
     """What the HTTP routes and tools read; every method is one short read transaction."""
 
-    def __init__(self, engine: Engine, archive: DirectoryArchive | None = None) -> None:
+    def __init__(self, engine: Engine, archive: Archive | None = None) -> None:
         self._engine = engine
         self._archive = archive
 

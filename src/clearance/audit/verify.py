@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from clearance.audit import entry_schema
 from clearance.audit.archive import (
-    DirectoryArchive,
+    Archive,
     pruned_below,
     read_archived_entries,
     read_archived_tile,
@@ -59,7 +59,7 @@ def verify_log(
     *,
     trusted: str | None = None,
     progress: Progress | None = None,
-    archive: DirectoryArchive | None = None,
+    archive: Archive | None = None,
 ) -> Report:
     """Raise `TamperedEntry` (or `VerificationError`) at the first problem; else a report.
     Entries and tiles pruned to `archive` (audit/archive.py) are read and checked from there."""
@@ -95,7 +95,7 @@ def _checkpoints(conn: Connection, verifier: NoteVerifier, origin: str | None) -
 @dataclass(frozen=True, slots=True)
 class _Source:
     conn: Connection
-    archive: DirectoryArchive | None
+    archive: Archive | None
     pruned: int  # entries and level-0 tiles below this are read from the archive
 
 

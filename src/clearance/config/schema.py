@@ -208,8 +208,22 @@ class AuditSettings:
     )
     archive: Path | None = setting(  # noqa: RUF009 - a field() with its doc
         None,
-        'directory old tiles and entry bundles move to (`audit archive`), relative to data_dir',
+        "directory old tiles and entry bundles move to (`audit archive`), relative to data_dir",
         relative_to="data_dir",
+    )
+    archive_bucket: str = setting(
+        "",
+        "or an S3-compatible bucket for it, s3://bucket/prefix (credentials: the AWS variables)",
+        rule=Rule(
+            "that is empty or s3://bucket[/prefix]",
+            lambda v: (
+                v == ""
+                or re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?", v) is not None
+            ),
+        ),
+    )
+    archive_endpoint: str = setting(
+        "", "the bucket's endpoint URL when it is not AWS S3 (MinIO, Ceph, R2 ...); empty: AWS"
     )
     witness_timeout_seconds: float = setting(
         5.0, "how long one witness request may take before it is retried later", rule=POSITIVE
