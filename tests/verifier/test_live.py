@@ -145,3 +145,60 @@ def test_monitor_follows_the_log_and_alarms_on_a_fork_and_a_rollback(
         alarm.stderr
     )
     assert state.read_text() == kept
+
+
+def test_monitor_alarms_on_a_fork_that_a_witness_cosigned(logs: Logs, tmp_path: Path) -> None:
+    """A witness that cosigns a fork (it colludes with the operator, or lost its state) does not
+    hide it: the monitor checks consistency with what it saw, whoever cosigned; the evidence it
+    keeps holds the witness's cosignature, proof of the witness's misbehaviour too."""
+    from clearance.audit.cosignature import Cosigner, generate_witness_key
+    from clearance.audit.tables import audit_checkpoints, audit_cosignatures
+
+    witness = Cosigner.from_text(generate_witness_key("witness.test/colluding"))
+    engine, log, url = logs.new("main")
+    grow(log, 0, 30)
+    state = tmp_path / "monitor.json"
+    args = ["--key", logs.key, "--witness", witness.verifier.text, "--quorum", "1"]
+
+    def cosign(engine: Engine) -> None:
+        with engine.begin() as conn:
+            size, note = conn.execute(
+                sa.select(audit_checkpoints.c.size, audit_checkpoints.c.note)
+                .order_by(audit_checkpoints.c.size.desc())
+                .limit(1)
+            ).one()
+            text = note.rpartition("\n\n")[0] + "\n"
+            conn.execute(
+                sa.insert(audit_cosignatures).values(
+                    size=size,
+                    witness=witness.name,
+                    line=witness.cosign(text, 1_800_000_000),
+                    cosigned_at=sa.func.now(),
+                )
+            )
+
+    cosign(engine)
+    first = run("monitor", url, *args, "--state", str(state))
+    assert first.returncode == 0, first.stderr
+    refused = run(
+        "monitor",
+        url,
+        "--key",
+        logs.key,
+        "--witness",
+        witness.verifier.text,
+        "--quorum",
+        "2",
+        "--state",
+        str(tmp_path / "other.json"),
+    )
+    assert refused.returncode != 0  # one witness cannot make a quorum of two
+
+    fork_engine, fork, fork_url = logs.new("fork")
+    grow(fork, 0, 40, actor="fork")
+    cosign(fork_engine)
+    alarm = run("monitor", fork_url, *args, "--state", str(state))
+    assert alarm.returncode == 1
+    assert "ALARM: fork" in alarm.stderr
+    evidence = (tmp_path / "monitor.json.evidence").read_text()
+    assert "— witness.test/colluding " in evidence.split("\n40\n", 1)[1]
