@@ -61,7 +61,7 @@ def integrate(
     queue = WriterQueue(engine)  # behind the appenders' queue, not polling SQLite's lock
     try:
         with queue, engine.begin() as conn:
-            checkpoint = _commit(conn, signer, extension, StoredTiles(conn, archive))
+            checkpoint = _commit(conn, signer, extension, archive)
         done = True
         return checkpoint
     except sa.exc.SQLAlchemyError as exc:
@@ -95,7 +95,7 @@ def _tree_state(conn: Connection, *, lock: bool) -> tuple[int, bytes] | None:
 
 
 def _commit(
-    conn: Connection, signer: CheckpointSigner, ext: _Extension, tiles: StoredTiles
+    conn: Connection, signer: CheckpointSigner, ext: _Extension, archive: Archive | None
 ) -> Checkpoint | None:
     state = _tree_state(conn, lock=True)
     if state is None:
@@ -105,15 +105,16 @@ def _commit(
         return None  # another integrator got there first; the next round starts from its tree
     note = latest_note(conn)
     if signer.stale:
-        signer.reload(note, tiles.consistency_proof)
+        signer.reload(note, StoredTiles(conn, archive).consistency_proof)
     elif note is not None and signer.last != Checkpoint(signer.origin, size, stored_root):
         # Another process signed since we last did (or we just started): it must extend ours.
-        signer.accept(note, tiles.consistency_proof)
+        signer.accept(note, StoredTiles(conn, archive).consistency_proof)
     if ext.end == size and note is not None:
         return None
     _store_tiles(conn, ext.tiles, set(TileEdge.partial_tiles(size)))
     checkpoint = Checkpoint(signer.origin, ext.end, ext.root)
-    note = signer.sign(ext.end, checkpoint.root, tiles.consistency_proof)
+    # A fresh reader: the tiles just stored are part of the proof (a cached one would miss them).
+    note = signer.sign(ext.end, checkpoint.root, StoredTiles(conn, archive).consistency_proof)
     conn.execute(
         sa.insert(audit_checkpoints).values(
             size=ext.end, root=checkpoint.root, note=note, signed_at=datetime.now(UTC)
