@@ -47,8 +47,11 @@ typecheck: install
 # Three workers on two cores (pytest-xdist): much of the suite waits on sockets, fsync and
 # subprocesses, so a third worker fills the waits. `make pytest PYTEST_WORKERS=0` runs serially.
 PYTEST_WORKERS ?= 3
+# Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set (as on this project's machines):
+# otherwise each worker and each `clearance` subprocess compiles every module again, and pytest
+# rewrites every test module's asserts again (measured: collection 18.3 -> 15.3 s per process).
 pytest: install
-	$(BIN)/pytest -n $(PYTEST_WORKERS)
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n $(PYTEST_WORKERS)
 
 test: lint typecheck pytest
 
