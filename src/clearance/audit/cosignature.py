@@ -18,9 +18,15 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from clearance.audit.keys import generate_private, parse_private, parse_vkey, vkey_text
+from clearance.audit.keys import (
+    generate_private,
+    load_key_file,
+    parse_private,
+    parse_vkey,
+    vkey_text,
+)
 from clearance.audit.note import SIGNATURE_PREFIX, check_text
-from clearance.errors import ConfigError, InvalidInput, VerificationError
+from clearance.errors import InvalidInput, VerificationError
 
 ALG_COSIGNATURE_V1 = 0x04  # C2SP tlog-cosignature: the key id's signature type byte
 MAX_TIMESTAMP = (1 << 63) - 1  # tlog-cosignature: "MUST NOT exceed 2^63 - 1"
@@ -93,14 +99,7 @@ class Cosigner:
 
     @classmethod
     def load(cls, path: Path) -> Cosigner:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read the witness key {path}: {exc.strerror}") from exc
-        try:
-            return cls.from_text(text)
-        except InvalidInput as exc:
-            raise ConfigError(f"witness key {path}: {exc.detail}") from exc
+        return load_key_file(path, "witness key", cls.from_text)
 
     @property
     def verifier(self) -> CosignatureVerifier:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -21,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from clearance.errors import ConfigError, InvalidInput
 
 ALG_ED25519 = 0x01
+K = TypeVar("K")
 _NAME = re.compile(r"[^\s+]+")
 
 
@@ -142,16 +145,21 @@ def verifier_key(signer_key: str) -> str:
     return NoteSigner.from_text(signer_key).verifier.text
 
 
-def load_signer(path: Path) -> NoteSigner:
-    """Read the signer key written by `clearance init` (settings.audit.signing_key_file)."""
+def load_key_file(path: Path, what: str, parse: Callable[[str], K]) -> K:
+    """A key file parsed by `parse`; a missing or malformed file is a `ConfigError` naming it."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read the audit signing key {path}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot read the {what} {path}: {exc.strerror}") from exc
     try:
-        return NoteSigner.from_text(text)
+        return parse(text)
     except InvalidInput as exc:
-        raise ConfigError(f"audit signing key {path}: {exc.detail}") from exc
+        raise ConfigError(f"{what} {path}: {exc.detail}") from exc
+
+
+def load_signer(path: Path) -> NoteSigner:
+    """Read the signer key written by `clearance init` (settings.audit.signing_key_file)."""
+    return load_key_file(path, "audit signing key", NoteSigner.from_text)
 
 
 def derived_key(signing_key_file: Path, purpose: str) -> bytes:
