@@ -141,7 +141,8 @@ class Clearance:
                 log.warning("state poll failed: %s", exc)
                 return set()
             if "catalog" in changed:
-                suspended = {m.id for m in self.state.catalog.models.values() if m.suspended}
+                models = self.state.catalog.models.values()
+                suspended = {m.id for m in models if m.suspended or m.retired}
                 ended = self.proxy.suspend_inflight(suspended)
                 if ended:
                     log.warning("ended %d in-flight streams of suspended models", ended)

@@ -12,6 +12,7 @@ def denying_rules(
     *,
     controlled: bool,
     suspended: bool,
+    retired: bool,
     ip_country: str,
     embargoed: set[str],
     licence: LicenceFact | None,
@@ -20,6 +21,8 @@ def denying_rules(
     rules: set[str] = set()
     if suspended:
         rules.add("model-suspended")
+    if retired:
+        rules.add("model-retired")
     if p.screening == "confirmed_match":
         rules.add("restricted-party")
     if controlled and p.screening == "potential_match":

@@ -48,13 +48,27 @@ licence = st.one_of(
     p=persona,
     controlled=st.booleans(),
     suspended=st.booleans(),
+    retired=st.booleans(),
     ip=st.sampled_from(["", *COUNTRIES]),
     lic=licence,
 )
 def test_cedar_matches_reference(
-    p: PrincipalFacts, controlled: bool, suspended: bool, ip: str, lic: LicenceFact | None
+    p: PrincipalFacts,
+    controlled: bool,
+    suspended: bool,
+    retired: bool,
+    ip: str,
+    lic: LicenceFact | None,
 ) -> None:
-    model = Model("m", "up", "m", controlled=controlled, rationale="t", suspended=suspended)
+    model = Model(
+        "m",
+        "up",
+        "m",
+        controlled=controlled,
+        rationale="t",
+        suspended=suspended,
+        retired_at=datetime.fromtimestamp(NOW, UTC) if retired else None,
+    )
     catalog = Catalog(version=1, upstreams={}, models={"m": model})
     licences: dict[int, tuple[Licence, ...]] = {}
     held = None
@@ -78,6 +92,7 @@ def test_cedar_matches_reference(
         p,
         controlled=controlled,
         suspended=suspended,
+        retired=retired,
         ip_country=ip,
         embargoed=set(DEFAULT_EMBARGOED),
         licence=held,

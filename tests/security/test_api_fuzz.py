@@ -29,6 +29,13 @@ ADMIN_OPERATIONS = {
     ("get", "/review"),
     ("get", "/review/{case}"),
     ("post", "/review/{case}/decide"),
+    # the catalog (admin/catalog_routes.py)
+    ("get", "/upstreams"),
+    ("post", "/upstreams/{upstream}/update"),
+    ("post", "/upstreams/{upstream}/remove"),
+    ("post", "/models/{model}/update"),
+    ("post", "/models/{model}/reclassify"),
+    ("post", "/models/{model}/retire"),
 }
 
 

@@ -21,15 +21,7 @@ def _object(required: list[str], **properties: Schema) -> Schema:
 
 
 def admin_schemas() -> dict[str, Schema]:
-    model = _object(
-        ["id", "controlled", "status", "suspended_reason", "fallbacks"],
-        id={"type": "string"},
-        controlled={"type": "boolean"},
-        status={"enum": ["active", "suspended"]},
-        suspended_reason=_NULLABLE_TEXT,
-        fallbacks={"type": "array", "items": {"type": "string"}},
-        audit_index={"type": "integer", "minimum": 0},
-    )
+    model = _catalog_model()
     case = _object(
         ["case", "subject", "method", "created", "audit_index"],
         case={"type": "integer"},
@@ -75,6 +67,7 @@ def admin_schemas() -> dict[str, Schema]:
         ),
         "AdminCase": case,
         "AdminCases": _object(["cases"], cases={"type": "array", "items": case}),
+        **_catalog_schemas(),
     }
 
 
@@ -185,5 +178,132 @@ def admin_paths() -> dict[str, Schema]:
             body=_object(
                 ["outcome", "note"], outcome={"enum": ["verified", "rejected"]}, note=_TEXT
             ),
+        ),
+        **_catalog_paths(bad),
+    }
+
+
+# -- the catalog: upstreams and models (admin/catalog_routes.py) -------------------------------
+
+_CLASSIFICATION = {"enum": ["controlled", "uncontrolled"]}
+_KIND = {"enum": ["openai", "anthropic"]}
+
+
+def _strict(required: list[str], **properties: Schema) -> Schema:
+    return {**_object(required, **properties), "additionalProperties": False}
+
+
+def _catalog_model() -> Schema:
+    """One model, as `clearance models list --json` prints it (catalog.models.model_json)."""
+    names = ["id", "upstream", "upstream_model", "classification", "controlled"]
+    names += ["classification_source", "explicit", "rationale", "evidence", "training_compute"]
+    names += ["status", "suspended_reason", "retired_reason", "retired_at", "fallbacks"]
+    return _object(
+        names,
+        id={"type": "string"},
+        upstream={"type": "string"},
+        upstream_model={"type": "string"},
+        classification=_CLASSIFICATION,
+        controlled={"type": "boolean"},
+        classification_source={"enum": ["explicit", "training_compute"]},
+        explicit={"type": "boolean"},
+        rationale={"type": "string"},
+        evidence=_NULLABLE_TEXT,
+        training_compute={"type": ["number", "null"]},
+        status={"enum": ["active", "suspended", "retired"]},
+        suspended_reason=_NULLABLE_TEXT,
+        retired_reason=_NULLABLE_TEXT,
+        retired_at=_NULLABLE_TEXT,
+        fallbacks={"type": "array", "items": {"type": "string"}},
+        unlinked_from={"type": "array", "items": {"type": "string"}},
+        audit_index={"type": "integer", "minimum": 0},
+    )
+
+
+def _catalog_schemas() -> dict[str, Schema]:
+    upstream = _object(
+        ["name", "kind", "base_url", "api_key_env"],
+        name={"type": "string"},
+        kind=_KIND,
+        base_url={"type": "string"},
+        api_key_env=_NULLABLE_TEXT,
+        audit_index={"type": "integer", "minimum": 0},
+    )
+    return {
+        "AdminUpstream": upstream,
+        "AdminUpstreams": _object(["upstreams"], upstreams={"type": "array", "items": upstream}),
+        "AdminUpstreamRemoved": _object(
+            ["name", "removed", "audit_index"],
+            name={"type": "string"},
+            removed={"const": True},
+            audit_index={"type": "integer", "minimum": 0},
+        ),
+    }
+
+
+def _catalog_paths(bad: dict[str, str]) -> dict[str, Schema]:
+    retired = {"409": "The model is retired: it cannot be changed"}
+    return {
+        "/admin/api/upstreams": _operation(
+            "get", "Every upstream (catalog:read)", "AdminUpstreams", {}
+        ),
+        "/admin/api/upstreams/{upstream}/update": _operation(
+            "post",
+            "Change an upstream's kind, base URL or key variable; null clears it (catalog:write)",
+            "AdminUpstream",
+            bad,
+            params=("upstream",),
+            body=_strict(
+                [],
+                kind=_KIND,
+                base_url=_TEXT,
+                api_key_env={"type": ["string", "null"], "minLength": 1, "maxLength": 2000},
+            ),
+        ),
+        "/admin/api/upstreams/{upstream}/remove": _operation(
+            "post",
+            "Remove an upstream no model uses (catalog:write)",
+            "AdminUpstreamRemoved",
+            {"409": "Models still use the upstream: they are named"},
+            params=("upstream",),
+        ),
+        "/admin/api/models/{model}/update": _operation(
+            "post",
+            "Change a model's fallbacks (acyclic, existing, not retired) or upstream "
+            "(catalog:write)",
+            "AdminModel",
+            {**bad, "409": "A fallback cycle, a retired target, or the model is retired"},
+            params=("model",),
+            body=_strict(
+                [],
+                fallbacks={
+                    "type": "array",
+                    "maxItems": 32,
+                    "items": {"type": "string", "minLength": 1, "maxLength": 200},
+                },
+                upstream=_TEXT,
+                upstream_model=_TEXT,
+            ),
+        ),
+        "/admin/api/models/{model}/reclassify": _operation(
+            "post",
+            "An explicit classification decision, with its rationale and evidence (catalog:write)",
+            "AdminModel",
+            {**bad, **retired},
+            params=("model",),
+            body=_strict(
+                ["classification", "rationale"],
+                classification=_CLASSIFICATION,
+                rationale=_TEXT,
+                evidence=_TEXT,
+            ),
+        ),
+        "/admin/api/models/{model}/retire": _operation(
+            "post",
+            "Retire a model for good: refused to everyone, never a fallback (catalog:write)",
+            "AdminModel",
+            {**bad, "409": "The model is already retired"},
+            params=("model",),
+            body=_strict(["reason"], reason=_TEXT),
         ),
     }

@@ -7,6 +7,7 @@ GET  /whoami                                      the token's id, name and scope
 GET  /models                                      catalog:read
 POST /models/{model}/suspend      {"reason"}      catalog:write  the kill switch
 POST /models/{model}/resume                       catalog:write
+     (upstreams; models update, reclassify, retire: catalog_routes.py)
 POST /users/lookup                {"email"}       principals:read  (the email stays out of URLs)
 GET  /users/{subject}                             principals:read
 POST /users/{subject}/keys/{key}/revoke           principals:write  (a stolen key)
@@ -37,11 +38,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from clearance.admin import tokens
+from clearance.admin.catalog_routes import CatalogRoutes
 from clearance.admin.tokens import AdminToken, Scope
 from clearance.audit.entries import admin_action
 from clearance.audit.service import AuditLog
 from clearance.catalog import service as catalog
 from clearance.catalog.models import Model
+from clearance.catalog.models import model_json as catalog_model_json
 from clearance.config import Settings
 from clearance.errors import (
     ClearanceError,
@@ -269,13 +272,7 @@ class AdminApi:
 
 
 def model_json(m: Model) -> dict[str, object]:
-    return {
-        "id": m.id,
-        "controlled": m.controlled,
-        "status": "suspended" if m.suspended else "active",
-        "suspended_reason": m.suspended_reason,
-        "fallbacks": list(m.fallbacks),
-    }
+    return catalog_model_json(m)  # the one shape, as `clearance models list --json`
 
 
 def case_summary(c: Case) -> dict[str, object]:
@@ -333,6 +330,7 @@ def admin_app(settings: Settings, engine: Engine, audit: AuditLog) -> Starlette:
         r("/review", Scope.REVIEW_READ, api.review_queue, "GET"),
         r("/review/{case}", Scope.REVIEW_READ, api.review_case, "GET"),
         r("/review/{case}/decide", Scope.REVIEW_WRITE, api.decide, "POST"),
+        *CatalogRoutes(api, json_body).routes(),  # upstreams and models: catalog_routes.py
     ]
 
     async def on_error(_request: Request, exc: Exception) -> Response:

@@ -38,10 +38,29 @@ class Model:
     suspended_reason: str | None = None
     suspended_at: datetime | None = None
     fallbacks: tuple[str, ...] = ()
+    evidence: str | None = None
+    retired_reason: str | None = None
+    retired_at: datetime | None = None
 
     @property
     def classification(self) -> Classification:
         return Classification.CONTROLLED if self.controlled else Classification.UNCONTROLLED
+
+    @property
+    def classification_source(self) -> str:
+        """Which rule classified it: an operator's explicit decision, or the training compute."""
+        return "explicit" if self.explicit_classification is not None else "training_compute"
+
+    @property
+    def retired(self) -> bool:
+        return self.retired_at is not None
+
+    @property
+    def state(self) -> str:
+        """retired (for good) over suspended (the kill switch, until resumed) over active."""
+        if self.retired:
+            return "retired"
+        return "suspended" if self.suspended else "active"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +79,41 @@ class Catalog:
         stack = list(reversed(self.models[model_id].fallbacks))
         while stack:
             current = stack.pop()
-            if current in seen or current not in self.models:
+            # A retired model is never a fallback target (retire() also unlinks it).
+            if current in seen or current not in self.models or self.models[current].retired:
                 continue
             seen.add(current)
             order.append(current)
             stack.extend(reversed(self.models[current].fallbacks))
         return tuple(order)
+
+
+def upstream_json(u: Upstream) -> dict[str, object]:
+    """The one JSON shape of an upstream: `upstreams list --json` and the operator API."""
+    return {
+        "name": u.name,
+        "kind": u.kind.value,
+        "base_url": u.base_url,
+        "api_key_env": u.api_key_env,
+    }
+
+
+def model_json(m: Model) -> dict[str, object]:
+    """The one JSON shape of a model: `models list --json` and the operator API."""
+    return {
+        "id": m.id,
+        "upstream": m.upstream,
+        "upstream_model": m.upstream_model,
+        "classification": m.classification.value,
+        "controlled": m.controlled,
+        "classification_source": m.classification_source,
+        "explicit": m.explicit_classification is not None,
+        "rationale": m.rationale,
+        "evidence": m.evidence,
+        "training_compute": m.training_compute,
+        "status": m.state,
+        "suspended_reason": m.suspended_reason,
+        "retired_reason": m.retired_reason,
+        "retired_at": m.retired_at.isoformat() if m.retired_at else None,
+        "fallbacks": list(m.fallbacks),
+    }

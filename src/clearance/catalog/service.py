@@ -1,4 +1,6 @@
-"""Catalog behaviour: register upstreams and models, fallback chains, suspend and resume."""
+"""Catalog behaviour: upstreams and models added, changed and removed; fallback chains;
+reclassification; suspension and retirement. Every change bumps the catalog version in its own
+transaction, which is what every gateway worker polls."""
 
 from __future__ import annotations
 
@@ -23,12 +25,23 @@ def _check_name(value: str, what: str) -> str:
     return value
 
 
+def _check_base_url(base_url: str) -> str:
+    if not re.match(r"^https?://[^\s]+$", base_url) or len(base_url) > 512:
+        raise InvalidInput(f"invalid base URL {base_url!r}: expected http(s)://host[:port][/path]")
+    return base_url.rstrip("/")
+
+
+def _check_env_name(name: str | None) -> str | None:
+    if name is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", name):
+        raise InvalidInput(f"invalid --api-key-env {name!r}: an environment variable name")
+    return name
+
+
 def add_upstream(
     conn: Connection, name: str, kind: UpstreamKind, base_url: str, api_key_env: str | None
 ) -> Upstream:
     _check_name(name, "upstream name")
-    if not re.match(r"^https?://[^\s]+$", base_url):
-        raise InvalidInput(f"invalid base URL {base_url!r}: expected http(s)://host[:port][/path]")
+    _check_base_url(base_url)
     if conn.execute(sa.select(upstreams.c.name).where(upstreams.c.name == name)).first():
         raise Conflict(f"upstream {name!r} already exists")
     conn.execute(
@@ -108,6 +121,8 @@ def _check_fallbacks(catalog: Catalog, model_id: str, fallbacks: tuple[str, ...]
             raise Conflict(f"model {model_id!r} cannot fall back to itself")
         if target not in catalog.models:
             raise NotFound(f"fallback target {target!r} does not exist; add it first")
+        if catalog.models[target].retired:
+            raise Conflict(f"model {target!r} is retired and cannot be a fallback target")
     # Refuse cycles: no target may (transitively) fall back to model_id.
     graph = {m.id: m.fallbacks for m in catalog.models.values()}
     graph[model_id] = fallbacks
@@ -126,6 +141,193 @@ def _find_cycle(graph: dict[str, tuple[str, ...]], start: str) -> list[str] | No
             if nxt not in path:
                 stack.append((nxt, [*path, nxt]))
     return None
+
+
+Changes = dict[str, dict[str, object]]  # field -> {"from": old, "to": new}, for the audit entry
+
+
+def update_upstream(
+    conn: Connection,
+    name: str,
+    *,
+    kind: UpstreamKind | None = None,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    clear_api_key_env: bool = False,
+) -> tuple[Upstream, Changes]:
+    current = load_catalog(conn).upstreams.get(name)
+    if current is None:
+        raise NotFound(f"unknown upstream {name!r}")
+    if api_key_env is not None and clear_api_key_env:
+        raise InvalidInput("give --api-key-env or --clear-api-key-env, not both")
+    new_env = None if clear_api_key_env else _check_env_name(api_key_env) or current.api_key_env
+    updated = Upstream(
+        name,
+        kind or current.kind,
+        _check_base_url(base_url) if base_url is not None else current.base_url,
+        new_env,
+    )
+    changes = _diff(
+        {
+            "kind": current.kind.value,
+            "base_url": current.base_url,
+            "api_key_env": current.api_key_env,
+        },
+        {
+            "kind": updated.kind.value,
+            "base_url": updated.base_url,
+            "api_key_env": updated.api_key_env,
+        },
+    )
+    if not changes:
+        raise InvalidInput("nothing to change: give --kind, --base-url or --api-key-env")
+    conn.execute(
+        sa.update(upstreams)
+        .where(upstreams.c.name == name)
+        .values(kind=updated.kind.value, base_url=updated.base_url, api_key_env=new_env)
+    )
+    versions.bump(conn, versions.Kind.CATALOG)
+    return updated, changes
+
+
+def remove_upstream(conn: Connection, name: str) -> None:
+    """Only an upstream no model uses, retired ones included (they keep their record)."""
+    catalog = load_catalog(conn)
+    if name not in catalog.upstreams:
+        raise NotFound(f"unknown upstream {name!r}")
+    users = sorted(m.id for m in catalog.models.values() if m.upstream == name)
+    if users:
+        raise Conflict(
+            f"upstream {name!r} is used by {', '.join(users)}: point them at another upstream "
+            "(`clearance models update MODEL --upstream U`) first"
+        )
+    conn.execute(sa.delete(upstreams).where(upstreams.c.name == name))
+    versions.bump(conn, versions.Kind.CATALOG)
+
+
+def update_model(
+    conn: Connection,
+    model_id: str,
+    *,
+    fallbacks: tuple[str, ...] | None = None,
+    upstream: str | None = None,
+    upstream_model: str | None = None,
+) -> tuple[Model, Changes]:
+    catalog = load_catalog(conn)
+    current = _changeable(catalog, model_id)
+    if fallbacks is None and upstream is None and upstream_model is None:
+        raise InvalidInput("nothing to change: give --fallback, --upstream or --upstream-model")
+    if fallbacks is not None:
+        _check_fallbacks(catalog, model_id, fallbacks)
+    if upstream is not None and upstream not in catalog.upstreams:
+        raise NotFound(f"unknown upstream {upstream!r}; add it with `clearance upstreams add`")
+    if upstream_model is not None:
+        _check_name(upstream_model, "upstream model")
+    new_upstream = upstream or current.upstream
+    new_upstream_model = upstream_model or current.upstream_model
+    new_fallbacks = current.fallbacks if fallbacks is None else fallbacks
+    changes = _diff(
+        {
+            "upstream": current.upstream,
+            "upstream_model": current.upstream_model,
+            "fallbacks": list(current.fallbacks),
+        },
+        {
+            "upstream": new_upstream,
+            "upstream_model": new_upstream_model,
+            "fallbacks": list(new_fallbacks),
+        },
+    )
+    if not changes:
+        raise InvalidInput("nothing to change: the model already has these settings")
+    conn.execute(
+        sa.update(models)
+        .where(models.c.id == model_id)
+        .values(upstream=new_upstream, upstream_model=new_upstream_model)
+    )
+    if fallbacks is not None:
+        conn.execute(sa.delete(model_fallbacks).where(model_fallbacks.c.model_id == model_id))
+        _write_fallbacks(conn, model_id, fallbacks)
+    versions.bump(conn, versions.Kind.CATALOG)
+    return load_catalog(conn).models[model_id], changes
+
+
+def reclassify(
+    conn: Connection,
+    model_id: str,
+    classification: Classification,
+    rationale: str,
+    evidence: str | None = None,
+) -> tuple[Model, Changes]:
+    """An explicit decision, recorded with its rationale and evidence; it wins over the training
+    compute (classification.py), which is kept for the record."""
+    rationale = rationale.strip()
+    evidence = evidence.strip() if evidence is not None else None
+    if not rationale or len(rationale) > 2000:
+        raise InvalidInput("a reclassification needs a --rationale of at most 2000 characters")
+    if evidence is not None and (not evidence or len(evidence) > 2000):
+        raise InvalidInput("--evidence must be non-empty and at most 2000 characters")
+    current = _changeable(load_catalog(conn), model_id)
+    conn.execute(
+        sa.update(models)
+        .where(models.c.id == model_id)
+        .values(
+            explicit_classification=classification.value,
+            controlled=classification is Classification.CONTROLLED,
+            rationale=rationale,
+            classification_evidence=evidence,
+        )
+    )
+    versions.bump(conn, versions.Kind.CATALOG)
+    model = load_catalog(conn).models[model_id]
+    changes = _diff(
+        {
+            "classification": current.classification.value,
+            "classification_source": current.classification_source,
+            "rationale": current.rationale,
+            "evidence": current.evidence,
+        },
+        {
+            "classification": model.classification.value,
+            "classification_source": model.classification_source,
+            "rationale": model.rationale,
+            "evidence": model.evidence,
+        },
+    )
+    return model, changes
+
+
+def retire(conn: Connection, model_id: str, reason: str) -> tuple[Model, list[str]]:
+    """Retire a model for good: refused to everyone (the `model-retired` rule) and unlinked from
+    every fallback list that named it; returns the models it was unlinked from. There is no
+    un-retire: to serve it again, add it under a new id (docs/catalog.md)."""
+    reason = reason.strip()
+    if not reason or len(reason) > 2000:
+        raise InvalidInput("a retirement needs a --reason of at most 2000 characters")
+    catalog = load_catalog(conn)
+    _changeable(catalog, model_id)
+    unlinked = sorted(m.id for m in catalog.models.values() if model_id in m.fallbacks)
+    conn.execute(
+        sa.update(models)
+        .where(models.c.id == model_id)
+        .values(retired_reason=reason, retired_at=datetime.now(UTC))
+    )
+    conn.execute(sa.delete(model_fallbacks).where(model_fallbacks.c.target_id == model_id))
+    versions.bump(conn, versions.Kind.CATALOG)
+    return load_catalog(conn).models[model_id], unlinked
+
+
+def _changeable(catalog: Catalog, model_id: str) -> Model:
+    model = catalog.models.get(model_id)
+    if model is None:
+        raise NotFound(f"unknown model {model_id!r}")
+    if model.retired:
+        raise Conflict(f"model {model_id!r} is retired: it cannot be changed or un-retired")
+    return model
+
+
+def _diff(before: dict[str, object], after: dict[str, object]) -> Changes:
+    return {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
 
 
 def suspend(conn: Connection, model_id: str, reason: str) -> Model:
@@ -180,6 +382,9 @@ def load_catalog(conn: Connection) -> Catalog:
             suspended_reason=r.suspended_reason,
             suspended_at=r.suspended_at,
             fallbacks=tuple(chains.get(r.id, ())),
+            evidence=r.classification_evidence,
+            retired_reason=r.retired_reason,
+            retired_at=r.retired_at,
         )
         for r in conn.execute(sa.select(models).order_by(models.c.id))
     }

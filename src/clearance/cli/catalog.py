@@ -9,10 +9,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from clearance.catalog import service
+from clearance.catalog import actions, service
 from clearance.catalog.classification import classify
-from clearance.catalog.models import Classification, Model, UpstreamKind
+from clearance.catalog.models import Classification, UpstreamKind, model_json, upstream_json
 from clearance.cli.context import ConfigOption, JsonOption, open_runtime
+from clearance.errors import InvalidInput
 from clearance.store import reading
 
 upstreams_app = typer.Typer(help="Model providers Clearance forwards to.", no_args_is_help=True)
@@ -42,6 +43,57 @@ def upstreams_add(
             up = service.add_upstream(conn, name, kind, base_url, api_key_env)
         rt.record("upstream.add", up.name, {"kind": up.kind.value, "base_url": up.base_url})
     typer.echo(f"upstream {up.name} ({up.kind.value}) -> {up.base_url}")
+
+
+@upstreams_app.command("list")
+def upstreams_list(json_out: JsonOption = False, config: ConfigOption = None) -> None:
+    """Every upstream, with the models that use it."""
+    with open_runtime(config) as rt, reading(rt.engine) as conn:
+        catalog = service.load_catalog(conn)
+    if json_out:
+        typer.echo(json.dumps([upstream_json(u) for u in catalog.upstreams.values()], indent=2))
+        return
+    table = Table("name", "kind", "base url", "key from", "models")
+    for u in catalog.upstreams.values():
+        used = [m.id for m in catalog.models.values() if m.upstream == u.name]
+        table.add_row(u.name, u.kind.value, u.base_url, u.api_key_env or "-", ", ".join(used))
+    Console().print(table)
+
+
+@upstreams_app.command("update")
+def upstreams_update(
+    name: str,
+    kind: Annotated[UpstreamKind | None, typer.Option("--kind")] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url")] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option("--api-key-env", help="Environment variable holding its key.")
+    ] = None,
+    clear_api_key_env: Annotated[
+        bool, typer.Option("--clear-api-key-env", help="Send no credential.")
+    ] = False,
+    json_out: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Change an upstream's kind, base URL or credential variable."""
+    with open_runtime(config) as rt:
+        result = actions.update_upstream(
+            rt.engine,
+            rt.record,
+            name,
+            kind=kind,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            clear_api_key_env=clear_api_key_env,
+        )
+    _answer(result, json_out, f"upstream {name} updated -> {result['base_url']}")
+
+
+@upstreams_app.command("remove")
+def upstreams_remove(name: str, json_out: JsonOption = False, config: ConfigOption = None) -> None:
+    """Remove an upstream no model uses (refused, naming the models, otherwise)."""
+    with open_runtime(config) as rt:
+        result = actions.remove_upstream(rt.engine, rt.record, name)
+    _answer(result, json_out, f"upstream {name} removed")
 
 
 @models_app.command("add")
@@ -81,7 +133,7 @@ def models_add(
                 explicit=classification,
                 fallbacks=tuple(fallback or ()),
             )
-        rt.record("model.add", model.id, _model_json(model))
+        rt.record("model.add", model.id, model_json(model))
     typer.echo(f"model {model.id}: {model.classification.value} — {model.rationale}")
 
 
@@ -90,17 +142,20 @@ def models_list(json_out: JsonOption = False, config: ConfigOption = None) -> No
     """Every model with its classification, rationale, status and fallbacks."""
     with open_runtime(config) as rt, reading(rt.engine) as conn:
         catalog = service.load_catalog(conn)
-    rows = [_model_json(m) for m in catalog.models.values()]
+    rows = [model_json(m) for m in catalog.models.values()]
     if json_out:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table("id", "upstream", "class", "status", "fallbacks", "rationale")
+    table = Table("id", "upstream", "class", "by", "status", "fallbacks", "rationale")
     for m in catalog.models.values():
-        status = f"suspended: {m.suspended_reason}" if m.suspended else "active"
+        status = m.state
+        if m.retired or m.suspended:
+            status += f": {m.retired_reason if m.retired else m.suspended_reason}"
         table.add_row(
             m.id,
             f"{m.upstream}:{m.upstream_model}",
             m.classification.value,
+            m.classification_source,
             status,
             " -> ".join(m.fallbacks),
             m.rationale,
@@ -134,16 +189,74 @@ def models_resume(
     typer.echo(f"model {model.id} resumed")
 
 
-def _model_json(m: Model) -> dict[str, object]:
-    return {
-        "id": m.id,
-        "upstream": m.upstream,
-        "upstream_model": m.upstream_model,
-        "classification": m.classification.value,
-        "explicit": m.explicit_classification is not None,
-        "rationale": m.rationale,
-        "training_compute": m.training_compute,
-        "status": "suspended" if m.suspended else "active",
-        "suspended_reason": m.suspended_reason,
-        "fallbacks": list(m.fallbacks),
-    }
+@models_app.command("update")
+def models_update(
+    model_id: Annotated[str, typer.Argument(metavar="MODEL")],
+    fallback: Annotated[
+        list[str] | None,
+        typer.Option("--fallback", help="The new fallback list, in order; repeatable."),
+    ] = None,
+    no_fallbacks: Annotated[
+        bool, typer.Option("--no-fallbacks", help="Clear the fallback list.")
+    ] = False,
+    upstream: Annotated[str | None, typer.Option("--upstream")] = None,
+    upstream_model: Annotated[str | None, typer.Option("--upstream-model")] = None,
+    json_out: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Change a model's fallbacks (kept acyclic, existing, not retired) or upstream."""
+    if fallback and no_fallbacks:
+        raise InvalidInput("give --fallback or --no-fallbacks, not both")
+    fallbacks = () if no_fallbacks else tuple(fallback) if fallback else None
+    with open_runtime(config) as rt:
+        result = actions.update_model(
+            rt.engine,
+            rt.record,
+            model_id,
+            fallbacks=fallbacks,
+            upstream=upstream,
+            upstream_model=upstream_model,
+        )
+    _answer(result, json_out, f"model {model_id} updated")
+
+
+@models_app.command("reclassify")
+def models_reclassify(
+    model_id: Annotated[str, typer.Argument(metavar="MODEL")],
+    classification: Annotated[Classification, typer.Option("--classification")],
+    rationale: Annotated[str, typer.Option("--rationale", help="Why; recorded and shown.")],
+    evidence: Annotated[
+        str | None, typer.Option("--evidence", help="A document reference or URL.")
+    ] = None,
+    json_out: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """An explicit classification decision: it wins over the training compute."""
+    with open_runtime(config) as rt:
+        result = actions.reclassify(
+            rt.engine, rt.record, model_id, classification, rationale, evidence
+        )
+    _answer(result, json_out, f"model {model_id}: {classification.value} — {rationale}")
+
+
+@models_app.command("retire")
+def models_retire(
+    model_id: Annotated[str, typer.Argument(metavar="MODEL")],
+    reason: Annotated[str, typer.Option("--reason", help="Why; recorded and shown to users.")],
+    json_out: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Retire a model for good: refused to everyone, never a fallback. There is no un-retire."""
+    with open_runtime(config) as rt:
+        result = actions.retire(rt.engine, rt.record, model_id, reason)
+    unlinked = result["unlinked_from"]
+    assert isinstance(unlinked, list)
+    note = f" (removed from the fallbacks of {', '.join(map(str, unlinked))})" if unlinked else ""
+    _answer(result, json_out, f"model {model_id} retired: {reason}{note}")
+
+
+def _answer(result: dict[str, object], json_out: bool, text: str) -> None:
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        typer.echo(f"{text} (audit entry {result['audit_index']})")

@@ -119,4 +119,7 @@ class Decider:
         if reason.rule == "model-suspended" and model.suspended_reason:
             text = f"{reason.reason} Operator's reason: {model.suspended_reason}"
             return Reason(reason.rule, text, reason.legal_basis)
+        if reason.rule == "model-retired" and model.retired_reason:
+            text = f"{reason.reason} Operator's reason: {model.retired_reason}"
+            return Reason(reason.rule, text, reason.legal_basis)
         return reason

@@ -73,7 +73,7 @@ def user_entity(p: PrincipalFacts) -> dict[str, Any]:
 def model_entity(m: Model) -> dict[str, Any]:
     return {
         "uid": {"type": MODEL, "id": m.id},
-        "attrs": {"controlled": m.controlled, "suspended": m.suspended},
+        "attrs": {"controlled": m.controlled, "suspended": m.suspended, "retired": m.retired},
         "parents": [],
     }
 

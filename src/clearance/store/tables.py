@@ -51,6 +51,11 @@ models = sa.Table(
     sa.Column("suspended_reason", sa.Text, nullable=True),
     sa.Column("suspended_at", UTC_TIME, nullable=True),
     sa.Column("created_at", UTC_TIME, nullable=False),
+    # The evidence behind an explicit classification decision (a document, a URL).
+    sa.Column("classification_evidence", sa.Text, nullable=True),
+    # Retired for good: refused to everyone, never a fallback target (docs/catalog.md).
+    sa.Column("retired_reason", sa.Text, nullable=True),
+    sa.Column("retired_at", UTC_TIME, nullable=True),
 )
 
 model_fallbacks = sa.Table(

@@ -1,0 +1,91 @@
+"""Operator actions on the catalog, shared by the CLI and the operator API: each change is made
+in one transaction (which bumps the catalog version every worker polls), then recorded as an
+audit entry; the answer is the same JSON either way, with that entry's index."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.engine import Engine
+
+from clearance.catalog import service
+from clearance.catalog.models import Classification, UpstreamKind, model_json, upstream_json
+
+# (action, target, details) -> the audit index, once durable: the CLI's Runtime.record or the
+# operator API's AdminApi.record, each naming its own actor.
+Record = Callable[[str, str, dict[str, object]], int]
+
+
+def update_upstream(
+    engine: Engine,
+    record: Record,
+    name: str,
+    *,
+    kind: UpstreamKind | None = None,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    clear_api_key_env: bool = False,
+) -> dict[str, object]:
+    with engine.begin() as conn:
+        upstream, changes = service.update_upstream(
+            conn,
+            name,
+            kind=kind,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            clear_api_key_env=clear_api_key_env,
+        )
+    index = record("upstream.update", name, {"changes": changes})
+    return {**upstream_json(upstream), "audit_index": index}
+
+
+def remove_upstream(engine: Engine, record: Record, name: str) -> dict[str, object]:
+    with engine.begin() as conn:
+        service.remove_upstream(conn, name)
+    index = record("upstream.remove", name, {})
+    return {"name": name, "removed": True, "audit_index": index}
+
+
+def update_model(
+    engine: Engine,
+    record: Record,
+    model_id: str,
+    *,
+    fallbacks: tuple[str, ...] | None = None,
+    upstream: str | None = None,
+    upstream_model: str | None = None,
+) -> dict[str, object]:
+    with engine.begin() as conn:
+        model, changes = service.update_model(
+            conn, model_id, fallbacks=fallbacks, upstream=upstream, upstream_model=upstream_model
+        )
+    index = record("model.update", model_id, {"changes": changes})
+    return {**model_json(model), "audit_index": index}
+
+
+def reclassify(
+    engine: Engine,
+    record: Record,
+    model_id: str,
+    classification: Classification,
+    rationale: str,
+    evidence: str | None = None,
+) -> dict[str, object]:
+    with engine.begin() as conn:
+        model, changes = service.reclassify(conn, model_id, classification, rationale, evidence)
+    details: dict[str, object] = {
+        "classification": model.classification.value,
+        "rationale": model.rationale,
+        "evidence": model.evidence,
+        "changes": changes,
+    }
+    index = record("model.reclassify", model_id, details)
+    return {**model_json(model), "audit_index": index}
+
+
+def retire(engine: Engine, record: Record, model_id: str, reason: str) -> dict[str, object]:
+    with engine.begin() as conn:
+        model, unlinked = service.retire(conn, model_id, reason)
+    details: dict[str, object] = {"reason": model.retired_reason, "unlinked_from": unlinked}
+    index = record("model.retire", model_id, details)
+    return {**model_json(model), "unlinked_from": unlinked, "audit_index": index}
