@@ -23,6 +23,8 @@ def denying_rules(
         rules.add("model-suspended")
     if retired:
         rules.add("model-retired")
+    if p.suspended:
+        rules.add("account-suspended")
     if p.screening == "confirmed_match":
         rules.add("restricted-party")
     if controlled and p.screening == "potential_match":

@@ -31,6 +31,7 @@ persona = st.builds(
     screening=st.sampled_from(["clear", "potential_match", "confirmed_match"]),
     org_id=st.sampled_from([None, 1]),
     version=st.integers(1, 10_000),
+    suspended=st.booleans(),
 )
 licence = st.one_of(
     st.none(),

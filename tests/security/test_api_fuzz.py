@@ -36,6 +36,21 @@ ADMIN_OPERATIONS = {
     ("post", "/models/{model}/update"),
     ("post", "/models/{model}/reclassify"),
     ("post", "/models/{model}/retire"),
+    # people, orgs, keys, licences (admin/principal_routes.py)
+    ("get", "/users"),
+    ("post", "/users/search"),
+    ("post", "/users/{subject}/suspend"),
+    ("post", "/users/{subject}/reinstate"),
+    ("get", "/orgs"),
+    ("get", "/orgs/{org}"),
+    ("get", "/orgs/{org}/members"),
+    ("post", "/orgs/{org}/update"),
+    ("get", "/keys"),
+    ("get", "/licences"),
+    ("get", "/licences/{licence}"),
+    ("post", "/licences/{licence}/revoke"),
+    ("post", "/licences/{licence}/expire"),
+    ("post", "/licences/{licence}/renew"),
 }
 
 

@@ -68,6 +68,7 @@ def admin_schemas() -> dict[str, Schema]:
         "AdminCase": case,
         "AdminCases": _object(["cases"], cases={"type": "array", "items": case}),
         **_catalog_schemas(),
+        **_principal_schemas(),
     }
 
 
@@ -180,6 +181,7 @@ def admin_paths() -> dict[str, Schema]:
             ),
         ),
         **_catalog_paths(bad),
+        **_principal_paths(bad),
     }
 
 
@@ -305,5 +307,260 @@ def _catalog_paths(bad: dict[str, str]) -> dict[str, Schema]:
             {**bad, "409": "The model is already retired"},
             params=("model",),
             body=_strict(["reason"], reason=_TEXT),
+        ),
+    }
+
+
+# -- people, organisations, keys, licences (admin/principal_routes.py) ------------------------
+
+_NULLABLE_DATE_TIME = {"type": ["string", "null"]}
+_PAGE_PARAMS = ("limit", "offset", "after")
+
+
+def _query_params(*names: str) -> list[Schema]:
+    schemas: dict[str, Schema] = {
+        "limit": {"type": "integer", "minimum": 1, "maximum": 500},
+        "offset": {"type": "integer", "minimum": 0},
+        "after": {"type": "string", "minLength": 1, "maxLength": 64},
+        "org": _PATH_TEXT,
+        "user": _PATH_TEXT,
+    }
+    return [{"name": n, "in": "query", "required": False, "schema": schemas[n]} for n in names]
+
+
+def _with_query(operation: Schema, *names: str) -> Schema:
+    ((method, body),) = operation.items()
+    return {method: {**body, "parameters": [*body["parameters"], *_query_params(*names)]}}
+
+
+def _page_of(name: str, item: Schema) -> Schema:
+    properties: dict[str, Schema] = {name: {"type": "array", "items": item}}
+    properties["next"] = _NULLABLE_TEXT
+    return _object([name, "next"], **properties)
+
+
+def _principal_items() -> dict[str, Schema]:
+    user = _object(
+        [
+            "email",
+            "subject_id",
+            "name",
+            "org",
+            "residence",
+            "screening",
+            "org_screening",
+            "status",
+            "suspended_at",
+            "suspended_reason",
+            "identity",
+        ],
+        email={"type": "string"},
+        subject_id={"type": "string"},
+        name=_NULLABLE_TEXT,
+        org=_NULLABLE_TEXT,
+        residence=_NULLABLE_TEXT,
+        screening={"type": "string"},
+        org_screening={"type": "string"},
+        status={"enum": ["active", "suspended"]},
+        suspended_at=_NULLABLE_DATE_TIME,
+        suspended_reason=_NULLABLE_TEXT,
+        identity={"type": ["object", "null"]},
+        audit_index={"type": "integer", "minimum": 0},
+    )
+    org = _object(
+        ["id", "name", "country", "screening", "members"],
+        id={"type": "integer"},
+        name={"type": "string"},
+        country=_NULLABLE_TEXT,
+        screening={"type": "string"},
+        members={"type": "integer", "minimum": 0},
+        audit_index={"type": "integer", "minimum": 0},
+    )
+    key = _object(
+        [
+            "id",
+            "name",
+            "hint",
+            "owner",
+            "allow_fallback",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "status",
+        ],
+        id={"type": "string"},
+        name=_NULLABLE_TEXT,
+        hint={"type": "string"},
+        owner={"type": "string"},
+        allow_fallback={"type": "boolean"},
+        created_at={"type": "string"},
+        expires_at=_NULLABLE_DATE_TIME,
+        revoked_at=_NULLABLE_DATE_TIME,
+        status={"enum": ["active", "expired", "revoked"]},
+    )
+    licence = _object(
+        [
+            "id",
+            "number",
+            "authority",
+            "org",
+            "models",
+            "nationalities",
+            "expires",
+            "status",
+            "revoked_at",
+            "revoked_reason",
+        ],
+        id={"type": "integer"},
+        number={"type": "string"},
+        authority={"type": "string"},
+        org={"type": "string"},
+        models={"type": "array", "items": {"type": "string"}},
+        nationalities={"type": "array", "items": {"type": "string"}},
+        expires={"type": "string"},
+        status={"enum": ["active", "expired", "revoked"]},
+        revoked_at=_NULLABLE_DATE_TIME,
+        revoked_reason=_NULLABLE_TEXT,
+        audit_index={"type": "integer", "minimum": 0},
+    )
+    return {"user": user, "org": org, "key": key, "licence": licence}
+
+
+def _principal_schemas() -> dict[str, Schema]:
+    items = _principal_items()
+    org_detail = {
+        **items["org"],
+        "required": [*items["org"]["required"], "member_list"],
+        "properties": {
+            **items["org"]["properties"],
+            "member_list": {"type": "array", "items": items["user"]},
+        },
+    }
+    return {
+        "AdminPerson": items["user"],
+        "AdminPeople": _page_of("users", items["user"]),
+        "AdminOrg": items["org"],
+        "AdminOrgDetail": org_detail,
+        "AdminOrgs": _page_of("orgs", items["org"]),
+        "AdminKeys": _page_of("keys", items["key"]),
+        "AdminLicence": items["licence"],
+        "AdminLicences": _page_of("licences", items["licence"]),
+    }
+
+
+def _principal_paths(bad: dict[str, str]) -> dict[str, Schema]:
+    query = {"400": "A bad query parameter (limit, offset, cursor), named"}
+    change = {**bad, "409": "Already in that state (suspended, revoked, expired)"}
+    reason = _object(["reason"], reason=_TEXT)
+    page_body = {
+        "limit": {"type": "integer", "minimum": 1, "maximum": 500},
+        "offset": {"type": "integer", "minimum": 0},
+        "after": {"type": "string", "minLength": 1, "maxLength": 64},
+    }
+    return {
+        "/admin/api/users": _with_query(
+            _operation(
+                "get",
+                "People by id, a page at a time (principals:read; audited)",
+                "AdminPeople",
+                query,
+            ),
+            "org",
+            *_PAGE_PARAMS,
+        ),
+        "/admin/api/users/search": _operation(
+            "post",
+            "People whose email or name contains the text (principals:read; audited)",
+            "AdminPeople",
+            bad,
+            body=_object(["text"], text=_TEXT, org=_TEXT, **page_body),
+        ),
+        "/admin/api/users/{subject}/suspend": _operation(
+            "post",
+            "Refuse a person every model until reinstated (principals:write)",
+            "AdminPerson",
+            change,
+            params=("subject",),
+            body=reason,
+        ),
+        "/admin/api/users/{subject}/reinstate": _operation(
+            "post",
+            "Lift a person's suspension (principals:write)",
+            "AdminPerson",
+            change,
+            params=("subject",),
+            body=reason,
+        ),
+        "/admin/api/orgs": _with_query(
+            _operation("get", "Organisations by id (principals:read)", "AdminOrgs", query),
+            *_PAGE_PARAMS,
+        ),
+        "/admin/api/orgs/{org}": _operation(
+            "get",
+            "An organisation and its members (principals:read; audited)",
+            "AdminOrgDetail",
+            {},
+            params=("org",),
+        ),
+        "/admin/api/orgs/{org}/members": _with_query(
+            _operation(
+                "get",
+                "An organisation's members by id (principals:read; audited)",
+                "AdminPeople",
+                query,
+                params=("org",),
+            ),
+            *_PAGE_PARAMS,
+        ),
+        "/admin/api/orgs/{org}/update": _operation(
+            "post",
+            "Rename an organisation or change its country; screened again (principals:write)",
+            "AdminOrg",
+            {**bad, "409": "Another organisation has that name"},
+            params=("org",),
+            body=_object([], name=_TEXT, country=_TEXT),
+        ),
+        "/admin/api/keys": _with_query(
+            _operation(
+                "get",
+                "API keys, never their secrets, for a person (user: subject) or an "
+                "organisation (principals:read)",
+                "AdminKeys",
+                query,
+            ),
+            "user",
+            "org",
+            *_PAGE_PARAMS,
+        ),
+        "/admin/api/licences": _with_query(
+            _operation("get", "Licences by id (principals:read)", "AdminLicences", query),
+            "org",
+            *_PAGE_PARAMS,
+        ),
+        "/admin/api/licences/{licence}": _operation(
+            "get", "One licence (principals:read)", "AdminLicence", {}, params=("licence",)
+        ),
+        "/admin/api/licences/{licence}/revoke": _operation(
+            "post",
+            "Revoke a licence: it covers nobody from now on (principals:write)",
+            "AdminLicence",
+            change,
+            params=("licence",),
+            body=reason,
+        ),
+        "/admin/api/licences/{licence}/expire": _operation(
+            "post",
+            "End a licence now (principals:write)",
+            "AdminLicence",
+            {"409": "The licence is revoked or already expired"},
+            params=("licence",),
+        ),
+        "/admin/api/licences/{licence}/renew": _operation(
+            "post",
+            "Give a licence a new expiry date (principals:write)",
+            "AdminLicence",
+            {**bad, "409": "The licence is revoked"},
+            params=("licence",),
+            body=_object(["until"], until=_TEXT),
         ),
     }

@@ -12,6 +12,7 @@ POST /users/lookup                {"email"}       principals:read  (the email st
 GET  /users/{subject}                             principals:read
 POST /users/{subject}/keys/{key}/revoke           principals:write  (a stolen key)
 POST /users/{subject}/screening/resolve           screening:write
+     (users list, search, suspend, reinstate; orgs; keys; licences: principal_routes.py)
      {"list", "entry_id", "resolution": "false_positive|true_match", "reason"}
 GET  /review                                      review:read   cases awaiting review
 GET  /review/{case}                               review:read   the case, without its images
@@ -39,6 +40,7 @@ from starlette.routing import Route
 
 from clearance.admin import tokens
 from clearance.admin.catalog_routes import CatalogRoutes
+from clearance.admin.principal_routes import PrincipalRoutes
 from clearance.admin.tokens import AdminToken, Scope
 from clearance.audit.entries import admin_action
 from clearance.audit.service import AuditLog
@@ -331,6 +333,7 @@ def admin_app(settings: Settings, engine: Engine, audit: AuditLog) -> Starlette:
         r("/review/{case}", Scope.REVIEW_READ, api.review_case, "GET"),
         r("/review/{case}/decide", Scope.REVIEW_WRITE, api.decide, "POST"),
         *CatalogRoutes(api, json_body).routes(),  # upstreams and models: catalog_routes.py
+        *PrincipalRoutes(api, json_body).routes(),  # people, orgs, keys, licences
     ]
 
     async def on_error(_request: Request, exc: Exception) -> Response:

@@ -52,13 +52,13 @@ COMMANDS: dict[str, Entry] = {
     ),
     "upstreams": Entry(("catalog",), "Model providers Clearance forwards to."),
     "models": Entry(("catalog",), "The model catalog: classification, fallbacks, kill switch."),
-    "orgs": Entry(("principals",), "Organisations (employers, licence holders)."),
-    "users": Entry(("principals", "operators"), "People who use the API."),
-    "keys": Entry(("principals",), "API keys (shown once, stored hashed)."),
+    "orgs": Entry(("principals", "directory"), "Organisations (employers, licence holders)."),
+    "users": Entry(("principals", "operators", "directory"), "People who use the API."),
+    "keys": Entry(("principals", "directory"), "API keys (shown once, stored hashed)."),
     "identity": Entry(
         ("principals", "identity"), "Identity facts: nationality and US-person status."
     ),
-    "licences": Entry(("principals",), "Deemed-export licences held by organisations."),
+    "licences": Entry(("principals", "directory"), "Deemed-export licences held by organisations."),
     "policy": Entry(("policy",), "The export-control policy (Cedar)."),
     "lists": Entry(("screening",), "Restricted-party lists: load, list, review hits."),
     "admin": Entry(("admin",), "The operator API (/admin/api)."),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 import typer
 
-from clearance.cli.context import ConfigOption, open_runtime
+from clearance.cli.context import ConfigOption, JsonOption, open_runtime
 from clearance.errors import InvalidInput
+from clearance.policy.facts import end_of_day
 from clearance.principals import service
 from clearance.principals.models import Method, UsPerson, user_json
 from clearance.screening.service import screen_org, screen_user
@@ -93,17 +94,30 @@ def keys_create(
     no_fallback: Annotated[
         bool, typer.Option("--no-fallback", help="Deny instead of serving a fallback model.")
     ] = False,
+    expires: Annotated[
+        str | None,
+        typer.Option("--expires", metavar="YYYY-MM-DD", help="Valid through this day (UTC)."),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Create an API key. The key is printed once, on the last line; only its hash is kept."""
+    until = parse_date(expires, "--expires")
+    # Good through the named day, like a licence: void from the next midnight UTC.
+    expires_at = None if until is None else datetime.fromtimestamp(end_of_day(until), UTC)
     with open_runtime(config) as rt:
         with rt.engine.begin() as conn:
-            rec, secret = service.create_key(conn, email, name=name, allow_fallback=not no_fallback)
+            rec, secret = service.create_key(
+                conn, email, name=name, allow_fallback=not no_fallback, expires_at=expires_at
+            )
             subject = service.get_user_by_id(conn, rec.user_id).subject_id
         rt.record(
             "key.create",
             subject,
-            {"key_id": rec.id, "allow_fallback": rec.allow_fallback},
+            {
+                "key_id": rec.id,
+                "allow_fallback": rec.allow_fallback,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
             subject=subject,
         )
     typer.echo(f"key {rec.id} for {email} (fallback {'on' if rec.allow_fallback else 'off'})")
@@ -174,6 +188,9 @@ def licences_add(
     nationality: Annotated[list[str], typer.Option("--nationality", metavar="CC")],
     number: Annotated[str, typer.Option("--number", metavar="TEXT")],
     expires: Annotated[str, typer.Option("--expires", metavar="YYYY-MM-DD")],
+    authority: Annotated[
+        str, typer.Option("--authority", metavar="TEXT", help="The issuing authority.")
+    ] = "BIS",
     config: ConfigOption = None,
 ) -> None:
     """Record a deemed-export licence covering MODEL for the given nationalities."""
@@ -188,6 +205,7 @@ def licences_add(
                 nationalities=nationality,
                 number=number,
                 expires=until,
+                authority=authority,
             )
         rt.record(
             "licence.add",
@@ -197,6 +215,7 @@ def licences_add(
                 "model": lic.model_id,
                 "nationalities": sorted(lic.nationalities),
                 "number": lic.number,
+                "authority": lic.authority,
                 "expires": lic.expires.isoformat(),
             },
         )
@@ -204,8 +223,21 @@ def licences_add(
 
 
 @users_app.command("show")
-def users_show(email: str, config: ConfigOption = None) -> None:
-    """A user's stored facts, as JSON."""
+def users_show(email: str, as_json: JsonOption = False, config: ConfigOption = None) -> None:
+    """A user's stored facts (--json: the operator API's shape)."""
     with open_runtime(config) as rt, reading(rt.engine) as conn:
         user = service.get_user(conn, email)
-    typer.echo(json.dumps(user_json(user), indent=2))
+    data = user_json(user)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    for field, value in data.items():
+        if field != "identity":
+            typer.echo(f"{field}: {'-' if value is None else value}")
+    ident = user.identity
+    typer.echo(
+        "identity: -"
+        if ident is None
+        else f"identity: {', '.join(ident.nationalities)}; US person: {ident.us_person.value}; "
+        f"verified until {ident.expires.isoformat()}"
+    )

@@ -35,6 +35,7 @@ def principal_facts(user: User) -> PrincipalFacts:
         screening=user.effective_screening.value,
         org_id=user.org_id,
         version=user.facts_version,
+        suspended=user.suspended,
     )
 
 
@@ -65,6 +66,7 @@ def user_entity(p: PrincipalFacts) -> dict[str, Any]:
             "verified_until": p.verified_until,
             "residence": p.residence,
             "screening": p.screening,
+            "suspended": p.suspended,
         },
         "parents": [],
     }

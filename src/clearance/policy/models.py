@@ -47,6 +47,7 @@ class PrincipalFacts:
     screening: str
     org_id: int | None
     version: int
+    suspended: bool = False  # an operator's suspension of the person (`users suspend`)
 
 
 @dataclass(frozen=True, slots=True)

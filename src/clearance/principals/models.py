@@ -34,6 +34,7 @@ class Org:
     id: int
     name: str
     country: str | None
+    screening_status: str = "clear"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,13 @@ class User:
     facts_version: int
     identity: IdentityFacts | None
     org_screening_status: ScreeningStatus = ScreeningStatus.CLEAR
+    suspended_at: datetime | None = None
+    suspended_reason: str | None = None
+    org_name: str | None = None
+
+    @property
+    def suspended(self) -> bool:
+        return self.suspended_at is not None
 
     @property
     def effective_screening(self) -> ScreeningStatus:
@@ -76,6 +84,7 @@ class ApiKey:
     allow_fallback: bool
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = None  # None: valid until revoked
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +97,9 @@ class Licence:
     nationalities: frozenset[str]
     number: str
     expires: date
+    authority: str = "BIS"
+    revoked_at: datetime | None = None
+    revoked_reason: str | None = None
 
 
 def user_json(user: User) -> dict[str, object]:
@@ -96,9 +108,14 @@ def user_json(user: User) -> dict[str, object]:
     return {
         "email": user.email,
         "subject_id": user.subject_id,
+        "name": user.name,
+        "org": user.org_name,
         "residence": user.residence,
         "screening": user.screening_status.value,
         "org_screening": user.org_screening_status.value,
+        "status": "suspended" if user.suspended else "active",
+        "suspended_at": user.suspended_at.isoformat() if user.suspended_at else None,
+        "suspended_reason": user.suspended_reason,
         "identity": None
         if ident is None
         else {

@@ -37,6 +37,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(value: datetime) -> datetime:
+    """SQLite returns naive datetimes for timezone-aware columns: they are UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _maybe_aware(value: datetime | None) -> datetime | None:
+    return None if value is None else aware(value)
+
+
 def add_org(conn: Connection, name: str, country_code: str | None) -> Org:
     name = name.strip()
     if not name:
@@ -126,12 +135,12 @@ def _user(conn: Connection, row: Row[tuple[object, ...]]) -> User:
             expires=facts_row.expires,
         )
     org_status = ScreeningStatus.CLEAR
+    org_name = None
     if row.org_id is not None:
-        org_status = ScreeningStatus(
-            conn.execute(
-                sa.select(orgs.c.screening_status).where(orgs.c.id == row.org_id)
-            ).scalar_one()
-        )
+        org_row = conn.execute(
+            sa.select(orgs.c.screening_status, orgs.c.name).where(orgs.c.id == row.org_id)
+        ).one()
+        org_status, org_name = ScreeningStatus(org_row.screening_status), org_row.name
     return User(
         id=row.id,
         subject_id=row.subject_id,
@@ -144,6 +153,9 @@ def _user(conn: Connection, row: Row[tuple[object, ...]]) -> User:
         facts_version=row.facts_version,
         identity=facts,
         org_screening_status=org_status,
+        suspended_at=_maybe_aware(row.suspended_at),
+        suspended_reason=row.suspended_reason,
+        org_name=org_name,
     )
 
 
@@ -204,10 +216,17 @@ def set_identity(
 
 
 def create_key(
-    conn: Connection, email: str, *, name: str | None, allow_fallback: bool
+    conn: Connection,
+    email: str,
+    *,
+    name: str | None,
+    allow_fallback: bool,
+    expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
     """Returns the stored key record and the secret, which is never stored or shown again."""
     user = get_user(conn, email)
+    if expires_at is not None and expires_at <= _now():
+        raise InvalidInput("a key's expiry must be in the future")
     secret = keys.new_key()
     record = ApiKey(
         id=keys.new_key_id(),
@@ -217,6 +236,7 @@ def create_key(
         allow_fallback=allow_fallback,
         created_at=_now(),
         revoked_at=None,
+        expires_at=expires_at,
     )
     conn.execute(
         sa.insert(api_keys).values(
@@ -227,6 +247,7 @@ def create_key(
             hint=record.hint,
             allow_fallback=allow_fallback,
             created_at=record.created_at,
+            expires_at=expires_at,
         )
     )
     versions.bump(conn, versions.Kind.PRINCIPALS)
@@ -248,10 +269,20 @@ def list_keys(conn: Connection, user_id: int) -> list[ApiKey]:
     rows = conn.execute(
         sa.select(api_keys).where(api_keys.c.user_id == user_id).order_by(api_keys.c.created_at)
     )
-    return [
-        ApiKey(r.id, r.user_id, r.name, r.hint, bool(r.allow_fallback), r.created_at, r.revoked_at)
-        for r in rows
-    ]
+    return [key_record(r) for r in rows]
+
+
+def key_record(r: Row[tuple[object, ...]]) -> ApiKey:
+    return ApiKey(
+        r.id,
+        r.user_id,
+        r.name,
+        r.hint,
+        bool(r.allow_fallback),
+        aware(r.created_at),
+        _maybe_aware(r.revoked_at),
+        _maybe_aware(r.expires_at),
+    )
 
 
 def authenticate(conn: Connection, secret: str) -> tuple[ApiKey, User]:
@@ -268,9 +299,9 @@ def authenticate(conn: Connection, secret: str) -> tuple[ApiKey, User]:
     if row.revoked_at is not None:
         # The same answer to the client; the log tells a revoked key's use from a guess.
         raise AuthenticationError("invalid API key", reason="revoked_api_key")
-    key = ApiKey(
-        row.id, row.user_id, row.name, row.hint, bool(row.allow_fallback), row.created_at, None
-    )
+    if row.expires_at is not None and aware(row.expires_at) <= _now():
+        raise AuthenticationError("invalid API key", reason="expired_api_key")
+    key = key_record(row)
     return key, get_user_by_id(conn, row.user_id)
 
 
@@ -282,8 +313,11 @@ def add_licence(
     nationalities: Iterable[str],
     number: str,
     expires: date,
+    authority: str = "BIS",
 ) -> Licence:
     org_rec = get_org(conn, org)
+    if not authority.strip():
+        raise InvalidInput("a licence names its issuing --authority")
     if conn.execute(sa.select(models.c.id).where(models.c.id == model_id)).first() is None:
         raise NotFound(f"unknown model {model_id!r}")
     nats = countries(nationalities)
@@ -300,18 +334,40 @@ def add_licence(
             number=number.strip(),
             expires=expires,
             created_at=_now(),
+            authority=authority.strip(),
         )
         .returning(licences.c.id)
     ).scalar_one()
     versions.bump(conn, versions.Kind.LICENCES)
-    return Licence(int(licence_id), org_rec.id, model_id, frozenset(nats), number.strip(), expires)
+    return Licence(
+        int(licence_id),
+        org_rec.id,
+        model_id,
+        frozenset(nats),
+        number.strip(),
+        expires,
+        authority.strip(),
+    )
 
 
 def load_licences(conn: Connection) -> dict[int, tuple[Licence, ...]]:
-    """All licences, by organisation."""
+    """All licences in force (not revoked), by organisation."""
     out: dict[int, list[Licence]] = {}
-    for r in conn.execute(sa.select(licences).order_by(licences.c.id)):
-        out.setdefault(r.org_id, []).append(
-            Licence(r.id, r.org_id, r.model_id, frozenset(r.nationalities), r.number, r.expires)
-        )
+    query = sa.select(licences).where(licences.c.revoked_at.is_(None)).order_by(licences.c.id)
+    for r in conn.execute(query):
+        out.setdefault(r.org_id, []).append(licence_record(r))
     return {k: tuple(v) for k, v in out.items()}
+
+
+def licence_record(r: Row[tuple[object, ...]]) -> Licence:
+    return Licence(
+        r.id,
+        r.org_id,
+        r.model_id,
+        frozenset(r.nationalities),
+        r.number,
+        r.expires,
+        r.authority,
+        _maybe_aware(r.revoked_at),
+        r.revoked_reason,
+    )

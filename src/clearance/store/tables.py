@@ -92,6 +92,9 @@ users = sa.Table(
     # Bumped on any change to this person's facts; part of the decision cache key.
     sa.Column("facts_version", sa.BigInteger, nullable=False, default=1),
     sa.Column("created_at", UTC_TIME, nullable=False),
+    # An operator's suspension: the policy refuses the person every model until reinstated.
+    sa.Column("suspended_at", UTC_TIME, nullable=True),
+    sa.Column("suspended_reason", sa.Text, nullable=True),
 )
 
 identity_facts = sa.Table(
@@ -119,6 +122,7 @@ api_keys = sa.Table(
     sa.Column("allow_fallback", sa.Boolean, nullable=False, default=True),
     sa.Column("created_at", UTC_TIME, nullable=False),
     sa.Column("revoked_at", UTC_TIME, nullable=True),
+    sa.Column("expires_at", UTC_TIME, nullable=True),  # None: until revoked
 )
 
 licences = sa.Table(
@@ -131,6 +135,10 @@ licences = sa.Table(
     sa.Column("number", sa.String(100), nullable=False),
     sa.Column("expires", sa.Date, nullable=False),
     sa.Column("created_at", UTC_TIME, nullable=False),
+    # Who issued it: BIS for a deemed-export licence under the EAR (15 CFR 750).
+    sa.Column("authority", sa.String(100), nullable=False, server_default="BIS"),
+    sa.Column("revoked_at", UTC_TIME, nullable=True),  # revoked licences never reach the policy
+    sa.Column("revoked_reason", sa.Text, nullable=True),
 )
 
 # Operator API tokens (`/admin/api`): only the SHA-256 of the secret, and the scopes it carries.
