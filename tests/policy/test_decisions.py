@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -10,10 +11,13 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from clearance.catalog import service as catalog
+from clearance.config.loader import settings_from_mapping
 from clearance.errors import Conflict, NotFound
+from clearance.policy.engine import DEFAULT_PACK
 from clearance.policy.models import Decision, RequestContext
 from clearance.policy.service import PolicyService
 from clearance.principals import service as principals
+from clearance.principals.directory import suspend_user
 from clearance.principals.models import UsPerson
 
 from ..factories import add_catalog, make_settings, person
@@ -175,3 +179,30 @@ def test_fallback_cycle_is_refused(world: tuple[Engine, PolicyService]) -> None:
 def test_unknown_model_is_an_error_not_a_decision(world: tuple[Engine, PolicyService]) -> None:
     with pytest.raises(NotFound):
         decide(world, "us@x.test", "gpt-99")
+
+
+def test_a_policy_written_before_the_newer_controls_still_enforces_them(
+    world: tuple[Engine, PolicyService], tmp_path: Path, db_url: str
+) -> None:
+    """An instance's policy file is its own copy, made by the `clearance init` of its day: one
+    without the retirement and account-suspension rules still gets them (packs/controls.cedar),
+    so an upgrade never makes a suspension or a retirement fail open."""
+    old = DEFAULT_PACK
+    for rule in ("model-retired", "account-suspended"):
+        old = re.sub(rf'@id\("{rule}"\)\n(?:@[^\n]*\n)*forbid[^;]*;\n', "", old)
+    assert "model-retired" not in old and "account-suspended" not in old
+    (tmp_path / "policy" / "default.cedar").write_text(old)
+    engine, _ = world
+    service = PolicyService(
+        settings_from_mapping({"clearance": {"database_url": db_url}}, base=tmp_path)
+    )
+    with engine.begin() as conn:
+        suspend_user(conn, "us@x.test", "drill")
+        catalog.retire(conn, "fable-4", "end of life")
+    with engine.connect() as conn:
+        user = principals.get_user(conn, "us@x.test")
+        refused = service.decide(conn, user, "mythos-5", RequestContext(), allow_fallback=True)
+        other = principals.get_user(conn, "usse@x.test")
+        retired = service.decide(conn, other, "fable-4", RequestContext(), allow_fallback=True)
+    assert (refused.effect.value, refused.rules[0]) == ("deny", "account-suspended")
+    assert (retired.effect.value, retired.rules[0]) == ("deny", "model-retired")

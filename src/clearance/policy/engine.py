@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -18,6 +19,20 @@ from clearance.policy.models import Reason
 
 SCHEMA_TEXT = resources.files("clearance.policy").joinpath("packs/schema.cedarschema").read_text()
 DEFAULT_PACK = resources.files("clearance.policy").joinpath("packs/default.cedar").read_text()
+CONTROLS = resources.files("clearance.policy").joinpath("packs/controls.cedar").read_text()
+_RULE_ID = re.compile(r'@id\("([^"]+)"\)')
+
+
+def with_controls(text: str) -> str:
+    """`text` and each operator control (packs/controls.cedar: suspension, retirement) whose @id
+    it does not define itself: a policy written before a control existed still enforces it."""
+    defined = set(_RULE_ID.findall(text))
+    missing = [
+        block
+        for block in CONTROLS.split("\n\n")
+        if (found := _RULE_ID.search(block)) is not None and found.group(1) not in defined
+    ]
+    return text if not missing else text + "\n\n" + "\n\n".join(missing) + "\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +89,7 @@ class PolicyEngine:
             text = "\n".join(Path(f).read_text(encoding="utf-8") for f in files)
         except OSError as exc:
             raise PolicyError(f"cannot read policy: {exc}") from exc
-        return cls(text)
+        return cls(with_controls(text))
 
     def evaluate(
         self, entities: list[dict[str, Any]], requests: list[dict[str, Any]]
