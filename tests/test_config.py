@@ -417,3 +417,22 @@ def test_redis_url_is_gone() -> None:
 def test_the_documentation_lists_every_setting_from_the_schema() -> None:
     # Regenerate with `clearance config reference`.
     assert reference() in DOCS.read_text(encoding="utf-8")
+
+
+# --- classification from evidence (issue 17, item 2) -----------------------------------------
+
+
+def test_eval_thresholds_are_tables_of_name_and_score(tmp_path: Path) -> None:
+    good = '[[policy.eval_thresholds]]\nname = "cyber-uplift"\nscore = 0.5\n'
+    settings = load_settings(config(tmp_path, good), {})
+    assert [dict(t) for t in settings.policy.eval_thresholds] == [
+        {"name": "cyber-uplift", "score": 0.5}
+    ]
+    for bad in (
+        '[[policy.eval_thresholds]]\nname = "cyber-uplift"\nscore = "high"\n',
+        '[[policy.eval_thresholds]]\nname = "Cyber Uplift"\nscore = 0.5\n',
+        '[[policy.eval_thresholds]]\nname = "x"\n',
+        '[[policy.eval_thresholds]]\nname = "x"\nscore = nan\n',
+        good + good,
+    ):
+        assert refused(tmp_path, bad).startswith("[policy] eval_thresholds: expected an array")

@@ -45,6 +45,7 @@ from clearance.admin.tokens import AdminToken, Scope
 from clearance.audit.entries import admin_action
 from clearance.audit.service import AuditLog
 from clearance.catalog import service as catalog
+from clearance.catalog.classification import Thresholds
 from clearance.catalog.models import Model
 from clearance.catalog.models import model_json as catalog_model_json
 from clearance.config import Settings
@@ -120,7 +121,8 @@ class AdminApi:
     async def models(self, _request: Request, _token: AdminToken) -> Response:
         def run() -> list[dict[str, object]]:
             with reading(self.engine) as conn:
-                return [model_json(m) for m in catalog.load_catalog(conn).models.values()]
+                loaded = catalog.load_catalog(conn, Thresholds.configured(self.settings))
+                return [model_json(m) for m in loaded.models.values()]
 
         return JSONResponse({"models": await run_in_threadpool(run)})
 

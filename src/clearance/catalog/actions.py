@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
 
-from clearance.catalog import service
+from clearance.catalog import evidence, service
+from clearance.catalog.classification import Thresholds
 from clearance.catalog.models import Classification, UpstreamKind, model_json, upstream_json
 
 # (action, target, details) -> the audit index, once durable: the CLI's Runtime.record or the
@@ -89,3 +90,40 @@ def retire(engine: Engine, record: Record, model_id: str, reason: str) -> dict[s
     details: dict[str, object] = {"reason": model.retired_reason, "unlinked_from": unlinked}
     index = record("model.retire", model_id, details)
     return {**model_json(model), "unlinked_from": unlinked, "audit_index": index}
+
+
+def record_evidence(
+    engine: Engine,
+    record: Record,
+    thresholds: Thresholds,
+    model_id: str,
+    *,
+    evaluations: tuple[tuple[str, float], ...] = (),
+    source: str | None = None,
+    parameters: float | None = None,
+    tokens: float | None = None,
+    training_compute: float | None = None,
+) -> dict[str, object]:
+    """Classification evidence for a model, classified again at once; audit "model.evidence"."""
+    with engine.begin() as conn:
+        model, changes = evidence.record(
+            conn,
+            thresholds,
+            model_id,
+            evaluations=evaluations,
+            source=source,
+            parameters=parameters,
+            tokens=tokens,
+            training_compute=training_compute,
+        )
+    details: dict[str, object] = {
+        "evaluations": [{"name": n, "score": s} for n, s in evaluations],
+        "source": source,
+        "parameters": parameters,
+        "tokens": tokens,
+        "training_compute": model.training_compute,
+        "classification_rule": model.classification_rule,
+        "changes": changes,
+    }
+    index = record("model.evidence", model_id, details)
+    return {**model_json(model), "audit_index": index}

@@ -26,6 +26,16 @@ class Upstream:
 
 
 @dataclass(frozen=True, slots=True)
+class Evaluation:
+    """A named evaluation score, evidence for the classifier (classification.py)."""
+
+    name: str
+    score: float
+    source: str | None
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Model:
     id: str
     upstream: str
@@ -41,6 +51,12 @@ class Model:
     evidence: str | None = None
     retired_reason: str | None = None
     retired_at: datetime | None = None
+    # Classification from evidence: the N and D of an estimated 6·N·D, the evaluation scores,
+    # and which rule classified the model ("explicit", "evaluation:NAME>=T", "training-compute>T").
+    parameters: float | None = None
+    tokens: float | None = None
+    evaluations: tuple[Evaluation, ...] = ()
+    classification_rule: str | None = None
 
     @property
     def classification(self) -> Classification:
@@ -49,7 +65,10 @@ class Model:
     @property
     def classification_source(self) -> str:
         """Which rule classified it: an operator's explicit decision, or the training compute."""
-        return "explicit" if self.explicit_classification is not None else "training_compute"
+        if self.explicit_classification is not None:
+            return "explicit"
+        rule = self.classification_rule or ""
+        return "evaluation" if rule.startswith("evaluation:") else "training_compute"
 
     @property
     def retired(self) -> bool:
@@ -116,4 +135,23 @@ def model_json(m: Model) -> dict[str, object]:
         "retired_reason": m.retired_reason,
         "retired_at": m.retired_at.isoformat() if m.retired_at else None,
         "fallbacks": list(m.fallbacks),
+        **evidence_json(m),
+    }
+
+
+def evidence_json(m: Model) -> dict[str, object]:
+    """The classification evidence in a model's JSON: the rule and what it was decided on."""
+    return {
+        "classification_rule": m.classification_rule or m.classification_source,
+        "parameters": m.parameters,
+        "tokens": m.tokens,
+        "evaluations": [
+            {
+                "name": e.name,
+                "score": e.score,
+                "source": e.source,
+                "recorded_at": e.recorded_at.isoformat(),
+            }
+            for e in m.evaluations
+        ],
     }

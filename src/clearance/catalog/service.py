@@ -5,16 +5,24 @@ transaction, which is what every gateway worker polls."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from clearance.catalog.classification import ClassificationResult
-from clearance.catalog.models import Catalog, Classification, Model, Upstream, UpstreamKind
+from clearance.catalog.classification import ClassificationResult, Thresholds, classify_model
+from clearance.catalog.models import (
+    Catalog,
+    Classification,
+    Evaluation,
+    Model,
+    Upstream,
+    UpstreamKind,
+)
 from clearance.errors import Conflict, InvalidInput, NotFound
 from clearance.store import versions
-from clearance.store.tables import model_fallbacks, models, upstreams
+from clearance.store.tables import model_evaluations, model_fallbacks, models, upstreams
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 
@@ -83,6 +91,9 @@ def add_model(
             explicit_classification=explicit.value if explicit else None,
             controlled=classification.controlled,
             rationale=classification.rationale,
+            classification_rule=classification.rule or None,
+            parameters=classification.parameters,
+            tokens=classification.tokens,
             suspended=False,
             created_at=datetime.now(UTC),
         )
@@ -276,6 +287,7 @@ def reclassify(
             controlled=classification is Classification.CONTROLLED,
             rationale=rationale,
             classification_evidence=evidence,
+            classification_rule="explicit",
         )
     )
     versions.bump(conn, versions.Kind.CATALOG)
@@ -356,7 +368,10 @@ def _set_suspension(conn: Connection, model_id: str, suspended: bool, reason: st
     return load_catalog(conn).models[model_id]
 
 
-def load_catalog(conn: Connection) -> Catalog:
+def load_catalog(conn: Connection, thresholds: Thresholds | None = None) -> Catalog:
+    """Every upstream and model. With `thresholds` (the configured ones), each model not
+    classified explicitly is classified again from its evidence, so a changed threshold in the
+    configuration applies on load; without, the classification stored at the last write."""
     version = versions.read_all(conn).get(versions.Kind.CATALOG.value, 0)
     ups = {
         r.name: Upstream(r.name, UpstreamKind(r.kind), r.base_url, r.api_key_env)
@@ -367,6 +382,15 @@ def load_catalog(conn: Connection) -> Catalog:
         sa.select(model_fallbacks).order_by(model_fallbacks.c.model_id, model_fallbacks.c.position)
     ):
         chains.setdefault(r.model_id, []).append(r.target_id)
+    evals: dict[str, list[Evaluation]] = {}
+    for r in conn.execute(
+        sa.select(model_evaluations).order_by(
+            model_evaluations.c.model_id, model_evaluations.c.name
+        )
+    ):
+        evals.setdefault(r.model_id, []).append(
+            Evaluation(r.name, r.score, r.source, _utc(r.recorded_at))
+        )
     mods = {
         r.id: Model(
             id=r.id,
@@ -385,7 +409,28 @@ def load_catalog(conn: Connection) -> Catalog:
             evidence=r.classification_evidence,
             retired_reason=r.retired_reason,
             retired_at=r.retired_at,
+            parameters=r.parameters,
+            tokens=r.tokens,
+            evaluations=tuple(evals.get(r.id, ())),
+            classification_rule=r.classification_rule,
         )
         for r in conn.execute(sa.select(models).order_by(models.c.id))
     }
+    if thresholds is not None:
+        mods = {k: _classified(m, thresholds) for k, m in mods.items()}
     return Catalog(version=version, upstreams=ups, models=mods)
+
+
+def _classified(model: Model, thresholds: Thresholds) -> Model:
+    result = classify_model(model, thresholds)
+    return replace(
+        model,
+        controlled=result.controlled,
+        rationale=result.rationale,
+        classification_rule=result.rule,
+    )
+
+
+def _utc(when: datetime) -> datetime:
+    # SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC.
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clearance.catalog import actions, service
-from clearance.catalog.classification import classify
+from clearance.catalog.classification import Thresholds, classify, parse_pair, preview
 from clearance.catalog.models import Classification, UpstreamKind, model_json, upstream_json
 from clearance.cli.context import ConfigOption, JsonOption, open_runtime
 from clearance.errors import InvalidInput
@@ -141,7 +141,7 @@ def models_add(
 def models_list(json_out: JsonOption = False, config: ConfigOption = None) -> None:
     """Every model with its classification, rationale, status and fallbacks."""
     with open_runtime(config) as rt, reading(rt.engine) as conn:
-        catalog = service.load_catalog(conn)
+        catalog = service.load_catalog(conn, Thresholds.configured(rt.settings))
     rows = [model_json(m) for m in catalog.models.values()]
     if json_out:
         typer.echo(json.dumps(rows, indent=2))
@@ -155,7 +155,7 @@ def models_list(json_out: JsonOption = False, config: ConfigOption = None) -> No
             m.id,
             f"{m.upstream}:{m.upstream_model}",
             m.classification.value,
-            m.classification_source,
+            m.classification_rule or m.classification_source,
             status,
             " -> ".join(m.fallbacks),
             m.rationale,
@@ -253,6 +253,101 @@ def models_retire(
     assert isinstance(unlinked, list)
     note = f" (removed from the fallbacks of {', '.join(map(str, unlinked))})" if unlinked else ""
     _answer(result, json_out, f"model {model_id} retired: {reason}{note}")
+
+
+@models_app.command("evidence")
+def models_evidence(
+    model_id: Annotated[str, typer.Argument(metavar="MODEL")],
+    evals: Annotated[
+        list[str] | None,
+        typer.Option("--eval", metavar="NAME=SCORE", help="An evaluation score; repeatable."),
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Where the scores come from (a URL).")
+    ] = None,
+    parameters: Annotated[
+        float | None, typer.Option("--parameters", "--params", metavar="N")
+    ] = None,
+    tokens: Annotated[float | None, typer.Option("--tokens", metavar="D")] = None,
+    training_compute: Annotated[
+        float | None,
+        typer.Option("--training-compute", metavar="FLOP", help="A reported training compute."),
+    ] = None,
+    json_out: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Record classification evidence (evaluation scores; training compute, reported or 6·N·D
+    from --parameters and --tokens) and classify the model again against the thresholds."""
+    pairs = tuple(parse_pair(e, "--eval") for e in evals or ())
+    with open_runtime(config) as rt:
+        result = actions.record_evidence(
+            rt.engine,
+            rt.record,
+            Thresholds.configured(rt.settings),
+            model_id,
+            evaluations=pairs,
+            source=source,
+            parameters=parameters,
+            tokens=tokens,
+            training_compute=training_compute,
+        )
+    rule = result["classification_rule"]
+    _answer(result, json_out, f"model {model_id}: {result['classification']} by {rule}")
+
+
+@models_app.command("thresholds")
+def models_thresholds(
+    compute: Annotated[
+        float | None,
+        typer.Option("--compute", metavar="FLOP", help="A proposed training-compute threshold."),
+    ] = None,
+    evals: Annotated[
+        list[str] | None,
+        typer.Option("--eval", metavar="NAME=T", help="A proposed evaluation threshold."),
+    ] = None,
+    drop_evals: Annotated[
+        list[str] | None,
+        typer.Option("--drop-eval", metavar="NAME", help="Propose removing a threshold."),
+    ] = None,
+    json_out: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Preview a threshold change: the models it would reclassify, from -> to and why. Nothing
+    is applied: to apply it, change [policy] in the configuration (docs/catalog.md)."""
+    if compute is not None and compute <= 0:
+        raise InvalidInput(f"--compute must be positive, not {compute!r}")
+    with open_runtime(config) as rt:
+        current = Thresholds.configured(rt.settings)
+        proposed_evals = dict(current.evaluations)
+        for name in drop_evals or ():
+            if name not in proposed_evals:
+                raise InvalidInput(f"--drop-eval {name!r}: no such threshold is configured")
+            del proposed_evals[name]
+        proposed_evals.update(parse_pair(e, "--eval") for e in evals or ())
+        proposed = Thresholds(current.compute if compute is None else compute, proposed_evals)
+        with reading(rt.engine) as conn:
+            catalog = service.load_catalog(conn, current)
+    changes = preview(catalog.models.values(), current, proposed)
+    note = (
+        "preview only, nothing applied: to apply, set [policy] controlled_compute_threshold and "
+        "[[policy.eval_thresholds]] in the configuration and restart the workers"
+    )
+    if json_out:
+        out = {
+            "applied": False,
+            "current": current.as_json(),
+            "proposed": proposed.as_json(),
+            "changes": [c.as_json() for c in changes],
+            "note": note,
+        }
+        typer.echo(json.dumps(out, indent=2))
+        return
+    if not changes:
+        typer.echo("no model would change classification")
+    for c in changes:
+        row = c.as_json()
+        typer.echo(f"{row['model']}: {row['from']} -> {row['to']} ({row['to_rule']}: {row['why']})")
+    typer.echo(note)
 
 
 def _answer(result: dict[str, object], json_out: bool, text: str) -> None:

@@ -6,6 +6,7 @@ its value must meet. `clearance.config.loader` walks these classes; nothing else
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -64,6 +65,22 @@ WITNESS_TABLES = Rule(
         and isinstance(t["vkey"], str)
         and t["vkey"].count("+") >= 2
         for t in v
+    ),
+)
+EVAL_THRESHOLDS = Rule(
+    ", each a table with `name` (lower-case letters, digits, . _ -) and a finite `score`, names"
+    " distinct",
+    lambda v: (
+        len({t.get("name") for t in v}) == len(v)
+        and all(
+            set(t) == {"name", "score"}
+            and isinstance(t["name"], str)
+            and re.match(r"^[a-z0-9][a-z0-9._-]{0,63}$", t["name"]) is not None
+            and isinstance(t["score"], int | float)
+            and not isinstance(t["score"], bool)
+            and math.isfinite(t["score"])
+            for t in v
+        )
     ),
 )
 COUNTRIES = Rule(
@@ -138,6 +155,12 @@ class PolicySettings:
         1e26,  # 90 FR 4544 (ECCN 4E091): models trained with more than 1e26 operations
         "training operations above which a model is controlled unless classified explicitly",
         rule=POSITIVE,
+    )
+    # Classification from evidence (docs/catalog.md): a score at or above its threshold controls.
+    eval_thresholds: tuple[Mapping[str, Any], ...] = setting(
+        (),
+        "[[policy.eval_thresholds]]: `name` and `score`; a model scoring at or above is controlled",
+        rule=EVAL_THRESHOLDS,
     )
     embargoed_countries: tuple[str, ...] = setting(
         DEFAULT_EMBARGOED,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.engine import Connection
 
+from clearance.catalog.classification import Thresholds
 from clearance.catalog.models import Catalog
 from clearance.catalog.service import load_catalog
 from clearance.config import Settings
@@ -36,6 +37,8 @@ class PolicyService:
             self.engine, settings.policy.embargoed_countries, settings.policy.decision_cache_size
         )
         self.state: PolicyState | None = None
+        # The catalog is classified from its evidence against the configured thresholds.
+        self.thresholds = Thresholds.configured(settings)
 
     def refresh(self, conn: Connection) -> PolicyState:
         current = versions.read_all(conn)
@@ -43,10 +46,10 @@ class PolicyService:
         lic_v = current.get(versions.Kind.LICENCES.value, 0)
         state = self.state
         if state is None:
-            state = PolicyState(load_catalog(conn), load_licences(conn), lic_v)
+            state = PolicyState(load_catalog(conn, self.thresholds), load_licences(conn), lic_v)
         else:
             if state.catalog.version != cat_v:
-                state = replace(state, catalog=load_catalog(conn))
+                state = replace(state, catalog=load_catalog(conn, self.thresholds))
             if state.licences_version != lic_v:
                 state = replace(state, licences=load_licences(conn), licences_version=lic_v)
         self.state = state

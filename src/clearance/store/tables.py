@@ -56,6 +56,23 @@ models = sa.Table(
     # Retired for good: refused to everyone, never a fallback target (docs/catalog.md).
     sa.Column("retired_reason", sa.Text, nullable=True),
     sa.Column("retired_at", UTC_TIME, nullable=True),
+    # Classification from evidence (docs/catalog.md): the N and D behind an estimated 6·N·D, and
+    # the rule that classified the model when it was last written ("explicit", "evaluation:...").
+    sa.Column("parameters", sa.Float, nullable=True),
+    sa.Column("tokens", sa.Float, nullable=True),
+    sa.Column("classification_rule", sa.String(128), nullable=True),
+)
+
+# Named evaluation scores per model, the latest per name: evidence the classifier compares with
+# the configured [policy] eval_thresholds.
+model_evaluations = sa.Table(
+    "model_evaluations",
+    metadata,
+    sa.Column("model_id", sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("source", sa.Text, nullable=True),
+    sa.Column("recorded_at", UTC_TIME, nullable=False),
 )
 
 model_fallbacks = sa.Table(
