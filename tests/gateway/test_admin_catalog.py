@@ -186,3 +186,47 @@ def test_catalog_changes_need_catalog_write(gateway: Running) -> None:
         gateway.url + "/admin/api/models", headers=bearer(secret)
     ).json()["models"]}  # fmt: skip
     assert listed["fable-4"]["status"] == "active"
+
+
+def test_phased_restore_reaches_the_worker_step_by_step(
+    gateway: Running, catalog_api: tuple[httpx.Client, str]
+) -> None:
+    """Suspend, restore to Acme Corp's members, then to everyone: each step an entry naming the
+    token and the cohort, and what the worker serves follows it after one poll."""
+    api, token_id = catalog_api
+    assert api.post("/models/fable-4/suspend", json={"reason": "incident 42"}).status_code == 200
+    gateway.poll()
+    for who in ("alice", "erik"):
+        with pytest.raises(openai.APIStatusError) as suspended:
+            gateway.openai(gateway.key(who)).chat.completions.create(
+                model="fable-4", messages=HELLO
+            )
+        assert "model-suspended" in suspended.value.message
+
+    step = api.post("/models/fable-4/restore", json={"orgs": ["Acme Corp"], "reason": "canary"})
+    assert step.status_code == 200, step.text
+    assert (step.json()["status"], step.json()["restore"]["orgs"]) == ("restoring", ["Acme Corp"])
+    gateway.poll()
+    assert served(gateway, "erik", "fable-4") == "fable-4"  # an Acme Corp member
+    with pytest.raises(openai.APIStatusError) as outside:
+        gateway.openai(gateway.key("alice")).chat.completions.create(
+            model="fable-4", messages=HELLO
+        )
+    assert outside.value.status_code == 451 and "model-restoring" in outside.value.message
+    entry = audit_entry(gateway, step.json()["audit_index"])
+    assert (entry["action"], entry["actor"]) == ("model.resume", f"admin-token:{token_id}")
+    assert entry["details"] == {
+        "reason": "canary",
+        "status": "restoring",
+        "cohort": {"percent": 0, "orgs": ["Acme Corp"], "internal": False},
+        "previous_cohort": None,
+    }
+
+    both = api.post("/models/fable-4/restore", json={"percent": 10, "orgs": ["Acme Corp"]})
+    assert both.status_code == 400  # one cohort per step
+    done = api.post("/models/fable-4/restore", json={"percent": 100, "reason": "all clear"})
+    assert done.status_code == 200, done.text
+    assert (done.json()["status"], done.json()["restore"]) == ("active", None)
+    gateway.poll()
+    assert served(gateway, "alice", "fable-4") == "fable-4"
+    assert audit_entry(gateway, done.json()["audit_index"])["details"]["cohort"] == "everyone"

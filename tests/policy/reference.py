@@ -14,6 +14,8 @@ def denying_rules(
     suspended: bool,
     retired: bool,
     ip_country: str,
+    restoring: bool = False,
+    in_cohort: bool = True,
     embargoed: set[str],
     licence: LicenceFact | None,
     now: int,
@@ -23,6 +25,8 @@ def denying_rules(
         rules.add("model-suspended")
     if retired:
         rules.add("model-retired")
+    if restoring and not in_cohort:
+        rules.add("model-restoring")
     if p.suspended:
         rules.add("account-suspended")
     if p.screening == "confirmed_match":

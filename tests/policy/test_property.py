@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clearance.catalog.models import Catalog, Model
+from clearance.catalog.restore import OrgRef, RestoreCohort, bucket
 from clearance.config import DEFAULT_EMBARGOED
 from clearance.policy.decide import Decider
 from clearance.policy.engine import DEFAULT_PACK, PolicyEngine
@@ -33,6 +34,18 @@ persona = st.builds(
     version=st.integers(1, 10_000),
     suspended=st.booleans(),
 )
+# Not restoring; restoring to org 1 (the persona's org or not); to a percentage either side of the
+# persona's bucket for model "m".
+BUCKET = bucket("sub_x", "m")
+cohort = st.sampled_from(
+    [
+        None,
+        RestoreCohort(orgs=(OrgRef(1, "one"),)),
+        RestoreCohort(orgs=(OrgRef(2, "two"),), internal=True),
+        RestoreCohort(percent=BUCKET + 1),
+        RestoreCohort(percent=BUCKET),
+    ]
+)
 licence = st.one_of(
     st.none(),
     st.builds(
@@ -50,6 +63,7 @@ licence = st.one_of(
     controlled=st.booleans(),
     suspended=st.booleans(),
     retired=st.booleans(),
+    restore=cohort,
     ip=st.sampled_from(["", *COUNTRIES]),
     lic=licence,
 )
@@ -58,6 +72,7 @@ def test_cedar_matches_reference(
     controlled: bool,
     suspended: bool,
     retired: bool,
+    restore: RestoreCohort | None,
     ip: str,
     lic: LicenceFact | None,
 ) -> None:
@@ -69,6 +84,7 @@ def test_cedar_matches_reference(
         rationale="t",
         suspended=suspended,
         retired_at=datetime.fromtimestamp(NOW, UTC) if retired else None,
+        restore=restore,
     )
     catalog = Catalog(version=1, upstreams={}, models={"m": model})
     licences: dict[int, tuple[Licence, ...]] = {}
@@ -95,6 +111,9 @@ def test_cedar_matches_reference(
         suspended=suspended,
         retired=retired,
         ip_country=ip,
+        restoring=restore is not None,
+        in_cohort=restore is not None
+        and (p.org_id in {o.id for o in restore.orgs} or BUCKET < restore.percent),
         embargoed=set(DEFAULT_EMBARGOED),
         licence=held,
         now=NOW,

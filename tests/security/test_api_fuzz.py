@@ -36,6 +36,7 @@ ADMIN_OPERATIONS = {
     ("post", "/models/{model}/update"),
     ("post", "/models/{model}/reclassify"),
     ("post", "/models/{model}/retire"),
+    ("post", "/models/{model}/restore"),
     # people, orgs, keys, licences (admin/principal_routes.py)
     ("get", "/users"),
     ("post", "/users/search"),

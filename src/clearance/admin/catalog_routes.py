@@ -9,6 +9,8 @@ POST /upstreams/{upstream}/remove                      catalog:write  (409 while
 POST /models/{model}/update  {"fallbacks"?, "upstream"?, "upstream_model"?}   catalog:write
 POST /models/{model}/reclassify  {"classification", "rationale", "evidence"?}  catalog:write
 POST /models/{model}/retire  {"reason"}                catalog:write  (for good: no un-retire)
+POST /models/{model}/restore  {"percent"? | "orgs"? | "internal"?, "reason"?}   catalog:write
+     (lift a suspension: one phased-restore step to a cohort, or for everyone with none)
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 
 BodyReader = Callable[[Request], Awaitable[dict[str, Any]]]
 MAX_FALLBACKS = 32
+MAX_ORGS = 100
 
 
 class CatalogRoutes:
@@ -49,6 +52,7 @@ class CatalogRoutes:
             r("/models/{model}/update", Scope.CATALOG_WRITE, self.update_model, "POST"),
             r("/models/{model}/reclassify", Scope.CATALOG_WRITE, self.reclassify, "POST"),
             r("/models/{model}/retire", Scope.CATALOG_WRITE, self.retire, "POST"),
+            r("/models/{model}/restore", Scope.CATALOG_WRITE, self.restore, "POST"),
         ]
 
     def recorder(self, token: AdminToken) -> Record:
@@ -155,6 +159,39 @@ class CatalogRoutes:
 
         def run() -> dict[str, object]:
             return actions.retire(self.api.engine, self.recorder(token), model_id, reason)
+
+        return JSONResponse(await run_in_threadpool(run))
+
+    async def restore(self, request: Request, token: AdminToken) -> Response:
+        body = await self.body(request, {"percent", "orgs", "internal", "reason"})
+        percent = body.get("percent")
+        if percent is not None and (
+            not isinstance(percent, int) or isinstance(percent, bool) or not 1 <= percent <= 100
+        ):
+            raise InvalidInput("'percent' must be an integer from 1 to 100")
+        orgs = body.get("orgs")
+        if orgs is not None and (
+            not isinstance(orgs, list)
+            or not 0 < len(orgs) <= MAX_ORGS
+            or not all(isinstance(o, str) and 0 < len(o) <= 200 for o in orgs)
+        ):
+            raise InvalidInput(f"'orgs' must be a list of 1 to {MAX_ORGS} organisation names")
+        internal = body.get("internal", False)
+        if not isinstance(internal, bool):
+            raise InvalidInput("'internal' must be true or false")
+        reason = optional_text(body, "reason")
+        model_id = request.path_params["model"]
+
+        def run() -> dict[str, object]:
+            return actions.resume(
+                self.api.engine,
+                self.recorder(token),
+                model_id,
+                percent=percent,
+                orgs=tuple(orgs or ()),
+                internal_orgs=self.api.settings.policy.internal_orgs if internal else None,
+                reason=reason,
+            )
 
         return JSONResponse(await run_in_threadpool(run))
 

@@ -212,13 +212,22 @@ def _catalog_model() -> Schema:
         rationale={"type": "string"},
         evidence=_NULLABLE_TEXT,
         training_compute={"type": ["number", "null"]},
-        status={"enum": ["active", "suspended", "retired"]},
+        status={"enum": ["active", "suspended", "restoring", "retired"]},
         suspended_reason=_NULLABLE_TEXT,
         retired_reason=_NULLABLE_TEXT,
         retired_at=_NULLABLE_TEXT,
         fallbacks={"type": "array", "items": {"type": "string"}},
         unlinked_from={"type": "array", "items": {"type": "string"}},
         audit_index={"type": "integer", "minimum": 0},
+        restore={  # the phased-restore cohort (catalog/restore.py); null when not restoring
+            "type": ["object", "null"],
+            "required": ["percent", "orgs", "internal"],
+            "properties": {
+                "percent": {"type": "integer", "minimum": 0, "maximum": 99},
+                "orgs": {"type": "array", "items": {"type": "string"}},
+                "internal": {"type": "boolean"},
+            },
+        },
     )
 
 
@@ -307,6 +316,26 @@ def _catalog_paths(bad: dict[str, str]) -> dict[str, Schema]:
             {**bad, "409": "The model is already retired"},
             params=("model",),
             body=_strict(["reason"], reason=_TEXT),
+        ),
+        "/admin/api/models/{model}/restore": _operation(
+            "post",
+            "Lift a suspension for everyone, or one phased-restore step to a cohort: a stable "
+            "percentage of people, organisations' members, or internal users (catalog:write)",
+            "AdminModel",
+            {**bad, "409": "Not suspended or restoring, a narrowing step, or the model is retired"},
+            params=("model",),
+            body=_strict(
+                [],
+                percent={"type": "integer", "minimum": 1, "maximum": 100},
+                orgs={
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 100,
+                    "items": {"type": "string", "minLength": 1, "maxLength": 200},
+                },
+                internal={"type": "boolean"},
+                reason=_TEXT,
+            ),
         ),
     }
 

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from clearance.catalog import evidence, service
 from clearance.catalog.classification import Thresholds
 from clearance.catalog.models import Classification, UpstreamKind, model_json, upstream_json
+from clearance.errors import InvalidInput
 
 # (action, target, details) -> the audit index, once durable: the CLI's Runtime.record or the
 # operator API's AdminApi.record, each naming its own actor.
@@ -126,4 +127,38 @@ def record_evidence(
         "changes": changes,
     }
     index = record("model.evidence", model_id, details)
+    return {**model_json(model), "audit_index": index}
+
+
+def resume(
+    engine: Engine,
+    record: Record,
+    model_id: str,
+    *,
+    percent: int | None = None,
+    orgs: tuple[str, ...] = (),
+    internal_orgs: tuple[str, ...] | None = None,
+    reason: str | None = None,
+) -> dict[str, object]:
+    """Lift a suspension: for everyone (no cohort, or 100 %), or one phased-restore step to a
+    cohort (catalog/restore.py). The entry names the cohort before and after the step."""
+    reason = reason.strip() if reason is not None else None
+    if reason is not None and (not reason or len(reason) > 2000):
+        raise InvalidInput("--reason must be non-empty and at most 2000 characters")
+    with engine.begin() as conn:
+        if percent is None and not orgs and internal_orgs is None:
+            before = service.load_catalog(conn).models.get(model_id)
+            model = service.resume(conn, model_id)
+            previous = before.restore if before is not None else None
+        else:
+            model, previous = service.restore(
+                conn, model_id, percent=percent, org_names=orgs, internal_orgs=internal_orgs
+            )
+    details: dict[str, object] = {
+        "reason": reason,
+        "status": model.state,
+        "cohort": model.restore.as_json() if model.restore is not None else "everyone",
+        "previous_cohort": previous.as_json() if previous is not None else None,
+    }
+    index = record("model.resume", model_id, details)
     return {**model_json(model), "audit_index": index}

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from clearance.catalog.restore import RestoreCohort
+
 
 class UpstreamKind(StrEnum):
     OPENAI = "openai"
@@ -57,6 +59,8 @@ class Model:
     tokens: float | None = None
     evaluations: tuple[Evaluation, ...] = ()
     classification_rule: str | None = None
+    # Phased restore after a suspension (restore.py): None when not restoring.
+    restore: RestoreCohort | None = None
 
     @property
     def classification(self) -> Classification:
@@ -76,10 +80,13 @@ class Model:
 
     @property
     def state(self) -> str:
-        """retired (for good) over suspended (the kill switch, until resumed) over active."""
+        """retired (for good) over suspended (the kill switch) over restoring (served to a
+        cohort, widening) over active."""
         if self.retired:
             return "retired"
-        return "suspended" if self.suspended else "active"
+        if self.suspended:
+            return "suspended"
+        return "restoring" if self.restore is not None else "active"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +142,7 @@ def model_json(m: Model) -> dict[str, object]:
         "retired_reason": m.retired_reason,
         "retired_at": m.retired_at.isoformat() if m.retired_at else None,
         "fallbacks": list(m.fallbacks),
+        "restore": m.restore.as_json() if m.restore is not None else None,
         **evidence_json(m),
     }
 

@@ -20,9 +20,10 @@ from clearance.catalog.models import (
     Upstream,
     UpstreamKind,
 )
+from clearance.catalog.restore import FULL, NOT_RESTORING, OrgRef, RestoreCohort
 from clearance.errors import Conflict, InvalidInput, NotFound
 from clearance.store import versions
-from clearance.store.tables import model_evaluations, model_fallbacks, models, upstreams
+from clearance.store.tables import model_evaluations, model_fallbacks, models, orgs, upstreams
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 
@@ -360,12 +361,73 @@ def _set_suspension(conn: Connection, model_id: str, suspended: bool, reason: st
             suspended=suspended,
             suspended_reason=reason,
             suspended_at=datetime.now(UTC) if suspended else None,
+            **NOT_RESTORING,  # a suspension, and a full resume, end any phased restore
         )
     )
     if result.rowcount == 0:
         raise NotFound(f"unknown model {model_id!r}")
     versions.bump(conn, versions.Kind.CATALOG)
     return load_catalog(conn).models[model_id]
+
+
+# -- phased restore (restore.py): from a suspension to a cohort, widened step by step ----------
+
+
+def restore(
+    conn: Connection,
+    model_id: str,
+    *,
+    percent: int | None = None,
+    org_names: tuple[str, ...] = (),
+    internal_orgs: tuple[str, ...] | None = None,
+) -> tuple[Model, RestoreCohort | None]:
+    """One step of a phased restore: serve a suspended (or restoring) model again to a stable
+    `percent` of people, the members of `org_names`, or of the configured `internal_orgs`, on top
+    of whoever earlier steps admitted; 100 % is a full resume. Steps only widen: to narrow, suspend
+    again. Returns the model and the cohort before the step."""
+    given = [percent is not None, bool(org_names), internal_orgs is not None]
+    if sum(given) != 1:
+        raise InvalidInput("give one of --percent, --orgs or --internal")
+    if percent is not None and not 1 <= percent <= FULL:
+        raise InvalidInput(f"--percent must be from 1 to {FULL}")
+    current = _changeable(load_catalog(conn), model_id)
+    if not current.suspended and current.restore is None:
+        raise Conflict(
+            f"model {model_id!r} is not suspended: a phased restore starts from a suspension"
+        )
+    before = current.restore
+    start = before or RestoreCohort()
+    if percent is not None and percent < start.percent:
+        raise Conflict(
+            f"model {model_id!r} is already restored to {start.percent}%: steps only widen "
+            "(suspend it again to start over)"
+        )
+    if percent == FULL:
+        return _set_suspension(conn, model_id, False, None), before
+    if internal_orgs is not None:
+        if not internal_orgs:
+            raise InvalidInput("no internal organisations: set [policy] internal_orgs")
+        cohort = start.widen(orgs=_org_refs(conn, internal_orgs), internal=True)
+    else:
+        cohort = start.widen(percent=percent or 0, orgs=_org_refs(conn, org_names))
+    conn.execute(
+        sa.update(models)
+        .where(models.c.id == model_id)
+        .values(suspended=False, suspended_reason=None, suspended_at=None, **cohort.to_row())
+    )
+    versions.bump(conn, versions.Kind.CATALOG)
+    return load_catalog(conn).models[model_id], before
+
+
+def _org_refs(conn: Connection, names: tuple[str, ...]) -> tuple[OrgRef, ...]:
+    found = {
+        r.name: OrgRef(r.id, r.name)
+        for r in conn.execute(sa.select(orgs.c.id, orgs.c.name).where(orgs.c.name.in_(names)))
+    }
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise NotFound(f"unknown organisation {missing[0]!r}")
+    return tuple(found[n] for n in dict.fromkeys(names))
 
 
 def load_catalog(conn: Connection, thresholds: Thresholds | None = None) -> Catalog:
@@ -409,6 +471,7 @@ def load_catalog(conn: Connection, thresholds: Thresholds | None = None) -> Cata
             evidence=r.classification_evidence,
             retired_reason=r.retired_reason,
             retired_at=r.retired_at,
+            restore=RestoreCohort.from_row(r.restore_percent, r.restore_orgs, r.restore_internal),
             parameters=r.parameters,
             tokens=r.tokens,
             evaluations=tuple(evals.get(r.id, ())),

@@ -151,6 +151,8 @@ def models_list(json_out: JsonOption = False, config: ConfigOption = None) -> No
         status = m.state
         if m.retired or m.suspended:
             status += f": {m.retired_reason if m.retired else m.suspended_reason}"
+        elif m.restore is not None:
+            status += f": {json.dumps(m.restore.as_json())}"
         table.add_row(
             m.id,
             f"{m.upstream}:{m.upstream_model}",
@@ -179,14 +181,38 @@ def models_suspend(
 
 @models_app.command("resume")
 def models_resume(
-    model_id: Annotated[str, typer.Argument(metavar="ID")], config: ConfigOption = None
+    model_id: Annotated[str, typer.Argument(metavar="ID")],
+    percent: Annotated[
+        int | None,
+        typer.Option("--percent", help="Restore to this stable share of people first (1-100)."),
+    ] = None,
+    orgs: Annotated[
+        str | None, typer.Option("--orgs", help="Restore to these organisations' members: A,B.")
+    ] = None,
+    internal: Annotated[
+        bool, typer.Option("--internal", help="Restore to members of [policy] internal_orgs.")
+    ] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why; recorded.")] = None,
+    json_out: JsonOption = False,
+    config: ConfigOption = None,
 ) -> None:
-    """Lift a suspension."""
+    """Lift a suspension: for everyone, or in phases to a cohort first, then wider."""
+    names = tuple(n.strip() for n in orgs.split(",") if n.strip()) if orgs is not None else ()
+    if orgs is not None and not names:
+        raise InvalidInput("--orgs needs at least one organisation name")
     with open_runtime(config) as rt:
-        with rt.engine.begin() as conn:
-            model = service.resume(conn, model_id)
-        rt.record("model.resume", model.id, {})
-    typer.echo(f"model {model.id} resumed")
+        result = actions.resume(
+            rt.engine,
+            rt.record,
+            model_id,
+            percent=percent,
+            orgs=names,
+            internal_orgs=rt.settings.policy.internal_orgs if internal else None,
+            reason=reason,
+        )
+    cohort = result["restore"]
+    to = "everyone" if cohort is None else f"a cohort: {json.dumps(cohort)}"
+    _answer(result, json_out, f"model {model_id} resumed for {to}")
 
 
 @models_app.command("update")

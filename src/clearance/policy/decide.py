@@ -87,7 +87,15 @@ class Decider:
         entities = [facts.user_entity(principal)]
         entities += [facts.model_entity(catalog.models[m]) for m in chain]
         requests = [
-            facts.request(principal, m, ctx, now=now, embargoed=self.embargoed, licence=lic)
+            facts.request(
+                principal,
+                m,
+                ctx,
+                now=now,
+                embargoed=self.embargoed,
+                licence=lic,
+                restore_cohort=facts.in_restore_cohort(principal, catalog.models[m]),
+            )
             for m, lic in zip(chain, held, strict=True)
         ]
         # Most requests are allowed: evaluate the requested model alone, the chain only if needed.

@@ -57,6 +57,12 @@ def best_licence(
     return best[1] if best else None
 
 
+def in_restore_cohort(p: PrincipalFacts, m: Model) -> bool:
+    """Whether a model in phased restore is served to this person (catalog/restore.py); True
+    when it is not restoring. Covered by the decision cache key: subject and catalog version."""
+    return m.restore is None or m.restore.admits(m.id, p.subject_id, p.org_id)
+
+
 def user_entity(p: PrincipalFacts) -> dict[str, Any]:
     return {
         "uid": {"type": USER, "id": p.subject_id},
@@ -75,7 +81,12 @@ def user_entity(p: PrincipalFacts) -> dict[str, Any]:
 def model_entity(m: Model) -> dict[str, Any]:
     return {
         "uid": {"type": MODEL, "id": m.id},
-        "attrs": {"controlled": m.controlled, "suspended": m.suspended, "retired": m.retired},
+        "attrs": {
+            "controlled": m.controlled,
+            "suspended": m.suspended,
+            "retired": m.retired,
+            "restoring": m.restore is not None,
+        },
         "parents": [],
     }
 
@@ -88,11 +99,13 @@ def request(
     now: int,
     embargoed: Sequence[str],
     licence: LicenceFact | None,
+    restore_cohort: bool,
 ) -> dict[str, Any]:
     context: dict[str, Any] = {
         "now": now,
         "ip_country": ctx.ip_country,
         "embargoed": list(embargoed),
+        "restore_cohort": restore_cohort,
     }
     if licence is not None:
         context["licence"] = {

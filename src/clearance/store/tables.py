@@ -61,6 +61,11 @@ models = sa.Table(
     sa.Column("parameters", sa.Float, nullable=True),
     sa.Column("tokens", sa.Float, nullable=True),
     sa.Column("classification_rule", sa.String(128), nullable=True),
+    # Phased restore after a suspension (catalog/restore.py): NULL percent when not restoring; the
+    # cohort's organisations as [{"id", "name"}]; whether they include the internal orgs.
+    sa.Column("restore_percent", sa.Integer, nullable=True),
+    sa.Column("restore_orgs", sa.JSON, nullable=True),
+    sa.Column("restore_internal", sa.Boolean, nullable=True),
 )
 
 # Named evaluation scores per model, the latest per name: evidence the classifier compares with
