@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -200,3 +201,24 @@ def test_no_request_is_served_with_a_key_once_its_revocation_is_polled(gateway: 
     assert len(after) > 100 and any(status == 200 for *_, status in seen)
     assert not served, f"{len(served)} requests served with a key whose revocation was polled"
     assert {status for _, status in after} <= {401, 429}
+
+
+def test_a_cached_key_stops_working_when_it_expires(
+    world: tuple[SteppedState, Engine, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An expiry changes nothing stored, so no poll drops the cached caller: the cache itself
+    checks the expiry on every request."""
+    state, engine, _ = world
+    expires = datetime.now(UTC) + timedelta(days=1)
+    with engine.begin() as conn:
+        _, secret = create_key(
+            conn, "alice@demo.test", name="short", allow_fallback=True, expires_at=expires
+        )
+    assert state.load_caller(secret).expires == expires.timestamp()
+    assert state.cached_caller(secret) is not None  # served from memory until then
+    later = expires.timestamp() + 1
+    monkeypatch.setattr(state_module, "_clock", lambda: later)
+    for _ in range(2):  # the refusal is remembered, not looked up again
+        with pytest.raises(AuthenticationError) as refused:
+            state.cached_caller(secret)
+        assert refused.value.reason == "expired_api_key"

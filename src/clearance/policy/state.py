@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import time
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -27,6 +29,7 @@ from clearance.screening import service as screening
 from clearance.store import reading, versions
 
 _NEGATIVE_CACHE = 10_000
+_clock = time.time  # what a cached caller's expiry is checked against
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,9 @@ class Caller:
     key: ApiKey
     facts: PrincipalFacts
     pseudonym: str  # what the upstream sees: keyed, so it cannot be joined to the audit log
+    # When the key stops working (POSIX seconds; inf: until revoked). A cached caller is checked
+    # against it on every request: an expiry is no stored change, so no poll would drop it.
+    expires: float = math.inf
 
 
 class DecisionState:
@@ -84,8 +90,15 @@ class DecisionState:
         """The caller for a key from memory, or None when the database must be asked."""
         digest = api_keys.key_hash(secret)
         caller = self._callers.get(digest)
-        if caller is None and digest in self._unknown:
-            raise AuthenticationError("invalid API key", reason=self._unknown[digest])
+        if caller is None:
+            if digest in self._unknown:
+                raise AuthenticationError("invalid API key", reason=self._unknown[digest])
+            return None
+        if caller.expires <= _clock():
+            self._callers.pop(digest, None)
+            if len(self._unknown) < _NEGATIVE_CACHE:
+                self._unknown[digest] = "expired_api_key"
+            raise AuthenticationError("invalid API key", reason="expired_api_key")
         return caller
 
     def load_caller(self, secret: str) -> Caller:
@@ -101,7 +114,8 @@ class DecisionState:
             if len(unknown) < _NEGATIVE_CACHE:
                 unknown[digest] = exc.reason
             raise
-        caller = Caller(key, principal_facts(user), self._pseudonym(user.subject_id))
+        expires = math.inf if key.expires_at is None else key.expires_at.timestamp()
+        caller = Caller(key, principal_facts(user), self._pseudonym(user.subject_id), expires)
         callers[digest] = caller
         return caller
 
