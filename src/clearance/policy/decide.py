@@ -123,11 +123,14 @@ class Decider:
 
     @staticmethod
     def _explain(reason: Reason, catalog: Catalog, model_id: str) -> Reason:
+        """An operator control's refusal carries the operator's own reason, where one was given."""
         model = catalog.models[model_id]
-        if reason.rule == "model-suspended" and model.suspended_reason:
-            text = f"{reason.reason} Operator's reason: {model.suspended_reason}"
-            return Reason(reason.rule, text, reason.legal_basis)
-        if reason.rule == "model-retired" and model.retired_reason:
-            text = f"{reason.reason} Operator's reason: {model.retired_reason}"
-            return Reason(reason.rule, text, reason.legal_basis)
-        return reason
+        given = {
+            "model-suspended": model.suspended_reason,
+            "model-retired": model.retired_reason,
+        }.get(reason.rule)
+        if not given:
+            return reason
+        return Reason(
+            reason.rule, f"{reason.reason} Operator's reason: {given}", reason.legal_basis
+        )
