@@ -281,7 +281,9 @@ def test_fault_stall_before_headers(demo: tuple[DemoUpstream, str]) -> None:
 
 
 def test_fault_stall_mid_stream(demo: tuple[DemoUpstream, str]) -> None:
-    client = anthropic.Anthropic(base_url=demo[1], api_key="k", max_retries=0, timeout=0.3)
+    # The read timeout must outlast the first events on a loaded machine (0.3 s did not in CI,
+    # which then saw no event at all); the stall after them lasts for ever.
+    client = anthropic.Anthropic(base_url=demo[1], api_key="k", max_retries=0, timeout=1.0)
     kinds: list[str] = []
     # A timeout while iterating is the SDK's own timeout error, whatever transport it runs on.
     with client, pytest.raises(anthropic.APITimeoutError):

@@ -10,6 +10,7 @@ read from the kernel's point of view, not the writer's.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -127,6 +128,9 @@ def run_writer(
     done = subprocess.run(
         [*command, "-e", "signal=none", *inject, sys.executable, *writer, *args],
         cwd=ROOT,
+        # The traced syscalls are the writer's own: Python caching a module's bytecode would add
+        # a rename (and writes) to some runs and not others (`make pytest` lets it cache).
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
         capture_output=True,
         timeout=120,
         check=False,
