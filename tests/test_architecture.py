@@ -15,6 +15,7 @@ DOMAINS = {
     "catalog",
     "config",
     "errors",
+    "guard",
     "identity",
     "net",
     "policy",

@@ -38,6 +38,18 @@ RECORDS = {
 }
 
 
+GUARD = {
+    "stage": "output",
+    "outcome": "flagged",
+    "categories": ["S14"],
+    "score_milli": 970,
+    "error": None,
+    "classifier": "llama-guard:meta-llama/Llama-Guard-3-8B",
+    "digest": "hmac-sha256:" + "c" * 64,
+    "fail_open": False,
+}
+
+
 def _access(**changes: object) -> bytes:
     fields: dict[str, object] = {
         "subject": "sub_0123456789abcdef01234567",
@@ -81,6 +93,7 @@ def test_what_the_writers_encode_is_valid() -> None:
     written = [
         _access(),
         _access(outcome="failed", status=504, reason="upstream_timeout", decision_index=7),
+        _access(outcome="cut", status=None, reason="usage-policy", decision_index=8, guard=GUARD),
         entries.identity_decision(
             subject="sub_x", outcome="verified", method="document", evidence_digest="sha256:c"
         ),
@@ -99,7 +112,7 @@ def test_what_the_writers_encode_is_valid() -> None:
         ),
     ]
     for raw in written:
-        assert entry_schema.check(raw)["schema"] == 2
+        assert entry_schema.check(raw)["schema"] == entries.SCHEMA == 3
 
 
 @pytest.mark.parametrize(
@@ -108,9 +121,12 @@ def test_what_the_writers_encode_is_valid() -> None:
         (_access(outcome="rejected:401:invalid_api_key"), "at outcome"),  # a packed string
         (_access().replace(b'"status":451', b'"status":"451"'), "at status"),
         (_access().replace(b'"surface":"openai",', b""), "surface"),
-        (_access().replace(b'"schema":2', b'"schema":9'), "version 9"),
+        (_access().replace(b'"schema":3', b'"schema":9'), "version 9"),
         (_access().replace(b'"type":"access_decision"', b'"type":"other"'), "'other'"),
-        (_access().replace(b'"schema":2,', b""), "schema version 1"),  # v2 fields in a v1 entry
+        (_access().replace(b'"schema":3,', b""), "schema version 1"),  # v3 fields in a v1 entry
+        (_access(guard={**GUARD, "prompt": "the text"}), "guard"),  # never the text
+        (_access(guard={**GUARD, "digest": "sha256:" + "0" * 64}), "guard/digest"),
+        (_access(guard=GUARD).replace(b'"schema":3', b'"schema":2'), "schema version 2"),
         (b"[1]", "not a JSON object"),
         (b"{", "not JSON"),
     ],
@@ -131,7 +147,7 @@ def test_verify_names_the_entry_that_breaks_its_schema(
     with pytest.raises(TamperedEntry) as caught:
         verify_log(engine, verifier, ORIGIN)
     assert caught.value.index == 5
-    assert "does not match schema version 2 at outcome" in caught.value.detail
+    assert "does not match schema version 3 at outcome" in caught.value.detail
 
 
 def test_the_schema_is_served() -> None:
@@ -139,9 +155,10 @@ def test_the_schema_is_served() -> None:
     current = client.get("/schema")
     assert current.status_code == 200
     assert current.headers["content-type"] == "application/schema+json"
-    assert current.content == entry_schema.document(2)
+    assert current.content == entry_schema.document(3)
     assert client.get("/schema/1").content == entry_schema.document(1)
-    assert client.get("/schema/3").status_code == 404
+    assert client.get("/schema/2").content == entry_schema.document(2)
+    assert client.get("/schema/4").status_code == 404
     assert client.get("/schema/x").status_code == 400
 
 

@@ -24,11 +24,14 @@ EntryType = Literal[
 
 # The entry schema version this release writes. Version 1 (no `schema` field) packed status,
 # reason and the decision index into `outcome` strings; readers upgrade it (audit/compat.py).
+# Version 3 adds the misuse guard's check to access decisions (`guard`) and the outcome `cut`.
 # The JSON Schema of each version is published in docs/audit/ and served at /audit/schema.
-SCHEMA = 2
+SCHEMA = 3
 
 # What became of a gateway request, one word each; the detail is in `status` and `reason`.
-Outcome = Literal["forwarding", "denied", "rejected", "failed", "disconnected", "suspended"]
+Outcome = Literal[
+    "forwarding", "denied", "rejected", "failed", "disconnected", "suspended", "cut"
+]
 OUTCOMES: tuple[Outcome, ...] = (
     "forwarding",  # the decision allowed (or fell back) and the request goes upstream
     "denied",  # refused by the policy: HTTP 451, `reason` names the rule
@@ -36,6 +39,7 @@ OUTCOMES: tuple[Outcome, ...] = (
     "failed",  # the upstream failed after forwarding: 502/504, `reason` says how
     "disconnected",  # the client went away while the reply was in flight
     "suspended",  # the kill switch ended the request in flight
+    "cut",  # the misuse guard flagged the answer: withheld, or the stream ended (docs/guard.md)
 )
 Surface = Literal["openai", "anthropic"]
 
@@ -145,12 +149,19 @@ class AccessDecision:
     status: int | None  # the HTTP status Clearance answered with; null while forwarding
     reason: str | None  # a code: the rule that denied or fell back, the error, the failure
     decision_index: int | None = None  # outcome entries: the decision they follow
+    # The misuse guard's check behind this entry (guard/models.py Check.entry): stage, outcome,
+    # categories, score_milli, error, classifier, a keyed digest of the text, fail_open. Never
+    # the text. Null when the model is not guarded.
+    guard: Mapping[str, object] | None = None
     time: str = field(default_factory=_now)
     schema: int = SCHEMA
     type: Literal["access_decision"] = "access_decision"
 
     def encode(self) -> bytes:
-        return canonical({**_shallow(self), "list_versions": dict(self.list_versions)})
+        record = {**_shallow(self), "list_versions": dict(self.list_versions)}
+        if self.guard is not None:
+            record["guard"] = dict(self.guard)
+        return canonical(record)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -258,6 +269,7 @@ def access_decision(
     reason: str | None,
     list_versions: Mapping[str, str] | None = None,
     decision_index: int | None = None,
+    guard: Mapping[str, object] | None = None,
     time: datetime | None = None,
 ) -> bytes:
     return AccessDecision(
@@ -280,6 +292,7 @@ def access_decision(
         status=status,
         reason=reason,
         decision_index=decision_index,
+        guard=guard,
         time=rfc3339(time),
     ).encode()
 

@@ -19,7 +19,7 @@ import orjson
 from clearance.audit.entries import SCHEMA
 from clearance.errors import NotFound, VerificationError
 
-VERSIONS = (1, 2)
+VERSIONS = (1, 2, 3)
 assert SCHEMA == VERSIONS[-1], "a new entry version needs its schema document"
 
 

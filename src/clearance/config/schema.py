@@ -393,6 +393,90 @@ class PortalSettings:
     )
 
 
+GUARD_CATEGORY = Rule(
+    ", each a category code (S1 ... S14, or a moderation category such as illicit/violent)",
+    lambda v: all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9/_-]{0,63}", c) for c in v),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GuardSettings:
+    """[guard]: the misuse guard: a classifier the provider trusts checks guarded models' traffic
+    (docs/guard.md)."""
+
+    kind: str = setting(
+        "",
+        'the classifier: "llama-guard", "moderation" or "python"; empty: no guard',
+        rule=one_of("", "llama-guard", "moderation", "python"),
+    )
+    base_url: str = setting(
+        "", "the classifier's OpenAI-compatible base URL, e.g. http://guard:8000/v1"
+    )
+    model: str = setting("", "the classifier's model name, as its server knows it")
+    entry_point: str = setting(
+        "", 'kind "python": the classifier to load, as "package.module:callable"'
+    )
+    api_key_env: str = setting(
+        "", "the environment variable holding the classifier's API key; empty: none sent"
+    )
+    prompt_format: str = setting(
+        "chat",
+        'llama-guard: "chat" (the server\'s chat template) or "llama-guard-3" (our task prompt)',
+        rule=one_of("chat", "llama-guard-3"),
+    )
+    categories: tuple[str, ...] = setting(
+        (),
+        "the categories that flag (e.g. S2, S14; moderation: illicit); empty: any",
+        rule=GUARD_CATEGORY,
+    )
+    moderation_threshold: float = setting(
+        0.5, "moderation: a category score at or above this flags, whatever its flag", rule=FRACTION
+    )
+    models: tuple[str, ...] = setting(
+        (), "the models whose traffic is checked; empty: every controlled model"
+    )
+    timeout_ms: int = setting(
+        2000, "the longest a check may take; then the fail mode applies", rule=at_least(1)
+    )
+    on_error: str = setting(
+        "closed",
+        'when a check fails on an uncontrolled model: "closed" refuses, "open" serves',
+        rule=one_of("closed", "open"),
+    )
+    fail_open_models: tuple[str, ...] = setting(
+        (), "controlled models served when their check fails (audited); default: none"
+    )
+    check_output: bool = setting(
+        True, "check completions too: streams while they flow, other answers before release"
+    )
+    stream_check_tokens: int = setting(
+        64, "a stream is checked every this many tokens (about 4 characters each)", rule=at_least(1)
+    )
+    stream_check_ms: int = setting(
+        1000,
+        "or every this many milliseconds of streaming, whichever comes first",
+        rule=at_least(1),
+    )
+    window_chars: int = setting(
+        12_000,
+        "the most text one check sends; longer texts go in overlapping windows",
+        rule=at_least(1000),
+    )
+    strikes: int = setting(
+        3,
+        "flags within window_hours after which a person loses controlled models; 0: never",
+        rule=at_least(0),
+    )
+    window_hours: int = setting(24, "the window strikes are counted in, in hours", rule=at_least(1))
+    excerpt_retention_days: int = setting(
+        90, "days flagged excerpts are kept, encrypted in the evidence vault", rule=at_least(1)
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.kind != ""
+
+
 @dataclass(frozen=True, slots=True)
 class RetentionSettings:
     """[retention]: how long each kind of record is kept (docs/retention.md)."""
@@ -425,6 +509,7 @@ class Settings:
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     portal: PortalSettings = field(default_factory=PortalSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    guard: GuardSettings = field(default_factory=GuardSettings)
 
     def with_database(self, url: str) -> Settings:
         return replace(self, database_url=url)

@@ -46,6 +46,17 @@ class Decider:
         now: float | None = None,
     ) -> Decision:
         moment = time.time() if now is None else now
+        if ctx.guard is not None:  # a verdict on this request's text: never cached
+            return self._evaluate(
+                principal,
+                model_id,
+                ctx,
+                catalog,
+                licences,
+                licences_version,
+                allow_fallback,
+                moment,
+            )
         key: CacheKey = (
             principal.subject_id,
             principal.version,
@@ -132,5 +143,8 @@ class Decider:
         if not given:
             return reason
         return Reason(
-            reason.rule, f"{reason.reason} Operator's reason: {given}", reason.legal_basis
+            reason.rule,
+            f"{reason.reason} Operator's reason: {given}",
+            reason.legal_basis,
+            reason.status,
         )

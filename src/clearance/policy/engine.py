@@ -51,6 +51,13 @@ def validate(text: str) -> list[str]:
     return [f"[{ids.get(e.policy_id, e.policy_id)}] {e.error}" for e in result.errors]
 
 
+def _status(pid: str, text: str) -> int:
+    """A forbid rule's @status: the HTTP status of its refusal, 4xx or 5xx (default 451)."""
+    if not re.fullmatch(r"[45]\d\d", text):
+        raise InvalidInput(f"rule {pid}: @status must be an HTTP status 400-599, not {text!r}")
+    return int(text)
+
+
 class PolicyEngine:
     """A validated, pre-parsed policy set with each rule's annotations."""
 
@@ -72,6 +79,7 @@ class PolicyEngine:
                 rule=ann.get("id", pid),
                 reason=ann.get("reason", ""),
                 legal_basis=ann.get("legal_basis", ""),
+                status=_status(pid, ann.get("status", "451")),
             )
         self.permit_reason = next(
             (r for pid, r in self._reasons.items() if est[pid]["effect"] == "permit"),

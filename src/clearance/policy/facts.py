@@ -36,6 +36,7 @@ def principal_facts(user: User) -> PrincipalFacts:
         org_id=user.org_id,
         version=user.facts_version,
         suspended=user.suspended,
+        usage_hold=user.usage_hold is not None,
     )
 
 
@@ -73,6 +74,7 @@ def user_entity(p: PrincipalFacts) -> dict[str, Any]:
             "residence": p.residence,
             "screening": p.screening,
             "suspended": p.suspended,
+            "usage_hold": p.usage_hold,
         },
         "parents": [],
     }
@@ -107,6 +109,16 @@ def request(
         "embargoed": list(embargoed),
         "restore_cohort": restore_cohort,
     }
+    if ctx.guard is not None:
+        g = ctx.guard
+        context["guard"] = {
+            "outcome": g.outcome,
+            "flagged": g.outcome == "flagged",
+            "categories": sorted(g.categories),
+            # Cedar's decimal: at most four digits after the point (Cedar spec, "decimal").
+            "score": {"__extn": {"fn": "decimal", "arg": f"{min(max(g.score, 0.0), 1.0):.4f}"}},
+            "fail_open": g.fail_open,
+        }
     if licence is not None:
         context["licence"] = {
             "number": licence.number,

@@ -23,6 +23,9 @@ class Reason:
     rule: str
     reason: str
     legal_basis: str
+    # The HTTP status a refusal by this rule answers with (the rule's @status; RFC 7725's 451
+    # unless the rule is not a legal restriction, e.g. a usage-policy refusal, 403).
+    status: int = field(default=451, compare=False)
 
     def as_dict(self) -> dict[str, str]:
         return {"rule": self.rule, "reason": self.reason, "legal_basis": self.legal_basis}
@@ -48,12 +51,24 @@ class PrincipalFacts:
     org_id: int | None
     version: int
     suspended: bool = False  # an operator's suspension of the person (`users suspend`)
+    usage_hold: bool = False  # controlled models held after misuse-guard flags (guard/strikes.py)
+
+
+@dataclass(frozen=True, slots=True)
+class GuardFact:
+    """The misuse guard's verdict on this request's text, as the policy sees it (context.guard)."""
+
+    outcome: str  # clear | flagged | error
+    categories: tuple[str, ...] = ()
+    score: float = 0.0  # 0 to 1
+    fail_open: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class RequestContext:
     action: Action = Action.INFERENCE
     ip_country: str = ""
+    guard: GuardFact | None = None  # per request: a decision with one is never cached
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,8 @@ class User:
     suspended_at: datetime | None = None
     suspended_reason: str | None = None
     org_name: str | None = None
+    # The misuse guard's hold on controlled models: None, "pending" (review) or "confirmed".
+    usage_hold: str | None = None
 
     @property
     def suspended(self) -> bool:
@@ -116,6 +118,7 @@ def user_json(user: User) -> dict[str, object]:
         "status": "suspended" if user.suspended else "active",
         "suspended_at": user.suspended_at.isoformat() if user.suspended_at else None,
         "suspended_reason": user.suspended_reason,
+        "usage_hold": user.usage_hold,
         "identity": None
         if ident is None
         else {

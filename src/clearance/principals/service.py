@@ -156,6 +156,7 @@ def _user(conn: Connection, row: Row[tuple[object, ...]]) -> User:
         suspended_at=_maybe_aware(row.suspended_at),
         suspended_reason=row.suspended_reason,
         org_name=org_name,
+        usage_hold=row.usage_hold,
     )
 
 

@@ -117,6 +117,9 @@ users = sa.Table(
     # An operator's suspension: the policy refuses the person every model until reinstated.
     sa.Column("suspended_at", UTC_TIME, nullable=True),
     sa.Column("suspended_reason", sa.Text, nullable=True),
+    # The misuse guard's hold on controlled models (guard/strikes.py): NULL none, "pending" while
+    # a reviewer has not decided, "confirmed" when one upheld it.
+    sa.Column("usage_hold", sa.String(16), nullable=True),
 )
 
 identity_facts = sa.Table(
