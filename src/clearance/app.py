@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -23,12 +24,17 @@ from starlette.types import Receive, Scope, Send
 from clearance import background, maintenance
 from clearance.admin import admin_app
 from clearance.audit import entries
+from clearance.audit.keys import derived_key
 from clearance.audit.routes import audit_app
 from clearance.audit.service import AuditLog
 from clearance.config import Settings, load_settings
+from clearance.errors import ConfigError
 from clearance.gateway.metrics import Metrics
 from clearance.gateway.proxy import Proxy
 from clearance.gateway.recorder import Recorder
+from clearance.guard.service import Guard
+from clearance.guard.strikes import Strikes
+from clearance.identity.vault import EvidenceVault
 from clearance.net.client import ClientLocator
 from clearance.net.responses import error_response
 from clearance.openapi import openapi_json
@@ -59,7 +65,8 @@ class Clearance:
         self.metrics = Metrics()
         self.audit.sequencer.on_batch = self.metrics.audit_batch.observe
         recorder = Recorder(self.audit.sequencer, self.state.list_versions)
-        self.proxy = Proxy(self.state, recorder, self.metrics)
+        guard, strikes = build_guard(settings, self.engine, self.audit)
+        self.proxy = Proxy(self.state, recorder, self.metrics, guard, strikes)
         self.locator = ClientLocator(settings.gateway.trusted_proxies)
         self.web = Starlette(
             routes=[
@@ -168,6 +175,22 @@ async def not_found(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = "method_not_allowed" if exc.status_code == 405 else "not_found"
     return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+
+
+def build_guard(
+    settings: Settings, engine: Engine, audit: AuditLog
+) -> tuple[Guard | None, Strikes | None]:
+    """The misuse guard when `[guard] kind` is set: its classifier (a bad setting fails start-up),
+    and the strikes it counts per person, their excerpts sealed in the evidence vault."""
+    if not settings.guard.enabled:
+        return None, None
+    guard = Guard(settings.guard, derived_key(settings.audit.signing_key_file, "guard-digest"))
+    try:
+        vault: EvidenceVault | None = EvidenceVault.open(settings.identity)
+    except ConfigError as exc:
+        log.warning("no evidence vault (%s): flagged excerpts are not kept", exc.detail)
+        vault = None
+    return guard, Strikes(engine, audit, settings.guard, vault)
 
 
 def create_app(settings: Settings) -> Clearance:

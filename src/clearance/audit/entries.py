@@ -29,9 +29,7 @@ EntryType = Literal[
 SCHEMA = 3
 
 # What became of a gateway request, one word each; the detail is in `status` and `reason`.
-Outcome = Literal[
-    "forwarding", "denied", "rejected", "failed", "disconnected", "suspended", "cut"
-]
+Outcome = Literal["forwarding", "denied", "rejected", "failed", "disconnected", "suspended", "cut"]
 OUTCOMES: tuple[Outcome, ...] = (
     "forwarding",  # the decision allowed (or fell back) and the request goes upstream
     "denied",  # refused by the policy: HTTP 451, `reason` names the rule

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from clearance.gateway.guarded import StreamReader
 from clearance.gateway.http import Headers
 from clearance.gateway.surfaces import Route
+from clearance.guard.models import Check
 from clearance.policy.models import Decision
 from clearance.policy.state import Caller
 
@@ -31,10 +33,18 @@ class Attempt:
     relaying: asyncio.Task[None] | None = None  # the request's task, while it relays
     ended: str | None = None  # why the relay was ended early (see `end`)
     finishing: bool = False  # the last byte is being sent: nothing ends it any more
+    # The misuse guard (gateway/guarded.py): the prompt's check, the end of the prompt an output
+    # check is shown, the stream being read, the output check in flight, and what cut the answer.
+    guard: Check | None = None
+    prompt_tail: str = ""
+    reader: StreamReader | None = None
+    checking: asyncio.Task[Check] | None = None
+    cut: tuple[Check, Decision] | None = None
 
     def end(self, why: str) -> bool:
-        """End the request early: `client_disconnected`, `model_suspended` (the kill switch) or
-        `audit_unavailable` (its decision entry failed to commit). The first reason wins. Before
+        """End the request early: `client_disconnected`, `model_suspended` (the kill switch),
+        `usage_flagged` (the misuse guard) or `audit_unavailable` (its decision entry failed to
+        commit). The first reason wins. Before
         the relay starts this only marks the attempt (the relay is then not started); during it,
         the request's task is cancelled; after it, nothing happens. Returns whether it ended."""
         if self.ended is not None or self.finishing:

@@ -52,6 +52,19 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.guard_checks = Counter(
+            "clearance_guard_checks",
+            "Misuse-guard checks by stage (prompt, output) and outcome (clear, flagged, error)",
+            ["stage", "outcome"],
+            registry=self.registry,
+        )
+        self.guard_latency = Histogram(
+            "clearance_guard_latency_seconds",
+            "Time one misuse-guard check took, windows included",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
 
         # Label children by value: `labels()` costs a lock and a lookup on every request.
         self._decided: dict[tuple[str, str], Counter] = {}

@@ -15,6 +15,7 @@ counted per interval before that (gateway/refusals.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import aiohttp
@@ -35,22 +36,38 @@ from clearance.errors import (
 )
 from clearance.gateway import upstream as up
 from clearance.gateway.attempt import Attempt
+from clearance.gateway.guarded import StreamReader
 from clearance.gateway.http import Headers, api_key, read_body, send_bytes
 from clearance.gateway.metrics import Metrics
 from clearance.gateway.payload import parse_payload, rewrite, unknown_model
 from clearance.gateway.recorder import Recorder
 from clearance.gateway.refusals import Refusals
 from clearance.gateway.surfaces import ROUTES, Route, Surface, error_body, surface_for
+from clearance.guard import conversation
+from clearance.guard.models import Check
+from clearance.guard.service import CONTEXT_CHARS, Guard
+from clearance.guard.strikes import Strikes
 from clearance.net.client import ClientLocator, country_of
-from clearance.policy.models import Action, Decision, Effect, RequestContext
+from clearance.policy.models import Action, Decision, Effect, GuardFact, RequestContext
 from clearance.policy.state import Caller, DecisionState
+
+log = logging.getLogger("clearance.gateway")
 
 
 class Proxy:
-    def __init__(self, state: DecisionState, recorder: Recorder, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        state: DecisionState,
+        recorder: Recorder,
+        metrics: Metrics,
+        guard: Guard | None = None,
+        strikes: Strikes | None = None,
+    ) -> None:
         self.state = state
         self.recorder = recorder
         self.metrics = metrics
+        self.guard = guard  # the misuse guard (clearance.guard), when [guard] kind is set
+        self.strikes = strikes
         self.settings = state.settings.gateway
         self.locator = ClientLocator(self.settings.trusted_proxies)
         audit_key = state.settings.audit.signing_key_file
@@ -65,6 +82,8 @@ class Proxy:
     async def close(self) -> None:
         if self.session is not None:
             await self.session.close()
+        if self.guard is not None:
+            await self.guard.close()
 
     def suspend_inflight(self, model_ids: set[str]) -> int:
         attempts = [a for m in model_ids for a in self.inflight.get(m, ())]
@@ -166,6 +185,9 @@ class Proxy:
                 model,
                 RequestContext(action=Action.INFERENCE, ip_country=attempt.ip_country),
             )
+            guarded = self._guarded(attempt)
+            if guarded is not None:  # before anything goes upstream: a flagged prompt never does
+                attempt.decision = await self._check_prompt(attempt, payload, guarded)
         except ClearanceError as exc:
             self.metrics.rejections.labels(str(exc.status)).inc()
             await self.recorder.rejected(attempt, exc)
@@ -175,6 +197,8 @@ class Proxy:
         if decision.effect is Effect.DENY:
             self.start_record(attempt)
             await self._release(attempt)  # durable before the 451; the upstream never sees it
+            if attempt.guard is not None and attempt.guard.verdict.flagged:
+                await self._record_flag(attempt, attempt.guard, decision.model_requested)
             await self.deny(send, route.surface, decision, attempt.index, attempt.index_header())
             return
         # The commit and the upstream call run side by side; `_release` holds the response.
@@ -192,6 +216,74 @@ class Proxy:
         # client's raw bytes and their parsed copy (three copies of a long prompt per stream).
         del body, payload
         await self.forward(attempt, served, upstream_body, stream, receive, send, headers)
+
+    def _guarded(self, attempt: Attempt) -> Model | None:
+        """The served model, when the guard checks this request: a generative endpoint, an
+        allowed decision, a guarded model."""
+        d = attempt.decision
+        if self.guard is None or d is None or not d.allowed:
+            return None
+        if attempt.route.path not in conversation.GENERATIVE:
+            return None
+        assert d.model_served is not None
+        served = self.state.catalog.models[d.model_served]
+        return served if self.guard.guards(served) else None
+
+    async def _check_prompt(
+        self, attempt: Attempt, payload: dict[str, object], served: Model
+    ) -> Decision:
+        """The whole conversation checked; the policy decides again with the verdict."""
+        assert self.guard is not None and attempt.decision is not None
+        text = conversation.prompt_text(attempt.route.path, payload)
+        attempt.prompt_tail = text[-CONTEXT_CHARS:]
+        check = await self.guard.check_prompt(text, served)
+        self._observe(check)
+        attempt.guard = check
+        ruled = self._ruling(attempt, served, check)
+        return attempt.decision if ruled is None else ruled
+
+    def _observe(self, check: Check) -> None:
+        self.metrics.guard_checks.labels(check.stage, check.verdict.outcome).inc()
+        self.metrics.guard_latency.labels(check.stage).observe(check.elapsed_ms / 1000)
+
+    def _ruling(self, attempt: Attempt, served: Model, check: Check) -> Decision | None:
+        """The policy's answer for the served model given the guard's verdict (context.guard):
+        None when it still allows, else the refusal, naming the requested model."""
+        assert attempt.caller is not None and attempt.decision is not None
+        v = check.verdict
+        ctx = RequestContext(
+            action=Action.INFERENCE,
+            ip_country=attempt.ip_country,
+            guard=GuardFact(v.outcome, v.categories, v.score, check.fail_open),
+        )
+        ruled = self.state.decide(attempt.caller, served.id, ctx, allow_fallback=False)
+        if ruled.allowed:
+            return None
+        return Decision(
+            effect=Effect.DENY,
+            model_requested=attempt.decision.model_requested,
+            model_served=None,
+            reasons=ruled.reasons,
+            policy_hash=ruled.policy_hash,
+            facts_version=ruled.facts_version,
+            facts_digest=ruled.facts_digest,
+        )
+
+    async def _record_flag(self, attempt: Attempt, check: Check, model_id: str) -> None:
+        """Count a flag against the person (guard/strikes.py). A failure to store it is logged,
+        never the client's problem: the refusal and its entry stand either way."""
+        if self.strikes is None or attempt.caller is None:
+            return
+        subject = attempt.caller.facts.subject_id
+        try:
+            flagged = await asyncio.to_thread(
+                self.strikes.record, subject, model_id, check, attempt.index
+            )
+        except Exception:
+            log.exception("could not store a misuse-guard flag (decision %s)", attempt.index)
+            return
+        if flagged.case_id is not None:
+            log.warning("misuse-guard hold placed: case %d", flagged.case_id)
 
     def start_record(self, attempt: Attempt) -> None:
         """Start appending the decision entry: `attempt.durable` resolves once it is durable.
@@ -242,6 +334,9 @@ class Proxy:
             return False
         return True
 
+    def _checks_output(self) -> bool:
+        return self.guard is not None and self.guard.settings.check_output
+
     def _may_serve_unrecorded(self, decision: Decision) -> bool:
         if not self.settings.serve_uncontrolled_without_audit or decision.effect is Effect.DENY:
             return False
@@ -257,10 +352,15 @@ class Proxy:
         index: int | None,
         headers: Headers,
     ) -> None:
-        """HTTP 451 (RFC 7725) with where to go next; JSON even when a stream was asked for."""
+        """HTTP 451 (RFC 7725) with where to go next, or the status the rule names (a usage-policy
+        refusal: 403; its check unavailable: 503); JSON even when a stream was asked for."""
         first = decision.reasons[0]
         message = f"{first.reason} (rule: {first.rule}; decision: {index})"
-        await self.send_451(send, surface, message, first.rule, headers)
+        if first.status == 451:
+            await self.send_451(send, surface, message, first.rule, headers)
+            return
+        body = error_body(surface, first.status, message, first.rule)
+        await send_bytes(send, first.status, body, headers)
 
     async def send_451(
         self, send: Send, surface: Surface, message: str, rule: str, headers: Headers
@@ -285,6 +385,8 @@ class Proxy:
         upstream = self.state.catalog.upstreams[served.upstream]
         url = up.url_for(upstream, route.path)
         out_headers = up.request_headers(upstream, headers)
+        if attempt.guard is not None:
+            out_headers["accept-encoding"] = "identity"  # the guard reads the answer's text
         # The relay runs in this request's own task (no task of its own): `Attempt.end`
         # cancels this task while, and only while, it is relaying.
         task = asyncio.current_task()
@@ -308,7 +410,12 @@ class Proxy:
             inflight.discard(attempt)
             timer.cancel()
             watch.stop()
+            if attempt.checking is not None and not attempt.checking.done():
+                attempt.checking.cancel()
         if attempt.ended is None:
+            return
+        if attempt.ended == "usage_flagged":
+            await self._cut(attempt, send, served)
             return
         if attempt.ended == "audit_unavailable":
             # The commit failed first: the upstream call is cancelled, the client gets 503.
@@ -328,6 +435,112 @@ class Proxy:
         message = f"Model {served.id} was suspended by the operator during your request."
         await self.send_451(
             send, attempt.route.surface, message, "model-suspended", attempt.index_header()
+        )
+
+    async def _cut(self, attempt: Attempt, send: Send, served: Model) -> None:
+        """End a stream the guard's output check refused: its entry, then the SDK's terminal
+        events (the status line is out: 200 stands, the stream ends cleanly but filtered)."""
+        assert attempt.cut is not None and attempt.reader is not None
+        check, ruled = attempt.cut
+        if not await self._settle(attempt):
+            raise AuditUnavailable("the audit log could not record the decision")
+        await self.recorder.outcome(attempt, "cut", None, ruled.rules[0], guard=check.entry())
+        attempt.finishing = True
+        await send({"type": "http.response.body", "body": attempt.reader.cut(), "more_body": False})
+        if check.verdict.flagged:
+            await self._record_flag(attempt, check, served.id)
+
+    def _spawn_output_check(self, attempt: Attempt, served: Model) -> None:
+        """Check what the stream said since the last check, beside the stream; a refusal ends
+        the relay through `Attempt.end`, as the kill switch does."""
+        assert self.guard is not None and attempt.reader is not None
+        start, text = attempt.reader.take()
+        window = text[max(0, start - conversation.OVERLAP) :]
+        task = asyncio.get_running_loop().create_task(
+            self.guard.check_output(attempt.prompt_tail, window, served)
+        )
+        attempt.checking = task
+
+        def judged(done: asyncio.Task[Check]) -> None:
+            if done.cancelled() or attempt.cut is not None:
+                return
+            if done.exception() is not None:  # a fault of ours: the check failed, fail mode
+                log.error("output check failed", exc_info=done.exception())
+                check = self.guard.failed("output", "guard_fault", served)  # type: ignore[union-attr]
+            else:
+                check = done.result()
+            self._observe(check)
+            try:
+                ruled = self._ruling(attempt, served, check)
+            except ClearanceError:
+                log.exception("policy failed on an output check: the stream is cut")
+                ruled = attempt.decision
+            if ruled is not None:
+                attempt.cut = (check, ruled)
+                attempt.end("usage_flagged")
+
+        task.add_done_callback(judged)
+
+    async def _relay_guarded(
+        self, attempt: Attempt, resp: aiohttp.ClientResponse, send: Send, served: Model
+    ) -> None:
+        """A guarded answer: a stream forwarded event by event while its text is checked, its
+        ending held until the last check answers; a whole answer checked before release."""
+        assert self.guard is not None
+        path = attempt.route.path
+        extra = list(attempt.headers)
+        if not attempt.stream:
+            body = await resp.read()
+            text = conversation.completion_text(path, body)
+            if text is None:
+                check = self.guard.failed("output", "unreadable_answer", served)
+            else:
+                check = await self.guard.check_output(attempt.prompt_tail, text, served)
+            self._observe(check)
+            ruled = self._ruling(attempt, served, check)
+            if ruled is None:
+                await send_bytes(send, resp.status, body, [*up.response_headers(resp), *extra])
+                return
+            # Withheld: the answer's shape with its content removed, or (when it could not even
+            # be read) the rule's own refusal.
+            status = 200 if text is not None else ruled.reasons[0].status
+            await self.recorder.outcome(attempt, "cut", status, ruled.rules[0], check.entry())
+            if text is None:
+                await self.deny(send, attempt.route.surface, ruled, attempt.index, extra)
+                return
+            body = conversation.withheld(path, body)
+            await send_bytes(send, 200, body, [*up.response_headers(resp), *extra])
+            if check.verdict.flagged:
+                await self._record_flag(attempt, check, served.id)
+            return
+        settings = self.guard.settings
+        reader = attempt.reader = StreamReader(
+            path, settings.stream_check_tokens, settings.stream_check_ms
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": resp.status,
+                "headers": [*up.response_headers(resp), *extra],
+            }
+        )
+        attempt.responded = True
+        async for chunk in resp.content.iter_any():
+            ready = reader.feed(chunk)
+            if ready:
+                await send({"type": "http.response.body", "body": ready, "more_body": True})
+            if reader.due() and (attempt.checking is None or attempt.checking.done()):
+                self._spawn_output_check(attempt, served)
+        reader.held.append(reader.rest())
+        # The ending waits for every check: the last window is checked before the stream ends.
+        await _answered(attempt.checking)
+        if reader.chars > reader.checked:
+            self._spawn_output_check(attempt, served)
+            await _answered(attempt.checking)
+        await asyncio.sleep(0)  # let a refusal's callback end the relay before the ending goes
+        attempt.finishing = True
+        await send(
+            {"type": "http.response.body", "body": b"".join(reader.held), "more_body": False}
         )
 
     async def _relay(
@@ -351,6 +564,11 @@ class Proxy:
                     raise UpstreamError(
                         f"the model provider failed (HTTP {resp.status}); try again"
                     )
+                if attempt.guard is not None and resp.status == 200 and self._checks_output():
+                    assert attempt.decision is not None and attempt.decision.model_served
+                    served = self.state.catalog.models[attempt.decision.model_served]
+                    await self._relay_guarded(attempt, resp, send, served)
+                    return
                 extra = list(attempt.headers)
                 if resp.status >= 400:
                     # The provider's own refusal, told apart from ours.
@@ -466,6 +684,19 @@ class Proxy:
 
 
 WATCH_AFTER = 0.05  # seconds into the relay before a hang-up is watched for
+
+
+async def _answered(check: asyncio.Task[Check] | None) -> None:
+    """Wait for an output check to answer; its callback acts on the answer (a refusal cancels
+    the waiting relay). Shielded: the relay's own cancellation must not cancel the check."""
+    if check is None:
+        return
+    try:
+        await asyncio.shield(check)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001 - the callback has turned it into a failed check
+        return
 
 
 class _Watch:

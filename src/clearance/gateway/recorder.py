@@ -37,6 +37,7 @@ class Recorder:
         status: int | None,
         reason: str | None,
         decision_index: int | None = None,
+        guard: dict[str, object] | None = None,
     ) -> bytes:
         d = attempt.decision
         caller = attempt.caller
@@ -61,9 +62,9 @@ class Recorder:
             status=status,
             reason=reason,
         )
-        if decision_index is None:
+        if decision_index is None and guard is None:
             return self.encoder.encode(**fields)  # the decision's constant part is cached
-        return entries.access_decision(**fields, decision_index=decision_index)
+        return entries.access_decision(**fields, decision_index=decision_index, guard=guard)
 
     def decision(self, attempt: Attempt) -> asyncio.Future[int]:
         """Start appending the decision; the future is its index once durable."""
@@ -71,10 +72,11 @@ class Recorder:
         assert d is not None
         # A denial or fallback names the rule that refused the requested model.
         reason = None if d.effect is Effect.ALLOW else d.rules[0]
+        guard = attempt.guard.entry() if attempt.guard is not None else None
         if d.allowed:
-            entry = self._entry(attempt, "forwarding", None, reason)
+            entry = self._entry(attempt, "forwarding", None, reason, guard=guard)
         else:
-            entry = self._entry(attempt, "denied", 451, reason)
+            entry = self._entry(attempt, "denied", d.reasons[0].status, reason, guard=guard)
         return self.log.submit(entry)
 
     async def rejected(self, attempt: Attempt, exc: ClearanceError) -> None:
@@ -86,12 +88,19 @@ class Recorder:
             log.error("audit log unavailable while recording a rejected request")
 
     async def outcome(
-        self, attempt: Attempt, outcome: entries.Outcome, status: int | None, reason: str
+        self,
+        attempt: Attempt,
+        outcome: entries.Outcome,
+        status: int | None,
+        reason: str,
+        guard: dict[str, object] | None = None,
     ) -> None:
         """What became of a forwarded request, when it did not end normally."""
         try:
             await self.log.append(
-                self._entry(attempt, outcome, status, reason, decision_index=attempt.index)
+                self._entry(
+                    attempt, outcome, status, reason, decision_index=attempt.index, guard=guard
+                )
             )
         except AuditUnavailable:
             log.error("audit log unavailable while recording outcome %s (%s)", outcome, reason)

@@ -92,8 +92,8 @@ def parse_llama_guard(text: str, score: float | None, wanted: frozenset[str]) ->
     unknown = [c for c in codes if not _CODE.fullmatch(c) or c not in LLAMA_GUARD_CATEGORIES]
     if unknown or not codes:
         raise GuardError("unknown_category", f"unsafe with categories {codes!r}")
-    outcome = "flagged" if _flags(codes, wanted) else "clear"
-    return Verdict(outcome, codes, 1.0 if score is None else score)
+    flagged = _flags(codes, wanted)
+    return Verdict("flagged" if flagged else "clear", codes, 1.0 if score is None else score)
 
 
 def _unsafe_probability(choice: Mapping[str, Any]) -> float | None:

@@ -77,6 +77,17 @@ class Guard:
         pieces = [[Turn("user", context), Turn("assistant", w)] for w in windows(completion, size)]
         return await self._check("output", pieces, completion, model)
 
+    def failed(self, stage: Stage, code: str, model: Model) -> Check:
+        """A check that could not run (the answer could not be read): the fail mode decides."""
+        return Check(
+            stage=stage,
+            verdict=Verdict("error", error=code),
+            classifier=self.classifier.name,
+            digest=self.digest(""),
+            fail_open=self.fail_open(model),
+            elapsed_ms=0,
+        )
+
     async def _check(
         self, stage: Stage, pieces: Sequence[Sequence[Turn]], text: str, model: Model
     ) -> Check:

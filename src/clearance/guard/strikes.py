@@ -124,7 +124,7 @@ def _hold(conn: sa.Connection, user_id: int, now: datetime) -> int | None:
     ).rowcount
     if not placed:
         return None
-    case_id = conn.execute(
+    case_id: int = conn.execute(
         sa.insert(guard_cases)
         .values(user_id=user_id, status="pending", opened_at=now)
         .returning(guard_cases.c.id)
