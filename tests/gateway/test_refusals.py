@@ -140,7 +140,7 @@ def test_2000_bad_keys_leave_a_handful_of_summaries_that_add_up(
     by_status: Counter[tuple[str, int]] = Counter()
     for s in summaries:
         by_status[(s["surface"], s["status"])] += s["count"]
-        assert s["schema"] == 2 and s["interval"] == 3600
+        assert s["schema"] == 3 and s["interval"] == 3600
         assert s["first"] <= s["last"]
         assert s["client_network"].startswith("hmac-sha256:")
         assert "127.0.0" not in orjson.dumps(s).decode()
