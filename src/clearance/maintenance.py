@@ -7,7 +7,9 @@ One pass (`purge_once`) deletes what nothing may use any more and erases what mu
 - rate-limit windows older than the previous one (`portal.ratelimit.purge`);
 - evidence images past `[identity] retention_days` (`identity.service.purge_expired`, the same
   function as `clearance identity purge`: each person whose images went gets an audit entry),
-  except those under a legal hold (`audit.holds`), which stay and are logged as a count.
+  except those under a legal hold (`audit.holds`), which stay and are logged as a count;
+- the misuse guard's flagged excerpts past `[guard] excerpt_retention_days`
+  (`guard.review.purge_excerpts`: one summary audit entry per pass that erased any).
 
 There is no leader: every worker (and host) runs the pass, because each step is idempotent and
 safe to run concurrently. The deletes are plain conditional DELETEs; the evidence purge claims
@@ -32,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from clearance.audit.sink import AuditSink
 from clearance.config import Settings
 from clearance.errors import ClearanceError, ConfigError
+from clearance.guard import review as guard_review
 from clearance.identity import service as identity
 from clearance.identity.vault import EvidenceVault
 from clearance.portal import links, ratelimit, sessions
@@ -51,6 +54,7 @@ class Purged:
     sessions: int
     rate_windows: int
     evidence: int
+    guard_excerpts: int = 0
 
 
 def purge_once(
@@ -66,7 +70,7 @@ def purge_once(
         link_count = links.purge(conn, now=now)
         session_count = sessions.purge(conn, now=now)
         windows = ratelimit.purge(conn, now=now.timestamp())
-    evidence = 0
+    evidence = excerpts = 0
     if vault is not None:
         evidence = identity.purge_expired(
             engine,
@@ -76,7 +80,15 @@ def purge_once(
             actor=ACTOR,
             now=now,
         )
-    return Purged(link_count, session_count, windows, evidence)
+        excerpts = guard_review.purge_excerpts(
+            engine,
+            vault,
+            audit,
+            retention_days=settings.guard.excerpt_retention_days,
+            actor=ACTOR,
+            now=now,
+        )
+    return Purged(link_count, session_count, windows, evidence, excerpts)
 
 
 class Maintenance:

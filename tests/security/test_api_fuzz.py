@@ -52,6 +52,12 @@ ADMIN_OPERATIONS = {
     ("post", "/licences/{licence}/revoke"),
     ("post", "/licences/{licence}/expire"),
     ("post", "/licences/{licence}/renew"),
+    # the misuse guard's review queue (admin/guard_routes.py)
+    ("get", "/guard/cases"),
+    ("get", "/guard/cases/{case}"),
+    ("post", "/guard/cases/{case}/clear"),
+    ("post", "/guard/cases/{case}/confirm"),
+    ("get", "/users/{subject}/guard-flags"),
 }
 
 

@@ -69,6 +69,7 @@ def admin_schemas() -> dict[str, Schema]:
         "AdminCases": _object(["cases"], cases={"type": "array", "items": case}),
         **_catalog_schemas(),
         **_principal_schemas(),
+        **_guard_schemas(),
     }
 
 
@@ -182,6 +183,7 @@ def admin_paths() -> dict[str, Schema]:
         ),
         **_catalog_paths(bad),
         **_principal_paths(bad),
+        **_guard_paths(bad),
     }
 
 
@@ -591,5 +593,124 @@ def _principal_paths(bad: dict[str, str]) -> dict[str, Schema]:
             {**bad, "409": "The licence is revoked"},
             params=("licence",),
             body=_object(["until"], until=_TEXT),
+        ),
+    }
+
+
+# -- the misuse guard's review queue (admin/guard_routes.py) ----------------------------------
+
+
+def _guard_flag() -> Schema:
+    return _object(
+        ["id", "created_at", "model", "stage", "categories", "score", "digest", "case", "cleared"],
+        id={"type": "integer"},
+        created_at={"type": "string"},
+        model={"type": "string"},
+        stage={"enum": ["prompt", "output"]},
+        categories={"type": "array", "items": {"type": "string"}},
+        score={"type": "number", "minimum": 0, "maximum": 1},
+        digest={"type": "string"},
+        decision_index={"type": ["integer", "null"]},
+        case={"type": ["integer", "null"]},
+        cleared={"type": "boolean"},
+        cleared_at=_NULLABLE_DATE_TIME,
+    )
+
+
+def _guard_schemas() -> dict[str, Schema]:
+    case = _object(
+        ["case", "email", "subject", "status", "opened_at", "flag_count", "models", "categories"],
+        case={"type": "integer"},
+        email={"type": "string"},
+        subject={"type": "string"},
+        status={"enum": ["pending", "cleared", "confirmed"]},
+        opened_at={"type": "string"},
+        decided_at=_NULLABLE_DATE_TIME,
+        decided_by=_NULLABLE_TEXT,
+        reason=_NULLABLE_TEXT,
+        flag_count={"type": "integer", "minimum": 0},
+        models={"type": "array", "items": {"type": "string"}},
+        categories={"type": "array", "items": {"type": "string"}},
+        max_score={"type": ["number", "null"]},
+        audit_index={"type": "integer", "minimum": 0},
+    )
+    flag = _guard_flag()
+    opened_flag = {
+        **flag,
+        "required": [*flag["required"], "excerpt"],
+        "properties": {
+            **flag["properties"],
+            "excerpt": _NULLABLE_TEXT,  # null: erased (retention) or never stored
+            "excerpt_erased": {"type": "boolean"},
+        },
+    }
+    opened = {
+        **case,
+        "required": [*case["required"], "flags"],
+        "properties": {**case["properties"], "flags": {"type": "array", "items": opened_flag}},
+    }
+    return {
+        "AdminGuardCase": case,
+        "AdminGuardCases": _object(["cases"], cases={"type": "array", "items": case}),
+        "AdminGuardCaseOpened": opened,
+        "AdminGuardFlags": _object(
+            ["email", "subject", "usage_hold", "flags"],
+            email={"type": "string"},
+            subject={"type": "string"},
+            usage_hold={"enum": [None, "pending", "confirmed"]},
+            flags={"type": "array", "items": flag},
+        ),
+    }
+
+
+def _guard_paths(bad: dict[str, str]) -> dict[str, Schema]:
+    decided = {**bad, "409": "The case is not pending (decided already, or meanwhile)"}
+    reason = _object(["reason"], reason=_TEXT)
+    listed = _operation(
+        "get",
+        "Misuse-guard cases, pending first, then oldest first (review:read)",
+        "AdminGuardCases",
+        {"400": "A bad query parameter"},
+    )
+    ((method, operation),) = listed.items()
+    status = {"enum": ["pending", "cleared", "confirmed"]}
+    listed = {
+        method: {
+            **operation,
+            "parameters": [{"name": "status", "in": "query", "required": False, "schema": status}],
+        }
+    }
+    return {
+        "/admin/api/guard/cases": listed,
+        "/admin/api/guard/cases/{case}": _operation(
+            "get",
+            "Open a case: its flags with their excerpts, decrypted after the audited view "
+            "(review:write)",
+            "AdminGuardCaseOpened",
+            {},
+            params=("case",),
+        ),
+        "/admin/api/guard/cases/{case}/clear": _operation(
+            "post",
+            "Clear a case: the hold is lifted, its flags stop counting (review:write)",
+            "AdminGuardCase",
+            decided,
+            params=("case",),
+            body=reason,
+        ),
+        "/admin/api/guard/cases/{case}/confirm": _operation(
+            "post",
+            "Confirm a case: controlled models stay refused until released (review:write)",
+            "AdminGuardCase",
+            decided,
+            params=("case",),
+            body=reason,
+        ),
+        "/admin/api/users/{subject}/guard-flags": _operation(
+            "get",
+            "A person's misuse-guard flags, newest first, no excerpts (principals:read; audited)",
+            "AdminGuardFlags",
+            {},
+            params=("subject",),
         ),
     }

@@ -17,6 +17,7 @@ POST /users/{subject}/screening/resolve           screening:write
 GET  /review                                      review:read   cases awaiting review
 GET  /review/{case}                               review:read   the case, without its images
 POST /review/{case}/decide  {"outcome": "verified|rejected", "note"}   review:write
+     (the misuse guard's cases and a person's flags: guard_routes.py)
 
 Errors are `{"error": {"code", "message"}}` with the error's own status; a missing or bad token
 is 401 with `WWW-Authenticate: Bearer`, a token without the scope 403 `insufficient_scope`
@@ -40,6 +41,7 @@ from starlette.routing import Route
 
 from clearance.admin import tokens
 from clearance.admin.catalog_routes import CatalogRoutes
+from clearance.admin.guard_routes import GuardRoutes
 from clearance.admin.principal_routes import PrincipalRoutes
 from clearance.admin.tokens import AdminToken, Scope
 from clearance.audit.entries import admin_action
@@ -336,6 +338,7 @@ def admin_app(settings: Settings, engine: Engine, audit: AuditLog) -> Starlette:
         r("/review/{case}/decide", Scope.REVIEW_WRITE, api.decide, "POST"),
         *CatalogRoutes(api, json_body).routes(),  # upstreams and models: catalog_routes.py
         *PrincipalRoutes(api, json_body).routes(),  # people, orgs, keys, licences
+        *GuardRoutes(api, json_body).routes(),  # the misuse guard's review queue
     ]
 
     async def on_error(_request: Request, exc: Exception) -> Response:

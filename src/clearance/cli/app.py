@@ -62,6 +62,7 @@ COMMANDS: dict[str, Entry] = {
     "policy": Entry(("policy",), "The export-control policy (Cedar)."),
     "lists": Entry(("screening",), "Restricted-party lists: load, list, review hits."),
     "admin": Entry(("admin",), "The operator API (/admin/api)."),
+    "guard": Entry(("guard",), "The misuse guard: flagged use, held accounts and their review."),
 }
 
 # Every group module registers once per process into this app; commands are taken from it.

@@ -76,6 +76,8 @@ def build(portal: Portal) -> Starlette:
             Route("/review/{case_id:int}", reviews.case, methods=["GET"]),
             Route("/review/{case_id:int}/evidence/{position:int}", reviews.evidence),
             Route("/review/{case_id:int}/decide", reviews.decide, methods=["POST"]),
+            Route("/review/guard/{case_id:int}", reviews.guard_case, methods=["GET"]),
+            Route("/review/guard/{case_id:int}/decide", reviews.guard_decide, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=STATIC)),
         ],
         exception_handlers={ClearanceError: on_error, HTTPException: on_error},

@@ -4,13 +4,20 @@ GET  /review                         the queue, oldest first: case, age, method,
 GET  /review/ID                      open a case (an audited view), then its facts and images
 GET  /review/ID/evidence/N?until&sig one decrypted image of a case opened by this session
 POST /review/ID/decide               `outcome` verified | rejected and a required `note`
+GET  /review/guard/ID                open a misuse-guard case (an audited view): its flags and
+                                     their decrypted excerpts
+POST /review/guard/ID/decide         `outcome` cleared | confirmed and a required `note`
+
+The queue lists the pending misuse-guard cases (guard/review.py) below the identity cases.
 
 Every route needs a signed-in account holding the `reviewer` role (operators.py), checked on
 each request before any case is looked up: to anyone else every case number, real or not,
 answers the same 403 (OWASP ASVS 5.0 V8.2, function- and data-level authorisation). Nobody
 decides their own verification (separation of duties): the form is not shown, the POST is 403.
 
-Opening a case goes through `identity.review.open_case`, which writes the
+Opening a guard case goes through `guard.review.open_case`, which writes the
+`usage.review.view` entry before it decrypts the excerpts (shown inline, as text, escaped).
+Opening an identity case goes through `identity.review.open_case`, which writes the
 `identity.review.view` entry before it decrypts anything. The page then links each image with
 a signature over (case, image, expiry, this session's cookie) under a key derived from the
 vault's master key: the image route decrypts that one file in memory only for a link minted by
@@ -32,7 +39,15 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from clearance.errors import InvalidInput, NotFound, PermissionDenied, UnsupportedImage
+from clearance.errors import (
+    ConfigError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    UnsupportedImage,
+)
+from clearance.guard import review as guard_review
+from clearance.guard.review import GuardCase
 from clearance.identity import review
 from clearance.identity.images import sniff
 from clearance.identity.models import Case, Outcome
@@ -61,6 +76,12 @@ class QueueRow:
     case: Case
     age: str
     files: int
+
+
+@dataclass(frozen=True, slots=True)
+class GuardRow:
+    case: GuardCase
+    age: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,14 +135,22 @@ class ReviewViews:
             QueueRow(c, age(c.created_at, now), sum(not e.erased for e in c.evidence))
             for c in cases
         ]
+        guard_rows = [
+            GuardRow(c, age(c.opened_at, now))
+            for c in await self.portal.db(lambda conn: guard_review.list_cases(conn, "pending"))
+        ]
         decided = request.query_params.get("decided", "")
         outcome = request.query_params.get("outcome", "")
+        guard_decided = request.query_params.get("guard_decided", "")
         return self.portal.page(
             request,
             "review_queue.html",
             rows=rows,
+            guard_rows=guard_rows,
             decided=int(decided) if _NUMBER.fullmatch(decided) else None,
             outcome=outcome if outcome in (Outcome.VERIFIED, Outcome.REJECTED) else None,
+            guard_decided=int(guard_decided) if _NUMBER.fullmatch(guard_decided) else None,
+            guard_outcome=outcome if outcome in ("cleared", "confirmed") else None,
         )
 
     async def case(self, request: Request) -> Response:
@@ -197,4 +226,60 @@ class ReviewViews:
         )
         root = request.scope.get("root_path", "")
         location = f"{root}/review?decided={case.id}&outcome={case.status.value}"
+        return RedirectResponse(location, status_code=303)
+
+    # -- the misuse guard's cases ------------------------------------------------------------
+
+    def _guard_vault(self) -> EvidenceVault | None:
+        try:
+            return self.vault()
+        except ConfigError:  # no master key: the flags are shown, their excerpts are not
+            return None
+
+    async def guard_case(self, request: Request) -> Response:
+        p = self.portal
+        user = await self._reviewer(request)
+        case_id: int = request.path_params["case_id"]
+        opened = await asyncio.to_thread(
+            guard_review.open_case,
+            p.engine,
+            self._guard_vault(),
+            p.audit,
+            case_id,
+            actor=actor(user),
+        )
+        return p.page(
+            request,
+            "guard_case.html",
+            case=opened.case,
+            excerpts=opened.excerpts,
+            own=opened.case.user_id == user.id,
+            max_note=MAX_NOTE,
+        )
+
+    async def guard_decide(self, request: Request) -> Response:
+        p = self.portal
+        user = await self._reviewer(request)
+        form = await p.form(request)
+        case_id: int = request.path_params["case_id"]
+        case = await p.db(lambda c: guard_review.get_case(c, case_id))
+        if case.user_id == user.id:
+            raise PermissionDenied("a reviewer may not decide a case about their own use")
+        choice = str(form.get("outcome") or "")
+        if choice not in ("cleared", "confirmed"):
+            raise InvalidInput("choose clear or confirm")
+        note = str(form.get("note") or "")
+        if len(note) > MAX_NOTE:
+            raise InvalidInput(f"the note is at most {MAX_NOTE} characters")
+        await asyncio.to_thread(
+            guard_review.decide,
+            p.engine,
+            p.audit,
+            case_id,
+            actor=actor(user),
+            outcome="cleared" if choice == "cleared" else "confirmed",
+            reason=note,
+        )
+        root = request.scope.get("root_path", "")
+        location = f"{root}/review?guard_decided={case_id}&outcome={choice}"
         return RedirectResponse(location, status_code=303)
