@@ -250,7 +250,7 @@ def test_typed_entries_say_what_happened(gateway: Running) -> None:
         "openai",
         "/v1/chat/completions",
         False,
-        2,
+        3,
     )
     f = at(fallback.http_response)
     assert (f["outcome"], f["effect"], f["model_served"], f["status"]) == (
