@@ -187,6 +187,30 @@ def test_purge_keeps_held_evidence_and_erases_the_rest(
     assert service.held_past_retention(engine, retention_days=30, now=LATER) == 0
 
 
+@pytest.mark.parametrize("scope", [Scope.PERSON, Scope.ORG])
+def test_a_person_or_org_hold_keeps_only_their_own_evidence(
+    engine: Engine, vault: EvidenceVault, audit: AuditLog, scope: Scope
+) -> None:
+    """The hold's subquery is tied to the case being purged, not to any case: a hold on one
+    person (or organisation) never keeps everyone else's evidence past retention."""
+    with engine.begin() as conn:
+        principals.add_org(conn, "Acme Research", "US")
+        principals.add_org(conn, "Other Labs", "US")
+    _, held_subject, kept = person(engine, vault, audit, "held@example.com", org="Acme Research")
+    _, _, other = person(engine, vault, audit, "other@example.com", org="Other Labs")
+    _, _, alone = person(engine, vault, audit, "alone@example.com")
+    value = held_subject if scope is Scope.PERSON else "Acme Research"
+    holds.add(
+        engine, audit, scope=scope, value=value, reason="litigation", reference=None, actor="c"
+    )
+    purged = service.purge_expired(
+        engine, vault, audit, retention_days=30, actor="gateway:retention", now=LATER
+    )
+    assert purged == 8
+    assert files_left(engine, vault, kept.id) == 4
+    assert files_left(engine, vault, other.id) == files_left(engine, vault, alone.id) == 0
+
+
 def test_a_hold_before_any_case_covers_the_cases_that_follow(
     engine: Engine, vault: EvidenceVault, audit: AuditLog
 ) -> None:

@@ -255,7 +255,11 @@ def _covers(case_id: ColumnElement[Any], user_id: ColumnElement[Any]) -> ColumnE
         sa.and_(
             legal_holds.c.scope == Scope.PERSON.value,
             legal_holds.c.scope_value.in_(
-                sa.select(person.c.subject_id).where(person.c.id == user_id)
+                # correlate_except: the case's own table stays the outer query's (auto-correlation
+                # reaches only the enclosing SELECT, and this one is two levels down).
+                sa.select(person.c.subject_id)
+                .where(person.c.id == user_id)
+                .correlate_except(person)
             ),
         ),
         sa.and_(
@@ -264,6 +268,7 @@ def _covers(case_id: ColumnElement[Any], user_id: ColumnElement[Any]) -> ColumnE
                 sa.select(orgs.c.name)
                 .join(member, member.c.org_id == orgs.c.id)
                 .where(member.c.id == user_id)
+                .correlate_except(orgs, member)
             ),
         ),
     )
