@@ -31,7 +31,7 @@ from clearance.audit import entries
 from clearance.audit.keys import generate_signing_key, load_signer
 from clearance.audit.service import AuditLog
 from clearance.config import AuditSettings
-from clearance.gateway.metrics import Metrics
+from clearance.decision.metrics import Metrics
 from clearance.net.client import country_of
 
 FIELDS: dict[str, object] = dict(

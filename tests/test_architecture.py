@@ -16,6 +16,7 @@ DOMAINS = {
     "config",
     "errors",
     "guard",
+    "decision",  # the decision service: auth, policy, guard, durable entry (every surface asks it)
     "identity",
     "net",
     "policy",

@@ -28,10 +28,11 @@ from clearance.audit.keys import derived_key
 from clearance.audit.routes import audit_app
 from clearance.audit.service import AuditLog
 from clearance.config import Settings, load_settings
+from clearance.decision.metrics import Metrics
+from clearance.decision.recorder import Recorder
+from clearance.decision.service import DecisionService
 from clearance.errors import ConfigError
-from clearance.gateway.metrics import Metrics
 from clearance.gateway.proxy import Proxy
-from clearance.gateway.recorder import Recorder
 from clearance.guard.service import Guard
 from clearance.guard.strikes import Strikes
 from clearance.identity.vault import EvidenceVault
@@ -66,7 +67,8 @@ class Clearance:
         self.audit.sequencer.on_batch = self.metrics.audit_batch.observe
         recorder = Recorder(self.audit.sequencer, self.state.list_versions)
         guard, strikes = build_guard(settings, self.engine, self.audit)
-        self.proxy = Proxy(self.state, recorder, self.metrics, guard, strikes)
+        self.decisions = DecisionService(self.state, recorder, self.metrics, guard, strikes)
+        self.proxy = Proxy(self.decisions)
         self.locator = ClientLocator(settings.gateway.trusted_proxies)
         self.web = Starlette(
             routes=[
@@ -121,7 +123,7 @@ class Clearance:
             self._poller.cancel()
             summaries.cancel()
             await asyncio.gather(self._poller, summaries, return_exceptions=True)
-            await self.proxy.flush_refusals()  # a graceful stop loses no count
+            await self.decisions.flush_refusals()  # a graceful stop loses no count
             await self.proxy.close()
             await asyncio.to_thread(self.audit.close)
             self.engine.dispose()
@@ -136,7 +138,7 @@ class Clearance:
         """Refusals before authentication, as summary entries every refusal_summary_seconds."""
         while True:
             await asyncio.sleep(self.settings.gateway.refusal_summary_seconds)
-            await self.proxy.flush_refusals()
+            await self.decisions.flush_refusals()
 
     async def poll_now(self) -> set[str]:
         """One poll, exactly as the poller runs it every POLL_SECONDS; returns what changed.

@@ -36,7 +36,7 @@ from clearance.catalog.classification import classify
 from clearance.catalog.models import UpstreamKind
 from clearance.config import Settings
 from clearance.demo.run import seed
-from clearance.gateway.http import send_bytes
+from clearance.net.asgi import send_bytes
 from clearance.net.protocol import DeadlineProtocol
 from clearance.net.serving import serve_in_thread
 from clearance.store import connect

@@ -11,7 +11,7 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from clearance.errors import ClearanceError
-from clearance.gateway.http import read_body
+from clearance.net.asgi import read_body
 from clearance.net.protocol import DeadlineProtocol
 from clearance.net.serving import serve_in_thread
 

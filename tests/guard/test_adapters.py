@@ -12,11 +12,11 @@ import pytest
 
 from clearance.catalog.models import Model
 from clearance.config import GuardSettings
-from clearance.gateway.guarded import StreamReader
 from clearance.guard import conversation
 from clearance.guard.adapters import parse_llama_guard, task_prompt
 from clearance.guard.models import GuardError, Turn, Verdict
 from clearance.guard.service import Guard
+from clearance.guard.stream import StreamReader
 
 CONTROLLED = Model(id="m", upstream="u", upstream_model="m", controlled=True, rationale="r")
 OPEN = Model(id="o", upstream="u", upstream_model="o", controlled=False, rationale="r")

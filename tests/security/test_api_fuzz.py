@@ -10,7 +10,7 @@ import jsonschema_rs
 import orjson
 import pytest
 
-from clearance.gateway.surfaces import Surface, error_body
+from clearance.decision.surfaces import Surface, error_body
 from clearance.openapi import openapi_document
 from clearance.store import connect
 from tests.security.api_fuzz import admin_secrets, fuzz_gateway, operations

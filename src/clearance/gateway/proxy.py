@@ -9,7 +9,7 @@ The invariant: no byte of a response (not even its status line) reaches the clie
 decision entry is durable, and a denial never reaches the upstream. An allowed request's upstream
 call starts while its entry commits; if the commit fails, the call is cancelled and the client
 gets 503. Every attempt, refused or failed, is recorded: one entry each once the caller is known,
-counted per interval before that (gateway/refusals.py).
+counted per interval before that (decision/refusals.py).
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ import aiohttp
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from clearance.audit.keys import derived_key
 from clearance.catalog.models import Model
+from clearance.decision.attempt import Attempt
+from clearance.decision.payload import parse_payload, rewrite
+from clearance.decision.service import DecisionService
+from clearance.decision.surfaces import ROUTES, Route, Surface, error_body, surface_for
 from clearance.errors import (
     AuditUnavailable,
-    AuthenticationError,
     ClearanceError,
     InvalidInput,
     NotFound,
@@ -35,43 +37,26 @@ from clearance.errors import (
     UpstreamTimeout,
 )
 from clearance.gateway import upstream as up
-from clearance.gateway.attempt import Attempt
-from clearance.gateway.guarded import StreamReader
-from clearance.gateway.http import Headers, api_key, read_body, send_bytes
-from clearance.gateway.metrics import Metrics
-from clearance.gateway.payload import parse_payload, rewrite, unknown_model
-from clearance.gateway.recorder import Recorder
-from clearance.gateway.refusals import Refusals
-from clearance.gateway.surfaces import ROUTES, Route, Surface, error_body, surface_for
 from clearance.guard import conversation
 from clearance.guard.models import Check
-from clearance.guard.service import CONTEXT_CHARS, Guard
-from clearance.guard.strikes import Strikes
-from clearance.net.client import ClientLocator, country_of
-from clearance.policy.models import Action, Decision, Effect, GuardFact, RequestContext
-from clearance.policy.state import Caller, DecisionState
+from clearance.guard.stream import StreamReader
+from clearance.net.asgi import Headers, read_body, send_bytes
+from clearance.net.client import ClientLocator
+from clearance.policy.models import Decision, Effect, RequestContext
+from clearance.policy.state import Caller
 
 log = logging.getLogger("clearance.gateway")
 
 
 class Proxy:
-    def __init__(
-        self,
-        state: DecisionState,
-        recorder: Recorder,
-        metrics: Metrics,
-        guard: Guard | None = None,
-        strikes: Strikes | None = None,
-    ) -> None:
-        self.state = state
-        self.recorder = recorder
-        self.metrics = metrics
-        self.guard = guard  # the misuse guard (clearance.guard), when [guard] kind is set
-        self.strikes = strikes
-        self.settings = state.settings.gateway
+    def __init__(self, decisions: DecisionService) -> None:
+        self.decisions = decisions
+        self.state = decisions.state
+        self.recorder = decisions.recorder
+        self.metrics = decisions.metrics
+        self.guard = decisions.guard
+        self.settings = self.state.settings.gateway
         self.locator = ClientLocator(self.settings.trusted_proxies)
-        audit_key = state.settings.audit.signing_key_file
-        self.refusals = Refusals(self.settings, derived_key(audit_key, "client-network"))
         self.session: aiohttp.ClientSession | None = None
         # In-flight requests by served model, so a suspension can end them (the kill switch).
         self.inflight: dict[str, set[Attempt]] = {}
@@ -82,8 +67,7 @@ class Proxy:
     async def close(self) -> None:
         if self.session is not None:
             await self.session.close()
-        if self.guard is not None:
-            await self.guard.close()
+        await self.decisions.close()
 
     def suspend_inflight(self, model_ids: set[str]) -> int:
         attempts = [a for m in model_ids for a in self.inflight.get(m, ())]
@@ -95,10 +79,13 @@ class Proxy:
         surface = surface_for(path, headers)
         try:
             if path == "/v1/models" and scope["method"] == "GET":
+                client = self.locator.address(scope)
                 try:
-                    caller = await self.authenticate(scope, headers)
+                    caller = await self.decisions.authenticate(
+                        headers, scope.get("query_string", b""), client
+                    )
                 except ClearanceError as exc:
-                    self.count_refusal(scope, surface, exc)
+                    self.decisions.count_refusal(client, surface, exc)
                     raise
                 await self.list_models(scope, headers, caller, surface, send)
                 return
@@ -122,87 +109,39 @@ class Proxy:
             await asyncio.sleep(self.settings.bad_key_delay_seconds)
         await send_bytes(send, exc.status, body, headers)
 
-    async def authenticate(self, scope: Scope, headers: dict[bytes, bytes]) -> Caller:
-        """The caller of a key held in memory at once; else, unless this client has sent too
-        many bad keys (then 429, before any database read), from the database."""
-        try:
-            if b"key=" in scope.get("query_string", b""):
-                raise AuthenticationError(
-                    "API keys are not accepted in the URL; send a header", reason="key_in_url"
-                )
-            secret = api_key(headers)
-            if not secret:
-                raise AuthenticationError(
-                    "missing API key: send Authorization: Bearer or x-api-key",
-                    reason="missing_api_key",
-                )
-            caller = self.state.cached_caller(secret)
-            if caller is not None:
-                return caller
-        except AuthenticationError:
-            self.refusals.check(self.locator.address(scope))
-            raise
-        self.refusals.check(self.locator.address(scope))
-        return await asyncio.to_thread(self.state.load_caller, secret)
-
-    def count_refusal(self, scope: Scope, surface: Surface, exc: ClearanceError) -> None:
-        """A refusal before anyone is authenticated: counted at once, never waited for."""
-        self.metrics.rejections.labels(str(exc.status)).inc()
-        client = self.locator.address(scope)
-        self.refusals.count(
-            reason=exc.reason,
-            status=exc.status,
-            surface=surface.logged,
-            country=country_of(client) or None,
-            client=client,
-        )
-
-    async def flush_refusals(self) -> None:
-        """Append what `count_refusal` counted since the last flush, one entry per bucket."""
-        records = self.refusals.drain()
-        if records:
-            await self.recorder.summaries(records)
-
     async def handle(
         self, route: Route, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]
     ) -> None:
         attempt = Attempt(route=route, started=time.perf_counter())
+        client = self.locator.address(scope)
         try:
-            attempt.caller = await self.authenticate(scope, headers)
+            attempt.caller = await self.decisions.authenticate(
+                headers, scope.get("query_string", b""), client
+            )
         except ClearanceError as exc:
-            self.count_refusal(scope, route.surface, exc)
+            self.decisions.count_refusal(client, route.surface, exc)
             raise
         try:
             body = await read_body(receive, headers, self.settings.max_body_bytes)
             payload, model = parse_payload(body)
-            attempt.stream = payload.get("stream") is True
-            # The log keeps catalog ids only: a client-chosen string (an email, a prompt) never
-            # becomes a permanent record, just its digest.
-            attempt.model = model if model in self.state.catalog.models else unknown_model(model)
-            attempt.ip_country = self.locator.country(scope, headers)
-            attempt.decision = self.state.decide(
-                attempt.caller,
-                model,
-                RequestContext(action=Action.INFERENCE, ip_country=attempt.ip_country),
-            )
-            guarded = self._guarded(attempt)
-            if guarded is not None:  # before anything goes upstream: a flagged prompt never does
-                attempt.decision = await self._check_prompt(attempt, payload, guarded)
         except ClearanceError as exc:
             self.metrics.rejections.labels(str(exc.status)).inc()
             await self.recorder.rejected(attempt, exc)
             raise
-        decision = attempt.decision
-        self.metrics.decided(decision.effect.value, decision.rules[0])
+        attempt.stream = payload.get("stream") is True
+        attempt.ip_country = self.locator.country(scope, headers)
+        decision = await self.decisions.decide(attempt, payload, model)
         if decision.effect is Effect.DENY:
-            self.start_record(attempt)
-            await self._release(attempt)  # durable before the 451; the upstream never sees it
+            self.decisions.start_record(attempt)
+            await self.decisions.release(
+                attempt
+            )  # durable before the 451; the upstream never sees it
             if attempt.guard is not None and attempt.guard.verdict.flagged:
-                await self._record_flag(attempt, attempt.guard, decision.model_requested)
+                await self.decisions.record_flag(attempt, attempt.guard, decision.model_requested)
             await self.deny(send, route.surface, decision, attempt.index, attempt.index_header())
             return
         # The commit and the upstream call run side by side; `_release` holds the response.
-        self.start_record(attempt)
+        self.decisions.start_record(attempt)
         assert decision.model_served is not None
         served = self.state.catalog.models[decision.model_served]
         attempt.headers = [
@@ -217,133 +156,6 @@ class Proxy:
         del body, payload
         await self.forward(attempt, served, upstream_body, stream, receive, send, headers)
 
-    def _guarded(self, attempt: Attempt) -> Model | None:
-        """The served model, when the guard checks this request: a generative endpoint, an
-        allowed decision, a guarded model."""
-        d = attempt.decision
-        if self.guard is None or d is None or not d.allowed:
-            return None
-        if attempt.route.path not in conversation.GENERATIVE:
-            return None
-        assert d.model_served is not None
-        served = self.state.catalog.models[d.model_served]
-        return served if self.guard.guards(served) else None
-
-    async def _check_prompt(
-        self, attempt: Attempt, payload: dict[str, object], served: Model
-    ) -> Decision:
-        """The whole conversation checked; the policy decides again with the verdict."""
-        assert self.guard is not None and attempt.decision is not None
-        text = conversation.prompt_text(attempt.route.path, payload)
-        attempt.prompt_tail = text[-CONTEXT_CHARS:]
-        check = await self.guard.check_prompt(text, served)
-        self._observe(check)
-        attempt.guard = check
-        ruled = self._ruling(attempt, served, check)
-        return attempt.decision if ruled is None else ruled
-
-    def _observe(self, check: Check) -> None:
-        self.metrics.guard_checks.labels(check.stage, check.verdict.outcome).inc()
-        self.metrics.guard_latency.labels(check.stage).observe(check.elapsed_ms / 1000)
-
-    def _ruling(self, attempt: Attempt, served: Model, check: Check) -> Decision | None:
-        """The policy's answer for the served model given the guard's verdict (context.guard):
-        None when it still allows, else the refusal, naming the requested model."""
-        assert attempt.caller is not None and attempt.decision is not None
-        v = check.verdict
-        ctx = RequestContext(
-            action=Action.INFERENCE,
-            ip_country=attempt.ip_country,
-            guard=GuardFact(v.outcome, v.categories, v.score, check.fail_open),
-        )
-        ruled = self.state.decide(attempt.caller, served.id, ctx, allow_fallback=False)
-        if ruled.allowed:
-            return None
-        return Decision(
-            effect=Effect.DENY,
-            model_requested=attempt.decision.model_requested,
-            model_served=None,
-            reasons=ruled.reasons,
-            policy_hash=ruled.policy_hash,
-            facts_version=ruled.facts_version,
-            facts_digest=ruled.facts_digest,
-        )
-
-    async def _record_flag(self, attempt: Attempt, check: Check, model_id: str) -> None:
-        """Count a flag against the person (guard/strikes.py). A failure to store it is logged,
-        never the client's problem: the refusal and its entry stand either way."""
-        if self.strikes is None or attempt.caller is None:
-            return
-        subject = attempt.caller.facts.subject_id
-        try:
-            flagged = await asyncio.to_thread(
-                self.strikes.record, subject, model_id, check, attempt.index
-            )
-        except Exception:
-            log.exception("could not store a misuse-guard flag (decision %s)", attempt.index)
-            return
-        if flagged.case_id is not None:
-            log.warning("misuse-guard hold placed: case %d", flagged.case_id)
-
-    def start_record(self, attempt: Attempt) -> None:
-        """Start appending the decision entry: `attempt.durable` resolves once it is durable.
-
-        A failed commit ends the request (fail closed) unless the decision may be served
-        unrecorded; either way `_release` then tells."""
-        assert attempt.decision is not None
-        submitted = time.perf_counter()
-        durable = self.recorder.decision(attempt)
-        attempt.durable = durable
-
-        def committed(future: asyncio.Future[int]) -> None:
-            self.metrics.audit_wait.observe(time.perf_counter() - submitted)
-            if future.cancelled() or future.exception() is None:
-                return
-            assert attempt.decision is not None
-            if self._may_serve_unrecorded(attempt.decision):
-                attempt.unrecorded = True
-            else:
-                attempt.end("audit_unavailable")  # the upstream call, if any, is cancelled
-
-        durable.add_done_callback(committed)
-
-    async def _release(self, attempt: Attempt) -> None:
-        """Wait until the decision entry is durable; raises AuditUnavailable (fail closed).
-
-        Shielded: cancelling the relay (a disconnect, the kill switch) must not cancel the append,
-        whose entry the outcome entry then names."""
-        durable = attempt.durable
-        assert durable is not None
-        if attempt.released:
-            return
-        if not durable.done():
-            await asyncio.shield(durable)
-        if durable.exception() is not None:
-            if not attempt.unrecorded:
-                raise AuditUnavailable("the audit log could not record the decision")
-        else:
-            attempt.index = durable.result()
-        attempt.headers[:0] = attempt.index_header()
-        attempt.released = True
-
-    async def _settle(self, attempt: Attempt) -> bool:
-        """After the relay ended early: whether the decision entry is durable (to be named)."""
-        try:
-            await self._release(attempt)
-        except AuditUnavailable:
-            return False
-        return True
-
-    def _checks_output(self) -> bool:
-        return self.guard is not None and self.guard.settings.check_output
-
-    def _may_serve_unrecorded(self, decision: Decision) -> bool:
-        if not self.settings.serve_uncontrolled_without_audit or decision.effect is Effect.DENY:
-            return False
-        models = self.state.catalog.models
-        involved = {decision.model_requested, decision.model_served}
-        return not any(models[m].controlled for m in involved if m in models)
-
     async def deny(
         self,
         send: Send,
@@ -352,22 +164,15 @@ class Proxy:
         index: int | None,
         headers: Headers,
     ) -> None:
-        """HTTP 451 (RFC 7725) with where to go next, or the status the rule names (a usage-policy
-        refusal: 403; its check unavailable: 503); JSON even when a stream was asked for."""
-        first = decision.reasons[0]
-        message = f"{first.reason} (rule: {first.rule}; decision: {index})"
-        if first.status == 451:
-            await self.send_451(send, surface, message, first.rule, headers)
-            return
-        body = error_body(surface, first.status, message, first.rule)
-        await send_bytes(send, first.status, body, headers)
+        """The refusal (decisions.refusal); JSON even when a stream was asked for."""
+        status, body, headers = self.decisions.refusal(surface, decision, index, headers)
+        await send_bytes(send, status, body, headers)
 
     async def send_451(
         self, send: Send, surface: Surface, message: str, rule: str, headers: Headers
     ) -> None:
         body = error_body(surface, 451, message, rule)
-        link = f'<{self.settings.portal_url}>; rel="blocked-by"'.encode()
-        await send_bytes(send, 451, body, [*headers, (b"link", link)])
+        await send_bytes(send, 451, body, [*headers, (b"link", self.decisions.blocked_by())])
 
     async def forward(
         self,
@@ -422,10 +227,10 @@ class Proxy:
             raise AuditUnavailable("the audit log could not record the decision")
         if attempt.ended == "client_disconnected":
             # Cancelling the relay closed the upstream request too.
-            if await self._settle(attempt):
+            if await self.decisions.settle(attempt):
                 await self.recorder.outcome(attempt, "disconnected", None, "client_disconnected")
             return
-        if not await self._settle(attempt):
+        if not await self.decisions.settle(attempt):
             raise AuditUnavailable("the audit log could not record the decision")
         # The status line already sent cannot change: then the entry has no status.
         status = None if attempt.responded else 451
@@ -442,13 +247,13 @@ class Proxy:
         events (the status line is out: 200 stands, the stream ends cleanly but filtered)."""
         assert attempt.cut is not None and attempt.reader is not None
         check, ruled = attempt.cut
-        if not await self._settle(attempt):
+        if not await self.decisions.settle(attempt):
             raise AuditUnavailable("the audit log could not record the decision")
         await self.recorder.outcome(attempt, "cut", None, ruled.rules[0], guard=check.entry())
         attempt.finishing = True
         await send({"type": "http.response.body", "body": attempt.reader.cut(), "more_body": False})
         if check.verdict.flagged:
-            await self._record_flag(attempt, check, served.id)
+            await self.decisions.record_flag(attempt, check, served.id)
 
     def _spawn_output_check(self, attempt: Attempt, served: Model) -> None:
         """Check what the stream said since the last check, beside the stream; a refusal ends
@@ -469,9 +274,9 @@ class Proxy:
                 check = self.guard.failed("output", "guard_fault", served)  # type: ignore[union-attr]
             else:
                 check = done.result()
-            self._observe(check)
+            self.decisions.observe(check)
             try:
-                ruled = self._ruling(attempt, served, check)
+                ruled = self.decisions.ruling(attempt, served, check)
             except ClearanceError:
                 log.exception("policy failed on an output check: the stream is cut")
                 ruled = attempt.decision
@@ -496,8 +301,8 @@ class Proxy:
                 check = self.guard.failed("output", "unreadable_answer", served)
             else:
                 check = await self.guard.check_output(attempt.prompt_tail, text, served)
-            self._observe(check)
-            ruled = self._ruling(attempt, served, check)
+            self.decisions.observe(check)
+            ruled = self.decisions.ruling(attempt, served, check)
             if ruled is None:
                 await send_bytes(send, resp.status, body, [*up.response_headers(resp), *extra])
                 return
@@ -511,7 +316,7 @@ class Proxy:
             body = conversation.withheld(path, body)
             await send_bytes(send, 200, body, [*up.response_headers(resp), *extra])
             if check.verdict.flagged:
-                await self._record_flag(attempt, check, served.id)
+                await self.decisions.record_flag(attempt, check, served.id)
             return
         settings = self.guard.settings
         reader = attempt.reader = StreamReader(
@@ -559,12 +364,16 @@ class Proxy:
         try:
             async with self.session.post(url, data=body, headers=headers) as resp:
                 self.metrics.upstream.observe(time.perf_counter() - sent)
-                await self._release(attempt)  # not a byte before the entry is durable
+                await self.decisions.release(attempt)  # not a byte before the entry is durable
                 if resp.status >= 500:
                     raise UpstreamError(
                         f"the model provider failed (HTTP {resp.status}); try again"
                     )
-                if attempt.guard is not None and resp.status == 200 and self._checks_output():
+                if (
+                    attempt.guard is not None
+                    and resp.status == 200
+                    and self.decisions.checks_output()
+                ):
                     assert attempt.decision is not None and attempt.decision.model_served
                     served = self.state.catalog.models[attempt.decision.model_served]
                     await self._relay_guarded(attempt, resp, send, served)
@@ -618,7 +427,7 @@ class Proxy:
         kind: str,
         cause: BaseException,
     ) -> None:
-        await self._release(attempt)  # the failure is told once the decision is durable
+        await self.decisions.release(attempt)  # the failure is told once the decision is durable
         self.metrics.upstream_errors.labels(kind).inc()
         await self.recorder.outcome(attempt, "failed", None if started else error.status, kind)
         surface = attempt.route.surface

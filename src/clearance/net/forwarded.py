@@ -1,6 +1,6 @@
 """The hops a request passed through, as proxies record them: `X-Forwarded-For` with
 `X-Forwarded-Proto` (de facto), or `Forwarded` (RFC 7239). Pure parsing; which hops to believe
-is `ClientLocator`'s business (gateway/http.py).
+is `ClientLocator`'s business (net/client.py).
 
 Everything left of the nearest trusted proxy's entry is the client's to write, so nothing here
 raises: a node that is not an address becomes a hop without one, and a malformed `Forwarded`

@@ -1,6 +1,6 @@
 """The error body of Clearance's own JSON APIs (the audit routes, the operator API, paths no
 surface serves), built in one place: `{"error": {"code", "message"}}`. The gateway answers in
-each SDK's own shape instead (gateway/surfaces.py)."""
+each SDK's own shape instead (decision/surfaces.py)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ def server_options(**options: Any) -> dict[str, Any]:
     uvicorn would otherwise believe X-Forwarded-For and X-Forwarded-Proto from 127.0.0.1 (its
     `forwarded_allow_ips` default) and rewrite the client before the gateway sees it: behind a
     local forwarder that sets no header, a client would choose its own country. Only
-    `trusted_proxies` decides, in `ClientLocator` (gateway/http.py).
+    `trusted_proxies` decides, in `ClientLocator` (net/client.py).
     """
     return {"log_level": "warning", "access_log": False, **options, "proxy_headers": False}
 

@@ -3,7 +3,7 @@
 Entries hold the pseudonymous subject id, models, effect, rules, digests and versions, and in
 typed fields the HTTP status, the reason code, the endpoint and surface; never the key, the
 prompt, the completion or the client's address (only its country). Requests refused before
-anyone is authenticated are not appended one by one: `gateway/refusals.py` counts them.
+anyone is authenticated are not appended one by one: `decision/refusals.py` counts them.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 from clearance.audit import entries
 from clearance.audit.sink import AsyncAuditSink
+from clearance.decision.attempt import Attempt
 from clearance.errors import AuditUnavailable, ClearanceError
-from clearance.gateway.attempt import Attempt
 from clearance.policy.models import Effect
 
 log = logging.getLogger("clearance.gateway")
@@ -106,7 +106,7 @@ class Recorder:
             log.error("audit log unavailable while recording outcome %s (%s)", outcome, reason)
 
     async def summaries(self, records: list[bytes]) -> None:
-        """Append refusal summaries (gateway/refusals.py) as one batch; a loss is logged."""
+        """Append refusal summaries (decision/refusals.py) as one batch; a loss is logged."""
         results = await asyncio.gather(
             *(self.log.append(r) for r in records), return_exceptions=True
         )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from clearance.gateway.guarded import StreamReader
-from clearance.gateway.http import Headers
-from clearance.gateway.surfaces import Route
+from clearance.decision.surfaces import Route
 from clearance.guard.models import Check
+from clearance.guard.stream import StreamReader
+from clearance.net.asgi import Headers
 from clearance.policy.models import Decision
 from clearance.policy.state import Caller
 
@@ -33,7 +33,7 @@ class Attempt:
     relaying: asyncio.Task[None] | None = None  # the request's task, while it relays
     ended: str | None = None  # why the relay was ended early (see `end`)
     finishing: bool = False  # the last byte is being sent: nothing ends it any more
-    # The misuse guard (gateway/guarded.py): the prompt's check, the end of the prompt an output
+    # The misuse guard (guard/stream.py): the prompt's check, the end of the prompt an output
     # check is shown, the stream being read, the output check in flight, and what cut the answer.
     guard: Check | None = None
     prompt_tail: str = ""

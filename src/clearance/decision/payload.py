@@ -7,8 +7,8 @@ import hashlib
 
 import orjson
 
+from clearance.decision.surfaces import Route
 from clearance.errors import InvalidInput
-from clearance.gateway.surfaces import Route
 
 
 def unknown_model(model: str) -> str:

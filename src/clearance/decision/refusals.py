@@ -5,7 +5,7 @@ permanent audit entry, a stranger could grow the five-year log and take its writ
 without a key. So these refusals answer at once and are counted in memory, one bucket per
 (reason, status, surface, client country, client network) per interval; each bucket becomes one
 `refusal_summary` entry holding the count and the first and last time (flushed every interval
-and at a graceful stop). Refusals after authentication keep one entry each (gateway/recorder.py).
+and at a graceful stop). Refusals after authentication keep one entry each (decision/recorder.py).
 
 The client network is a keyed hash of the /24 (IPv4) or /48 (IPv6): it groups a scan without
 keeping an address, and only the operator (holding the key) can test whether a given network
