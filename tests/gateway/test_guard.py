@@ -175,7 +175,7 @@ def test_a_clean_prompt_is_served_and_its_check_recorded(guarded: Start) -> None
 def test_an_attack_split_across_turns_is_seen_whole(guarded: Start) -> None:
     """A stateless API lets the client write the history: an attack in an earlier turn, a
     system prompt or a tool result is checked like the last message."""
-    with guarded() as (gw, fake):
+    with guarded() as (gw, _fake):
         alice = gw.openai(gw.key("alice"))
         for messages in (
             [

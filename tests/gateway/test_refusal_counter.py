@@ -6,9 +6,9 @@ import orjson
 import pytest
 
 from clearance.config import GatewaySettings
+from clearance.decision import refusals
 from clearance.decision.refusals import Refusals
 from clearance.errors import RateLimited
-from clearance.decision import refusals
 
 
 class Clock:

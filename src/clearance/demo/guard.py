@@ -72,7 +72,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from clearance.errors import ClearanceError, InvalidInput, NotFound
-from clearance.gateway.http import read_body
+from clearance.net.asgi import read_body
 from clearance.net.serving import serve_in_thread
 
 UNSAFE_MARKER = "GUARD-TEST-UNSAFE"

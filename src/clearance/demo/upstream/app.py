@@ -38,7 +38,7 @@ from starlette.types import Receive, Scope, Send
 from clearance.demo.upstream import anthropic_api, openai_api
 from clearance.demo.upstream.outcome import Events, Json, Outcome
 from clearance.errors import ClearanceError, InvalidInput, NotFound
-from clearance.gateway.http import read_body
+from clearance.net.asgi import read_body
 
 DEMO_MODELS = ("fable-4", "fable-5", "mythos-5")
 FAULT_HEADER = b"x-demo-fault"
