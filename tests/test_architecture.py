@@ -26,7 +26,7 @@ DOMAINS = {
     "store",
     "witness",  # the tlog-witness protocol, and the small witness server it is a client of
 }
-SURFACES = {"gateway", "portal", "admin"}
+SURFACES = {"gateway", "portal", "admin", "integrations"}
 ROOT = {"app", "openapi", "maintenance", "background"}  # the composition root
 TOP = {"cli", "demo"}  # entry points: may use anything
 

@@ -36,6 +36,7 @@ from clearance.gateway.proxy import Proxy
 from clearance.guard.service import Guard
 from clearance.guard.strikes import Strikes
 from clearance.identity.vault import EvidenceVault
+from clearance.integrations.forward_auth import forward_auth_app
 from clearance.net.client import ClientLocator
 from clearance.net.responses import error_response
 from clearance.openapi import openapi_json
@@ -78,6 +79,7 @@ class Clearance:
                 Mount("/audit", app=audit_app(self.engine, settings.audit)),
                 Mount("/portal", app=portal_app(settings, self.engine, self.audit, self.state)),
                 Mount("/admin/api", app=admin_app(settings, self.engine, self.audit)),
+                Mount("/authz", app=forward_auth_app(self.decisions)),
             ],
             lifespan=self.lifespan,
             exception_handlers={HTTPException: not_found},

@@ -26,6 +26,7 @@ from clearance.config.loader import (
 from clearance.config.schema import (
     DEFAULT_EMBARGOED,
     AuditSettings,
+    EdgeSettings,
     GatewaySettings,
     GuardSettings,
     IdentitySettings,
@@ -40,6 +41,7 @@ __all__ = [
     "DEFAULT_CONFIG_NAME",
     "DEFAULT_EMBARGOED",
     "AuditSettings",
+    "EdgeSettings",
     "Effective",
     "GatewaySettings",
     "GuardSettings",

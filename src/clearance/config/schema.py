@@ -477,6 +477,34 @@ class GuardSettings:
         return self.kind != ""
 
 
+TEMPLATES = Rule(
+    ", each a path starting with / that holds {model} once",
+    lambda v: all(t.startswith("/") and t.count("{model}") == 1 for t in v),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeSettings:
+    """[edge]: Clearance as the decision point of an edge that enforces it
+    (docs/integrations.md)."""
+
+    ext_authz_port: int = setting(
+        0,
+        "the port of the Envoy ext_authz gRPC service `clearance serve` runs; 0: none",
+        rule=between(0, 65535),
+    )
+    model_header: str = setting(
+        "x-clearance-model",
+        "the header the edge sets to the model when it sends no body (never the client's)",
+        rule=ONE_LINE,
+    )
+    model_paths: tuple[str, ...] = setting(
+        (),
+        "paths naming the model, e.g. /openai/deployments/{model}/chat/completions",
+        rule=TEMPLATES,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class RetentionSettings:
     """[retention]: how long each kind of record is kept (docs/retention.md)."""
@@ -510,6 +538,7 @@ class Settings:
     portal: PortalSettings = field(default_factory=PortalSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     guard: GuardSettings = field(default_factory=GuardSettings)
+    edge: EdgeSettings = field(default_factory=EdgeSettings)
 
     def with_database(self, url: str) -> Settings:
         return replace(self, database_url=url)

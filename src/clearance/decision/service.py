@@ -50,6 +50,7 @@ class DecisionService:
         self.guard = guard  # the misuse guard (clearance.guard), when [guard] kind is set
         self.strikes = strikes
         self.settings = state.settings.gateway
+        self.model_header = state.settings.edge.model_header.lower().encode("latin-1")
         audit_key = state.settings.audit.signing_key_file
         self.refusals = Refusals(self.settings, derived_key(audit_key, "client-network"))
 
