@@ -69,8 +69,8 @@ def test_the_string_false_does_not_turn_the_fail_closed_default_off(tmp_path: Pa
         ("[gatway]\nport = 9\n", "[gatway]: unknown table (did you mean [gateway]?)"),
         (
             "[zzz]\n",
-            "[zzz]: unknown table (expected one of [audit], [clearance], [gateway], "
-            "[edge], [guard], [identity], [policy], [portal], [retention], [screening])",
+            "[zzz]: unknown table (expected one of [audit], [clearance], [edge], [gateway], "
+            "[guard], [identity], [policy], [portal], [retention], [screening])",
         ),
         ("port = 9\n", "port: a key of [gateway], not a table"),
         ("gateway = 9\n", "gateway: expected a table [gateway], found the integer 9"),
