@@ -11,6 +11,7 @@ import gc
 import logging
 import os
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -43,6 +44,9 @@ from clearance.openapi import openapi_json
 from clearance.policy.state import DecisionState
 from clearance.portal import portal_app
 from clearance.store import connect, migrate
+
+if TYPE_CHECKING:
+    from clearance.integrations.envoy import ExtAuthzServer
 
 log = logging.getLogger("clearance.app")
 POLL_SECONDS = 0.25
@@ -111,6 +115,7 @@ class Clearance:
             ),
         )
         await self.proxy.start()
+        ext_authz = await self._serve_ext_authz()
         if self.own_process:
             settle_heap()
         self._poller = asyncio.create_task(self._poll_forever())
@@ -122,6 +127,8 @@ class Clearance:
             else:
                 yield
         finally:
+            if ext_authz is not None:  # no new Checks; those in flight finish
+                await ext_authz.stop()
             self._poller.cancel()
             summaries.cancel()
             await asyncio.gather(self._poller, summaries, return_exceptions=True)
@@ -129,6 +136,17 @@ class Clearance:
             await self.proxy.close()
             await asyncio.to_thread(self.audit.close)
             self.engine.dispose()
+
+    async def _serve_ext_authz(self) -> ExtAuthzServer | None:
+        """Envoy ext_authz (gRPC) beside the HTTP port when `[edge] ext_authz_port` is set: every
+        worker binds it (SO_REUSEPORT), so the kernel spreads Envoy's connections over them."""
+        if not self.settings.edge.ext_authz_port:
+            return None
+        from clearance.integrations.envoy import ExtAuthzServer  # grpc only where it serves
+
+        server = ExtAuthzServer(self.decisions, self.settings)
+        await server.start(self.settings.gateway.host, self.settings.edge.ext_authz_port)
+        return server
 
     async def _poll_forever(self) -> None:
         """Pick up changes other processes made (suspensions, facts, keys) within a second."""

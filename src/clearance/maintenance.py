@@ -26,8 +26,9 @@ import logging
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import astuple, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -38,6 +39,9 @@ from clearance.guard import review as guard_review
 from clearance.identity import service as identity
 from clearance.identity.vault import EvidenceVault
 from clearance.portal import links, ratelimit, sessions
+from clearance.screening.service import build_matcher, publish, rescreen_ownership
+from clearance.screening.settings import thresholds
+from clearance.store.tables import org_owners
 
 log = logging.getLogger("clearance.maintenance")
 ACTOR = "gateway:retention"  # who the evidence purge's audit entries name
@@ -109,11 +113,31 @@ class Maintenance:
         self._clock = clock
         self._vault = vault
         self._vault_refused = False
+        self._ownership_day: date | None = None
 
     def run_once(self) -> Purged:
+        self.ownership_once()
         return purge_once(
             self._settings, self._engine, self._open_vault(), self._audit, now=self._clock()
         )
+
+    def ownership_once(self) -> int:
+        """Once a UTC day, organisations' ownership again: a dated rule (the BIS Affiliates Rule
+        and its suspension) may start or stop applying at midnight with no list changing.
+        Returns how many organisations changed."""
+        today = self._clock().date()
+        if self._ownership_day == today:
+            return 0
+        self._ownership_day = today
+        with self._engine.connect() as conn:
+            if conn.execute(sa.select(org_owners.c.id).limit(1)).first() is None:
+                return 0  # no declared owners: nothing to compute
+        outbox: list[bytes] = []
+        with self._engine.begin() as conn:
+            matcher = build_matcher(conn, thresholds(self._settings))
+            changed = rescreen_ownership(conn, matcher, outbox=outbox, day=today)
+        publish(outbox, self._audit)
+        return len(changed)
 
     def _open_vault(self) -> EvidenceVault | None:
         # Opened on first use, like the portal's verifier: an instance with no identity master

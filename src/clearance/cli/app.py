@@ -52,7 +52,9 @@ COMMANDS: dict[str, Entry] = {
     ),
     "upstreams": Entry(("catalog",), "Model providers Clearance forwards to."),
     "models": Entry(("catalog",), "The model catalog: classification, fallbacks, kill switch."),
-    "orgs": Entry(("principals", "directory"), "Organisations (employers, licence holders)."),
+    "orgs": Entry(
+        ("principals", "directory", "owners"), "Organisations (employers, licence holders)."
+    ),
     "users": Entry(("principals", "operators", "directory"), "People who use the API."),
     "keys": Entry(("principals", "directory"), "API keys (shown once, stored hashed)."),
     "identity": Entry(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ import uvicorn
 
 from clearance.cli.context import ConfigOption
 from clearance.config import Settings, config_path, load_settings
+from clearance.errors import ConfigError
 from clearance.net.protocol import DeadlineProtocol
 from clearance.net.serving import server_options
 
@@ -26,11 +28,27 @@ def serve(
     host: Annotated[str | None, typer.Option("--host", metavar="H")] = None,
     port: Annotated[int | None, typer.Option("--port", metavar="P")] = None,
     workers: Annotated[int | None, typer.Option("--workers", metavar="N")] = None,
+    ext_authz_port: Annotated[
+        int | None,
+        typer.Option(
+            "--ext-authz-port",
+            metavar="P",
+            help="Also serve Envoy ext_authz (gRPC) on this port ([edge] ext_authz_port).",
+        ),
+    ] = None,
 ) -> None:
-    """Serve the gateway (OpenAI + Anthropic APIs), /audit, /healthz and /metrics."""
+    """Serve the gateway (OpenAI + Anthropic APIs), /audit, /healthz and /metrics, and Envoy's
+    ext_authz Check (gRPC) when --ext-authz-port or [edge] ext_authz_port is set."""
     path = config_path(config, os.environ).resolve()
+    # Each worker reads its settings again: the options that concern it go in the environment.
+    if host:
+        os.environ["CLEARANCE_GATEWAY_HOST"] = host
+    if ext_authz_port is not None:
+        os.environ["CLEARANCE_EDGE_EXT_AUTHZ_PORT"] = str(ext_authz_port)
     settings = load_settings(path)  # fail here, not in every worker, if the file is wrong
     os.environ["CLEARANCE_CONFIG"] = str(path)  # read by each worker's app factory
+    if settings.edge.ext_authz_port:
+        _check_free(settings.gateway.host, settings.edge.ext_authz_port)
     from clearance import background  # not at import: `clearance --help` stays light
 
     # The audit integrator and housekeeping run beside the workers, not in them.
@@ -45,6 +63,20 @@ def serve(
     finally:
         background.stop(helper)
         signal.signal(signal.SIGTERM, previous)
+
+
+def _check_free(host: str, port: int) -> None:
+    """The workers bind the ext_authz port with SO_REUSEPORT, which another process's socket
+    with the option (a Clearance still running) would silently share: bind it once plainly
+    first, so a port in use stops `serve` with a message instead."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # A listener still fails the bind; connections in TIME_WAIT from a last run do not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"--ext-authz-port {port}: cannot bind {host}:{port}: {exc}") from exc
 
 
 def _stopped(signum: int, _frame: object) -> None:

@@ -194,6 +194,11 @@ class ScreeningSettings:
         rule=FRACTION,
     )
     max_matches: int = setting(5, "matches reported per query", rule=at_least(1))
+    ownership_review: float = setting(
+        25.0,
+        "percent held by blocked owners from which an organisation goes to review (below 50)",
+        rule=between(0, 50),
+    )
 
 
 @dataclass(frozen=True, slots=True)

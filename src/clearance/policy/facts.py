@@ -37,6 +37,9 @@ def principal_facts(user: User) -> PrincipalFacts:
         version=user.facts_version,
         suspended=user.suspended,
         usage_hold=user.usage_hold is not None,
+        org_ownership=user.org_ownership,
+        org_owner_share=user.org_owner_share,
+        org_ownership_rule=user.org_ownership_rule or "",
     )
 
 
@@ -75,6 +78,15 @@ def user_entity(p: PrincipalFacts) -> dict[str, Any]:
             "screening": p.screening,
             "suspended": p.suspended,
             "usage_hold": p.usage_hold,
+            "org": {
+                "restricted_by_ownership": p.org_ownership == "restricted",
+                "ownership_review": p.org_ownership == "review",
+                # Cedar's decimal (at most four digits after the point): a percent, 0 to 100.
+                "listed_owner_share": {
+                    "__extn": {"fn": "decimal", "arg": f"{min(max(p.org_owner_share, 0), 100):.4f}"}
+                },
+                "ownership_rule": p.org_ownership_rule,
+            },
         },
         "parents": [],
     }

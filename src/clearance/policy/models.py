@@ -52,6 +52,10 @@ class PrincipalFacts:
     version: int
     suspended: bool = False  # an operator's suspension of the person (`users suspend`)
     usage_hold: bool = False  # controlled models held after misuse-guard flags (guard/strikes.py)
+    # The organisation's ownership screening (screening/ownership.py).
+    org_ownership: str = "clear"  # clear | review | restricted
+    org_owner_share: float = 0.0  # percent held by blocked owners under the rule
+    org_ownership_rule: str = ""
 
 
 @dataclass(frozen=True, slots=True)

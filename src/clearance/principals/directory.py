@@ -141,7 +141,16 @@ def list_orgs(conn: Connection, page: PageRequest) -> Page[Org]:
 
 
 def _org(r: sa.Row[tuple[object, ...]]) -> Org:
-    return Org(r.id, r.name, r.country, r.screening_status)
+    return Org(
+        r.id,
+        r.name,
+        r.country,
+        r.screening_status,
+        r.ownership_status,
+        r.listed_owner_share,
+        r.ownership_rule,
+        tuple(r.ownership_path or ()),
+    )
 
 
 def get_org(conn: Connection, name: str) -> Org:

@@ -35,6 +35,12 @@ class Org:
     name: str
     country: str | None
     screening_status: str = "clear"
+    # Ownership screening (screening/ownership.py): clear | review | restricted, the aggregate
+    # share held by blocked owners, the rule, and the path (operators only).
+    ownership_status: str = "clear"
+    listed_owner_share: float = 0.0
+    ownership_rule: str | None = None
+    ownership_path: tuple[dict[str, object], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,10 @@ class User:
     org_name: str | None = None
     # The misuse guard's hold on controlled models: None, "pending" (review) or "confirmed".
     usage_hold: str | None = None
+    # The organisation's ownership screening: clear | review | restricted, share, rule.
+    org_ownership: str = "clear"
+    org_owner_share: float = 0.0
+    org_ownership_rule: str | None = None
 
     @property
     def suspended(self) -> bool:

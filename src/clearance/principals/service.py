@@ -136,11 +136,23 @@ def _user(conn: Connection, row: Row[tuple[object, ...]]) -> User:
         )
     org_status = ScreeningStatus.CLEAR
     org_name = None
+    ownership: tuple[str, float, str | None] = ("clear", 0.0, None)
     if row.org_id is not None:
         org_row = conn.execute(
-            sa.select(orgs.c.screening_status, orgs.c.name).where(orgs.c.id == row.org_id)
+            sa.select(
+                orgs.c.screening_status,
+                orgs.c.name,
+                orgs.c.ownership_status,
+                orgs.c.listed_owner_share,
+                orgs.c.ownership_rule,
+            ).where(orgs.c.id == row.org_id)
         ).one()
         org_status, org_name = ScreeningStatus(org_row.screening_status), org_row.name
+        ownership = (
+            org_row.ownership_status,
+            org_row.listed_owner_share,
+            org_row.ownership_rule,
+        )
     return User(
         id=row.id,
         subject_id=row.subject_id,
@@ -157,6 +169,9 @@ def _user(conn: Connection, row: Row[tuple[object, ...]]) -> User:
         suspended_reason=row.suspended_reason,
         org_name=org_name,
         usage_hold=row.usage_hold,
+        org_ownership=ownership[0],
+        org_owner_share=ownership[1],
+        org_ownership_rule=ownership[2],
     )
 
 

@@ -34,8 +34,27 @@ def org_json(org: Org, members: int) -> dict[str, object]:
         "name": org.name,
         "country": org.country,
         "screening": org.screening_status,
+        # Name screening and ownership screening together: the worse of the two.
+        "screening_status": _worse(org.screening_status, org.ownership_status),
+        "restricted_by_ownership": org.ownership_status == "restricted",
+        "ownership_status": org.ownership_status,
+        "listed_owner_share": org.listed_owner_share,
+        "ownership_rule": org.ownership_rule,
+        "ownership_path": list(org.ownership_path),  # operators only: never shown to members
         "members": members,
     }
+
+
+def _worse(screening: str, ownership: str) -> str:
+    """clear < potential_match (name or ownership review) < restricted_by_ownership <
+    confirmed_match (listed itself)."""
+    if screening == "confirmed_match":
+        return screening
+    if ownership == "restricted":
+        return "restricted_by_ownership"
+    if screening == "potential_match" or ownership == "review":
+        return "potential_match"
+    return "clear"
 
 
 def org_detail_json(org: Org, members: Iterable[User], count: int) -> dict[str, object]:

@@ -132,6 +132,7 @@ class Thresholds:
     match: float = 0.92
     potential: float = 0.80
     max_matches: int = 5
+    ownership_review: float = 25.0  # percent held by blocked owners that sends an org to review
 
     def outcome(self, score: float) -> Outcome:
         if score >= self.match:

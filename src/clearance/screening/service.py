@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from clearance.audit.sink import AuditSink
 from clearance.errors import InvalidInput, NotFound
 from clearance.principals.models import ScreeningStatus
 from clearance.principals.service import get_user, get_user_by_id, touch_members
-from clearance.screening import hits, loaders, repository
+from clearance.screening import hits, loaders, ownership, repository
 from clearance.screening.matcher import Matcher
 from clearance.screening.models import (
     EntityType,
@@ -219,6 +220,38 @@ def _set_status(
     return True
 
 
+def rescreen_ownership(
+    conn: Connection,
+    matcher: Matcher | None = None,
+    *,
+    outbox: list[bytes] | None = None,
+    day: date | None = None,
+) -> dict[int, ownership.Finding]:
+    """Every organisation's ownership status again (after a list load, an owner declared or
+    removed, or a day on which a dated rule starts or stops); one entry per change, naming the
+    status, the share and the rule, never the owners."""
+    matcher = matcher if matcher is not None else build_matcher(conn)
+    changed = ownership.screen_ownership(
+        conn, matcher, review=matcher.thresholds.ownership_review, day=day
+    )
+    if outbox is not None:
+        for org_id, found in changed.items():
+            outbox.append(
+                audit_entries.admin_action(
+                    actor="screening",
+                    action="org.ownership",
+                    target=f"org:{org_id}",
+                    details={
+                        "status": found.status,
+                        "listed_owner_share": found.share,
+                        "rule": found.rule,
+                        "list_versions": list_versions(conn),
+                    },
+                )
+            )
+    return changed
+
+
 def _match_digest(result: ScreeningResult) -> str | None:
     """A digest of which entries matched: provable later, yet no list entry in the log."""
     if not result.matches:
@@ -254,6 +287,9 @@ def rescreen_all(
         for org_id in org_ids:
             if screen_org(conn, org_id, matcher, outbox=outbox).matches:
                 changed["organisations_flagged"] = changed.get("organisations_flagged", 0) + 1
+        owned = rescreen_ownership(conn, matcher, outbox=outbox)
+        if owned:
+            changed["organisations_ownership_changed"] = len(owned)
     publish(outbox, audit)
     return RescreenSummary(screened=len(ids) + len(org_ids), changed=changed)
 

@@ -8,4 +8,9 @@ from clearance.screening.models import Thresholds
 
 def thresholds(settings: Settings) -> Thresholds:
     s = settings.screening
-    return Thresholds(match=s.match, potential=s.potential, max_matches=s.max_matches)
+    return Thresholds(
+        match=s.match,
+        potential=s.potential,
+        max_matches=s.max_matches,
+        ownership_review=s.ownership_review,
+    )

@@ -97,6 +97,29 @@ orgs = sa.Table(
     # Restricted-party status of the organisation itself; it applies to every member.
     sa.Column("screening_status", sa.String(20), nullable=False, server_default="clear"),
     sa.Column("created_at", UTC_TIME, nullable=False),
+    # Ownership screening (screening/ownership.py): clear | review | restricted, the aggregate
+    # share held by listed (or rule-blocked) owners under the rule that applied, and the path
+    # that got there (shown to operators only: never to the org's members).
+    sa.Column("ownership_status", sa.String(16), nullable=False, server_default="clear"),
+    sa.Column("listed_owner_share", sa.Float, nullable=False, server_default="0"),
+    sa.Column("ownership_rule", sa.String(64), nullable=True),
+    sa.Column("ownership_path", sa.JSON, nullable=True),
+)
+
+# Declared owners of an organisation (KYB): a person or an entity by name, or another org, with
+# a direct share. Who declared it and when is kept: declarations are evidence.
+org_owners = sa.Table(
+    "org_owners",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("org_id", sa.ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # person | entity | org
+    sa.Column("name", sa.String(400), nullable=False),
+    sa.Column("owner_org_id", sa.ForeignKey("orgs.id"), nullable=True),
+    sa.Column("percent", sa.Float, nullable=False),
+    sa.Column("country", sa.String(2), nullable=True),
+    sa.Column("declared_by", sa.String(320), nullable=False),
+    sa.Column("declared_at", UTC_TIME, nullable=False),
 )
 
 users = sa.Table(

@@ -5,6 +5,11 @@ provider behind a real socket.
 Base URLs follow each SDK's own convention: OpenAI `http://HOST:PORT/v1`, Anthropic
 `http://HOST:PORT` (the SDK appends `/v1/messages`).
 
+Two routes name the model in the path, as Azure OpenAI and Amazon Bedrock do, for edges that
+route by path (docs/integrations.md): `/openai/deployments/{model}/chat/completions` (also
+`/responses`, `/embeddings`) and `/model/{model}/invoke` (an Anthropic Messages body). There the
+path's model is the one served and the body's `model`, if any, is ignored, as those APIs do.
+
 Faults, for reliability tests, are asked for per request with the `x-demo-fault` header:
 
     status-NNN            answer HTTP NNN (e.g. status-500, status-429) with an error body in the
@@ -26,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -54,6 +60,10 @@ POST_ROUTES: dict[str, Handler] = {
     "/v1/messages": anthropic_api.messages,
     "/v1/messages/count_tokens": anthropic_api.count_tokens,
 }
+
+# The model named by the path (Azure OpenAI deployments, Bedrock invoke): the body's is ignored.
+DEPLOYMENT = re.compile(r"^/openai/deployments/(?P<model>[^/]+)(?P<route>/[a-z/]+)$")
+BEDROCK = re.compile(r"^/model/(?P<model>[^/]+)/invoke$")
 
 
 class Fault(StrEnum):
@@ -112,8 +122,10 @@ class DemoUpstream:
             return
         path: str = scope["path"]
         headers: dict[bytes, bytes] = dict(scope["headers"])
-        anthropic = path.startswith("/v1/messages") or (
-            path == "/v1/models" and b"anthropic-version" in headers
+        anthropic = (
+            path.startswith("/v1/messages")
+            or BEDROCK.match(path) is not None
+            or (path == "/v1/models" and b"anthropic-version" in headers)
         )
         ex = _Exchange(f"demo{next(self._ids):010d}", anthropic)
         fault = Fault.NONE
@@ -141,6 +153,7 @@ class DemoUpstream:
             if ex.anthropic:
                 return anthropic_api.models(self.models, now)
             return openai_api.models(self.models, now)
+        path, named = _model_in_path(path)
         handler = POST_ROUTES.get(path)
         if handler is None:
             raise NotFound(f"unknown path {path} (this is the Clearance demo upstream)")
@@ -152,6 +165,8 @@ class DemoUpstream:
             raise InvalidInput("the request body is not valid JSON") from exc
         if not isinstance(body, dict):
             raise InvalidInput("the request body must be a JSON object")
+        if named:
+            body["model"] = named
         return handler(body, ex.rid, now)
 
     async def _deliver(
@@ -223,6 +238,17 @@ def _fault(value: bytes) -> tuple[Fault, int]:
     if name != Fault.STATUS.value and name in {f.value for f in Fault}:
         return Fault(name), 200
     raise InvalidInput(f"unknown x-demo-fault {name!r}; see clearance.demo.upstream")
+
+
+def _model_in_path(path: str) -> tuple[str, str]:
+    """The API route a path-routed request stands for, and the model its path names."""
+    found = DEPLOYMENT.match(path)
+    if found is not None and "/v1" + found["route"] in POST_ROUTES:
+        return "/v1" + found["route"], found["model"]
+    found = BEDROCK.match(path)
+    if found is not None:
+        return "/v1/messages", found["model"]
+    return path, ""
 
 
 def _text(headers: Mapping[bytes, bytes]) -> dict[str, str]:

@@ -1,0 +1,59 @@
+"""`clearance orgs owners add|list|remove` and `orgs show --json`: declared owners screened at
+once, each change an audit entry; SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from .test_catalog_cli import as_json, audit_entry, ok, refused
+
+SDN = "Specially Designated Nationals (SDN) - Treasury Department"
+
+
+@pytest.fixture
+def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    runner = CliRunner()
+    ok(runner, "init", str(tmp_path / "inst"))
+    monkeypatch.setenv("CLEARANCE_CONFIG", str(tmp_path / "inst" / "clearance.toml"))
+    monkeypatch.setenv("CLEARANCE_DATABASE_URL", db_url)
+    lists = tmp_path / "csl.csv"
+    with lists.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["_id", "source", "type", "name"])
+        out.writerow(["1", SDN, "Individual", "Viktor Alekseyevich Morozkin"])
+        out.writerow(["2", SDN, "Individual", "Farhad Jalali Dastgerdi"])
+    ok(runner, "lists", "load", "--format", "csl", str(lists))
+    ok(runner, "orgs", "add", "Alpha Labs", "--country", "US")
+    return runner
+
+
+def test_owners_are_declared_screened_and_audited(cli: CliRunner) -> None:
+    first = as_json(
+        cli, "orgs", "owners", "add", "Alpha Labs", "--person", "Viktor Alekseyevich Morozkin",
+        "--percent", "30",
+    )  # fmt: skip
+    assert (first["ownership_status"], first["listed_owner_share"]) == ("review", 30.0)
+    entry = audit_entry(cli, first["audit_index"])
+    assert (entry["action"], entry["details"]["percent"]) == ("org.owner.add", 30.0)  # type: ignore[index]
+    second = as_json(
+        cli, "orgs", "owners", "add", "Alpha Labs", "--person", "Farhad Jalali Dastgerdi",
+        "--percent", "25", "--country", "IR",
+    )  # fmt: skip
+    assert second["screening_status"] == "restricted_by_ownership"
+    shown = as_json(cli, "orgs", "show", "Alpha Labs")
+    assert (shown["restricted_by_ownership"], shown["listed_owner_share"]) == (True, 55.0)
+    assert shown["ownership_rule"] == "ofac-50-percent" and len(shown["ownership_path"]) == 2
+    listed = json.loads(ok(cli, "orgs", "owners", "list", "Alpha Labs", "--json"))
+    assert [o["percent"] for o in listed["owners"]] == [30.0, 25.0]
+    assert all(o["declared_by"] for o in listed["owners"])
+    ok(cli, "orgs", "owners", "remove", "Alpha Labs", str(second["id"]), "--reason", "sold")
+    assert as_json(cli, "orgs", "show", "Alpha Labs")["ownership_status"] == "review"
+    assert "exactly one" in refused(cli, "orgs", "owners", "add", "Alpha Labs", "--percent", "5")
+    assert "at most 100" in refused(
+        cli, "orgs", "owners", "add", "Alpha Labs", "--entity", "X Ltd", "--percent", "80"
+    )
