@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from clearance.config import settings_from_mapping
 from clearance.errors import InvalidInput
 from clearance.policy.models import RequestContext
 from clearance.policy.service import PolicyService
@@ -187,3 +188,48 @@ def _status(engine: Engine, name: str) -> str:
         return str(
             conn.execute(sa.select(orgs.c.ownership_status).where(orgs.c.name == name)).scalar_one()
         )
+
+
+def _with_headquarters_rule() -> str:
+    """The default pack with its off-by-default headquarters test switched on."""
+    from clearance.policy.engine import DEFAULT_PACK
+
+    head, _, rest = DEFAULT_PACK.partition("// BEGIN headquarters-d5-or-macau\n")
+    block, _, tail = rest.partition("// END headquarters-d5-or-macau\n")
+    assert block, "the pack ships the rule, commented out"
+    return head + "".join(line.removeprefix("// ") for line in block.splitlines(True)) + tail
+
+
+@pytest.mark.parametrize(
+    ("headquarters", "parent", "refused"),
+    [("CN", "", True), ("MO", "", True), ("SG", "CN", True), ("SG", "GB", False), ("", "", False)],
+)
+def test_the_headquarters_and_parent_test_is_a_few_lines_of_cedar(
+    engine: Engine, tmp_path: Path, db_url: str, headquarters: str, parent: str, refused: bool
+) -> None:
+    from clearance.principals.directory import update_org
+
+    with engine.begin() as conn:
+        add_catalog(conn)
+        principals.add_org(conn, "Overseas Labs", "SG")
+        update_org(conn, "Overseas Labs", kyb={
+            "legal_name": "Overseas Labs Pte. Ltd.", "registration_number": "201912345K",
+            "headquarters_country": headquarters, "ultimate_parent_country": parent,
+        })  # fmt: skip
+        person(conn, "eng@overseas.test", ["US"], UsPerson.CITIZEN, org="Overseas Labs")
+    off = PolicyService(make_settings(tmp_path, db_url))  # the pack as shipped
+    (tmp_path / "policy" / "default.cedar").write_text(_with_headquarters_rule())
+    on = PolicyService(settings_from_mapping(
+        {"clearance": {"database_url": db_url}}, base=tmp_path
+    ))  # fmt: skip
+    with engine.connect() as conn:
+        user = principals.get_user(conn, "eng@overseas.test")
+        default = off.decide(conn, user, "mythos-5", RequestContext(), allow_fallback=False)
+        applied = on.decide(conn, user, "mythos-5", RequestContext(), allow_fallback=False)
+        shown = views.org_json(directory.get_org(conn, "Overseas Labs"), 0)
+    assert default.allowed  # off by default
+    assert applied.allowed is not refused
+    if refused:
+        assert applied.reasons[0].rule == "headquarters-d5-or-macau"
+    assert shown["legal_name"] == "Overseas Labs Pte. Ltd."
+    assert shown["headquarters_country"] == (headquarters or None)

@@ -198,13 +198,39 @@ def orgs_update(
     org: str,
     name: Annotated[str | None, typer.Option("--name")] = None,
     country: Annotated[str | None, typer.Option("--country", metavar="CC")] = None,
+    legal_name: Annotated[str | None, typer.Option("--legal-name")] = None,
+    registration_number: Annotated[str | None, typer.Option("--registration-number")] = None,
+    registry: Annotated[str | None, typer.Option("--registry")] = None,
+    incorporation_country: Annotated[
+        str | None, typer.Option("--incorporation-country", metavar="CC")
+    ] = None,
+    headquarters_country: Annotated[
+        str | None, typer.Option("--headquarters-country", metavar="CC")
+    ] = None,
+    ultimate_parent: Annotated[str | None, typer.Option("--ultimate-parent")] = None,
+    ultimate_parent_country: Annotated[
+        str | None, typer.Option("--ultimate-parent-country", metavar="CC")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Rename an organisation or change its country; it is screened again at once."""
+    """Rename an organisation, change its country or its KYB details (legal name, registration,
+    incorporation and headquarters countries, ultimate parent); it is screened again at once."""
+    given = {
+        "legal_name": legal_name,
+        "registration_number": registration_number,
+        "registry": registry,
+        "incorporation_country": incorporation_country,
+        "headquarters_country": headquarters_country,
+        "ultimate_parent": ultimate_parent,
+        "ultimate_parent_country": ultimate_parent_country,
+    }
+    kyb = {k: v for k, v in given.items() if v is not None}
     outbox: list[bytes] = []
     with open_runtime(config) as rt:
         with rt.engine.begin() as conn:
-            rec, changes = directory.update_org(conn, org, new_name=name, new_country=country)
+            rec, changes = directory.update_org(
+                conn, org, new_name=name, new_country=country, kyb=kyb
+            )
             screening = screen_org(conn, rec.id, outbox=outbox)
         index = rt.record("org.update", f"org:{rec.id}", changes)
         rt.append(outbox)

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from clearance.catalog.models import Model
+from clearance.policy import country_groups
 from clearance.policy.models import LicenceFact, PrincipalFacts, RequestContext
 from clearance.principals.models import Licence, User, UsPerson
 
@@ -40,6 +41,8 @@ def principal_facts(user: User) -> PrincipalFacts:
         org_ownership=user.org_ownership,
         org_owner_share=user.org_owner_share,
         org_ownership_rule=user.org_ownership_rule or "",
+        org_headquarters=user.org_headquarters,
+        org_parent_country=user.org_parent_country,
     )
 
 
@@ -86,6 +89,10 @@ def user_entity(p: PrincipalFacts) -> dict[str, Any]:
                     "__extn": {"fn": "decimal", "arg": f"{min(max(p.org_owner_share, 0), 100):.4f}"}
                 },
                 "ownership_rule": p.org_ownership_rule,
+                "headquarters_country": p.org_headquarters,
+                "ultimate_parent_country": p.org_parent_country,
+                "headquarters_groups": country_groups.of(p.org_headquarters),
+                "ultimate_parent_groups": country_groups.of(p.org_parent_country),
             },
         },
         "parents": [],

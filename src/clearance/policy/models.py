@@ -56,6 +56,8 @@ class PrincipalFacts:
     org_ownership: str = "clear"  # clear | review | restricted
     org_owner_share: float = 0.0  # percent held by blocked owners under the rule
     org_ownership_rule: str = ""
+    org_headquarters: str = ""  # ISO 3166-1 alpha-2 of the org's headquarters; "" unknown
+    org_parent_country: str = ""  # ... and of its ultimate parent's
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,6 +150,7 @@ def _org(r: sa.Row[tuple[object, ...]]) -> Org:
         r.listed_owner_share,
         r.ownership_rule,
         tuple(r.ownership_path or ()),
+        {k: getattr(r, k) for k in KYB_FIELDS},
     )
 
 
@@ -158,13 +159,40 @@ def get_org(conn: Connection, name: str) -> Org:
     return _org(conn.execute(sa.select(orgs).where(orgs.c.name == name)).one())
 
 
+# Know-your-business details an operator or org admin declares: text, or a country code.
+KYB_FIELDS = (
+    "legal_name",
+    "registration_number",
+    "registry",
+    "incorporation_country",
+    "headquarters_country",
+    "ultimate_parent",
+    "ultimate_parent_country",
+)
+
+
 def update_org(
-    conn: Connection, name: str, *, new_name: str | None = None, new_country: str | None = None
+    conn: Connection,
+    name: str,
+    *,
+    new_name: str | None = None,
+    new_country: str | None = None,
+    kyb: dict[str, str] | None = None,
 ) -> tuple[Org, dict[str, object]]:
-    """Rename an organisation or change its country; returns it and what changed. The caller
-    screens it again (a new name is a new name to screen)."""
+    """Rename an organisation, change its country or its KYB details; returns it and what
+    changed. The caller screens it again (a new name is a new name to screen)."""
     org = get_org(conn, name)
     changes: dict[str, object] = {}
+    for key, value in (kyb or {}).items():
+        if key not in KYB_FIELDS:
+            raise InvalidInput(f"unknown organisation detail {key!r}")
+        text = value.strip()
+        if key.endswith("_country"):
+            text = country(text) if text else ""
+        elif len(text) > 400:
+            raise InvalidInput(f"{key} must be at most 400 characters")
+        if (text or None) != org.kyb.get(key):
+            changes[key] = text or None
     if new_name is not None:
         text = new_name.strip()
         if not text or len(text) > 200:
@@ -178,8 +206,10 @@ def update_org(
         if cc != org.country:
             changes["country"] = cc
     if not changes:
-        raise InvalidInput("nothing to change: give --name or --country with a new value")
+        raise InvalidInput("nothing to change: give --name, --country or a detail with a new value")
     conn.execute(sa.update(orgs).where(orgs.c.id == org.id).values(**changes))
+    if {"headquarters_country", "ultimate_parent_country"} & changes.keys():
+        service.touch_members(conn, org.id)  # facts the policy reads: decided again
     versions.bump(conn, versions.Kind.PRINCIPALS)
     return _org(conn.execute(sa.select(orgs).where(orgs.c.id == org.id)).one()), changes
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -41,6 +41,8 @@ class Org:
     listed_owner_share: float = 0.0
     ownership_rule: str | None = None
     ownership_path: tuple[dict[str, object], ...] = ()
+    # Know your business (`orgs update --legal-name ...`): None where not declared.
+    kyb: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,9 @@ class User:
     org_ownership: str = "clear"
     org_owner_share: float = 0.0
     org_ownership_rule: str | None = None
+    # Where the organisation is headquartered and its ultimate parent is (KYB); "" unknown.
+    org_headquarters: str = ""
+    org_parent_country: str = ""
 
     @property
     def suspended(self) -> bool:

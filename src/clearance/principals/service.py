@@ -137,6 +137,7 @@ def _user(conn: Connection, row: Row[tuple[object, ...]]) -> User:
     org_status = ScreeningStatus.CLEAR
     org_name = None
     ownership: tuple[str, float, str | None] = ("clear", 0.0, None)
+    places = ("", "")
     if row.org_id is not None:
         org_row = conn.execute(
             sa.select(
@@ -145,6 +146,8 @@ def _user(conn: Connection, row: Row[tuple[object, ...]]) -> User:
                 orgs.c.ownership_status,
                 orgs.c.listed_owner_share,
                 orgs.c.ownership_rule,
+                orgs.c.headquarters_country,
+                orgs.c.ultimate_parent_country,
             ).where(orgs.c.id == row.org_id)
         ).one()
         org_status, org_name = ScreeningStatus(org_row.screening_status), org_row.name
@@ -153,6 +156,7 @@ def _user(conn: Connection, row: Row[tuple[object, ...]]) -> User:
             org_row.listed_owner_share,
             org_row.ownership_rule,
         )
+        places = (org_row.headquarters_country or "", org_row.ultimate_parent_country or "")
     return User(
         id=row.id,
         subject_id=row.subject_id,
@@ -172,6 +176,8 @@ def _user(conn: Connection, row: Row[tuple[object, ...]]) -> User:
         org_ownership=ownership[0],
         org_owner_share=ownership[1],
         org_ownership_rule=ownership[2],
+        org_headquarters=places[0],
+        org_parent_country=places[1],
     )
 
 

@@ -41,6 +41,7 @@ def org_json(org: Org, members: int) -> dict[str, object]:
         "listed_owner_share": org.listed_owner_share,
         "ownership_rule": org.ownership_rule,
         "ownership_path": list(org.ownership_path),  # operators only: never shown to members
+        **org.kyb,
         "members": members,
     }
 

@@ -104,6 +104,14 @@ orgs = sa.Table(
     sa.Column("listed_owner_share", sa.Float, nullable=False, server_default="0"),
     sa.Column("ownership_rule", sa.String(64), nullable=True),
     sa.Column("ownership_path", sa.JSON, nullable=True),
+    # Know your business: the legal entity behind the name, where it is, who is at the top.
+    sa.Column("legal_name", sa.String(400), nullable=True),
+    sa.Column("registration_number", sa.String(100), nullable=True),
+    sa.Column("registry", sa.String(200), nullable=True),
+    sa.Column("incorporation_country", sa.String(2), nullable=True),
+    sa.Column("headquarters_country", sa.String(2), nullable=True),
+    sa.Column("ultimate_parent", sa.String(400), nullable=True),
+    sa.Column("ultimate_parent_country", sa.String(2), nullable=True),
 )
 
 # Declared owners of an organisation (KYB): a person or an entity by name, or another org, with

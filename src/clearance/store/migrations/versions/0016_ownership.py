@@ -1,4 +1,4 @@
-"""ownership screening: declared owners of organisations and each org's ownership status
+"""ownership screening and KYB: declared owners, each org's ownership status, legal details
 
 Revision ID: 0016
 Revises: 0015
@@ -15,6 +15,15 @@ branch_labels = None
 depends_on = None
 
 UTC_TIME = sa.DateTime(timezone=True)
+KYB = (
+    ("legal_name", 400),
+    ("registration_number", 100),
+    ("registry", 200),
+    ("incorporation_country", 2),
+    ("headquarters_country", 2),
+    ("ultimate_parent", 400),
+    ("ultimate_parent_country", 2),
+)
 
 
 def upgrade() -> None:
@@ -27,6 +36,8 @@ def upgrade() -> None:
         )
         batch.add_column(sa.Column("ownership_rule", sa.String(64), nullable=True))
         batch.add_column(sa.Column("ownership_path", sa.JSON(), nullable=True))
+        for name, size in KYB:
+            batch.add_column(sa.Column(name, sa.String(size), nullable=True))
     op.create_table(
         "org_owners",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
@@ -51,6 +62,7 @@ def downgrade() -> None:
     op.drop_table("org_owners")
     with op.batch_alter_table("orgs") as batch:
         for column in (
+            *(name for name, _ in KYB),
             "ownership_path",
             "ownership_rule",
             "listed_owner_share",
