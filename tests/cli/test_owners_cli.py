@@ -57,3 +57,36 @@ def test_owners_are_declared_screened_and_audited(cli: CliRunner) -> None:
     assert "at most 100" in refused(
         cli, "orgs", "owners", "add", "Alpha Labs", "--entity", "X Ltd", "--percent", "80"
     )
+
+
+def test_deciding_as_of_a_day_uses_the_rules_in_force_then(cli: CliRunner, tmp_path: Path) -> None:
+    """An auditor's "was this right then?": on a day inside the Affiliates Rule's suspension the
+    member of an Entity-List-owned company was served; on a day it is in force, refused."""
+    listed = tmp_path / "el.csv"
+    with listed.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["_id", "source", "type", "name"])
+        out.writerow(["9", "Entity List (EL) - Bureau of Industry and Security", "Entity",
+                      "Zhongshan Quantum Microsystems Company Limited"])  # fmt: skip
+    ok(cli, "lists", "load", "--format", "csl", "--name", "el", str(listed))
+    ok(cli, "orgs", "add", "Delta Labs", "--country", "US")
+    ok(cli, "orgs", "owners", "add", "Delta Labs", "--entity",
+       "Zhongshan Quantum Microsystems Company Limited", "--percent", "60")  # fmt: skip
+    ok(cli, "upstreams", "add", "demo", "--kind", "openai", "--base-url", "http://h.test/v1")
+    ok(cli, "models", "add", "fable-4", "--upstream", "demo", "--training-compute", "2e25")
+    ok(cli, "users", "add", "eng@delta.test", "--org", "Delta Labs")
+    ok(cli, "identity", "attest", "eng@delta.test", "--nationality", "US", "--us-person",
+       "citizen", "--method", "in_person")  # fmt: skip
+
+    def check(day: str) -> dict[str, object]:
+        return as_json(cli, "policy", "check", "eng@delta.test", "fable-4", "--at", day)
+
+    assert check("2026-03-01")["effect"] == "allow"  # suspended then
+    refused_then = check("2026-12-07")
+    assert refused_then["effect"] == "deny"
+    assert refused_then["reasons"][0]["rule"] == "restricted-by-ownership"  # type: ignore[index]
+    rules = as_json(cli, "policy", "rules", "--at", "2026-03-01")
+    bis = next(r for r in rules["ownership"] if r["id"] == "bis-affiliates-rule")  # type: ignore[union-attr]
+    assert bis["in_force"] is False and "90 FR 47201" in bis["citation"]
+    assert any(r["id"] == "restricted-by-ownership" for r in rules["policy"])  # type: ignore[union-attr]
+    assert "YYYY-MM-DD" in refused(cli, "policy", "rules", "--at", "yesterday")

@@ -46,7 +46,7 @@ class Decider:
         now: float | None = None,
     ) -> Decision:
         moment = time.time() if now is None else now
-        if ctx.guard is not None:  # a verdict on this request's text: never cached
+        if ctx.guard is not None or now is not None:  # a verdict on this text, or another day
             return self._evaluate(
                 principal,
                 model_id,

@@ -63,11 +63,16 @@ class PolicyService:
         ctx: RequestContext,
         *,
         allow_fallback: bool,
+        now: float | None = None,
+        principal: PrincipalFacts | None = None,
     ) -> Decision:
+        """`now`: decide as of that moment (an auditor's "was this right then?"); `principal`:
+        the person's facts as of then, when they differ from today's."""
         self.refresh(conn)
         return self.decide_in_memory(
-            principal_facts(user), model_id, ctx, allow_fallback=allow_fallback
-        )
+            principal or principal_facts(user), model_id, ctx, allow_fallback=allow_fallback,
+            now=now,
+        )  # fmt: skip
 
     def decide_in_memory(
         self,
@@ -76,6 +81,7 @@ class PolicyService:
         ctx: RequestContext,
         *,
         allow_fallback: bool,
+        now: float | None = None,
     ) -> Decision:
         """Decide against the snapshot already held (the gateway's hot path: no database)."""
         state = self.state
@@ -88,4 +94,5 @@ class PolicyService:
             licences=state.licences,
             licences_version=state.licences_version,
             allow_fallback=allow_fallback,
+            now=now,
         )

@@ -236,6 +236,20 @@ def screen_ownership(
     return changed
 
 
+def finding_on(
+    conn: Connection, matcher: Matcher, org_id: int, *, review: float, day: date
+) -> Finding:
+    """One organisation's ownership status on `day`, computed, not stored (`policy check --at`:
+    the rules in force then, over today's declared owners and lists)."""
+    names = {r.id: (r.name, r.country) for r in conn.execute(sa.select(orgs))}
+    owners: dict[int, list[_Owner]] = {}
+    for o in conn.execute(sa.select(org_owners)).all():
+        owners.setdefault(o.org_id, []).append(
+            _Owner(o.kind, o.name, o.owner_org_id, o.percent, o.country)
+        )
+    return _Graph(names, owners, matcher, RULES, review).finding(org_id, day)
+
+
 def rule_by_id(rule_id: str | None) -> OwnershipRule | None:
     return next((r for r in RULES if r.id == rule_id), None)
 
