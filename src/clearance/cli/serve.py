@@ -37,8 +37,9 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve the gateway (OpenAI + Anthropic APIs), /audit, /healthz and /metrics, and Envoy's
-    ext_authz Check (gRPC) when --ext-authz-port or [edge] ext_authz_port is set."""
+    """Serve the gateway (OpenAI + Anthropic APIs), /audit, /healthz and /metrics.
+
+    With --ext-authz-port (or [edge] ext_authz_port) also Envoy's ext_authz Check (gRPC)."""
     path = config_path(config, os.environ).resolve()
     # Each worker reads its settings again: the options that concern it go in the environment.
     if host:
