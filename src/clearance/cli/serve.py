@@ -51,6 +51,15 @@ def serve(
     if settings.edge.ext_authz_port:
         _check_free(settings.gateway.host, settings.edge.ext_authz_port)
     from clearance import background  # not at import: `clearance --help` stays light
+    from clearance.store import connect, migrate
+
+    # The schema first, once, before the background process and the workers open the database:
+    # else the integrator may look for its tables before a worker has created them.
+    engine = connect(settings.database_url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
 
     # The audit integrator and housekeeping run beside the workers, not in them.
     os.environ[background.ENV] = "process"
