@@ -374,3 +374,10 @@ def test_clearance_down_is_a_5xx_never_the_upstreams_answer(
             assert 500 <= answer.status_code <= 599, (attempt, answer.status_code, answer.text)
             assert "Clearance demo upstream" not in answer.text
     assert not upstream.seen
+
+
+def test_the_documented_configurations_are_the_tested_ones() -> None:
+    """docs/integrations.md shows docs/edges/ as they are, so what it shows is what runs here."""
+    page = (EDGES.parent / "integrations.md").read_text()
+    for name in ("clearance.js", "clearance-nginx.conf", "Caddyfile"):
+        assert (EDGES / name).read_text() in page, f"docs/integrations.md differs from {name}"
