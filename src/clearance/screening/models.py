@@ -75,11 +75,27 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
+class ListHolding:
+    """Ownership the list data carries (an FtM `Ownership` record): `owner_id` holds `percent`
+    of `asset_id`. Either may be an unlisted party, so names travel with the ids."""
+
+    record_id: str
+    owner_id: str
+    owner_kind: str  # person | entity
+    owner_name: str
+    asset_id: str
+    asset_name: str
+    asset_country: str | None
+    percent: float
+
+
+@dataclass(frozen=True, slots=True)
 class LoadReport:
     """What a loader read: the entries, and what it skipped (with counts, never silently)."""
 
     entries: tuple[Entry, ...]
     skipped: dict[str, int] = field(default_factory=dict)
+    ownership: tuple[ListHolding, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

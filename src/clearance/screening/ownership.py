@@ -8,6 +8,11 @@ How the share is counted, per OFAC's guidance of 13 Aug 2014 and FAQs 398-402:
 - shares are not multiplied along a chain (40 % of a company that owns 100 % of another blocks
   neither): only an owner that is itself blocked passes its share on.
 
+The graph: owners declared by an operator, imported from an organisation's FtM or BODS file
+(principals/owner_import.py), and the ownership the loaded list data carries (FtM `Ownership`
+records between listed and unlisted parties). A declared or imported entity that the list data
+knows under the same name (case and punctuation aside) is that party, owned as the list says.
+
 Each rule is dated data (ownership_rules.toml): it applies only on days it is in force. A share
 from `[screening] ownership_review` percent up to the threshold, or owners who may be listed
 (a potential match), send the organisation to review. The path that led to a restriction is for
@@ -17,8 +22,9 @@ pending review: no tip-off of which list).
 
 from __future__ import annotations
 
+import re
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from importlib import resources
@@ -29,9 +35,10 @@ from sqlalchemy.engine import Connection
 
 from clearance.errors import ConfigError
 from clearance.principals.service import touch_members
+from clearance.screening import repository
 from clearance.screening.matcher import Matcher
 from clearance.screening.models import EntityType, Outcome, Query
-from clearance.store.tables import org_owners, orgs
+from clearance.store.tables import imported_holdings, org_owners, orgs
 
 CLEAR, REVIEW, RESTRICTED = "clear", "review", "restricted"
 
@@ -93,31 +100,100 @@ class Finding:
     path: list[dict[str, object]] = field(default_factory=list)
 
 
+Node = tuple[str, str, str]
+"""A party of the ownership graph: ("org", org id, "") a Clearance organisation; ("imp", import
+id, ref) a party of an imported file; ("list", list name, id) a party of a list's own data."""
+
+
+def _org(org_id: int) -> Node:
+    return ("org", str(org_id), "")
+
+
+def name_key(name: str) -> str:
+    """Names that link a declared party to the list data's: the same words, case and
+    punctuation aside. Exact on purpose: a loose link would restrict an organisation by a
+    look-alike's owners."""
+    return " ".join(_WORDS.findall(name.casefold()))
+
+
+_WORDS = re.compile(r"\w+")
+
+
 @dataclass(frozen=True, slots=True)
-class _Owner:
+class _Edge:
+    owner: Node | None  # None: a named party known by its name only (screened by name)
     kind: str
     name: str
-    owner_org_id: int | None
-    percent: float
     country: str | None
+    percent: float
+    via: str  # declared | imported | the list whose data says so
+
+
+@dataclass(slots=True)
+class GraphData:
+    """Who owns what, from declarations, imported files and the lists' own data."""
+
+    names: dict[Node, tuple[str, str, str | None]] = field(default_factory=dict)
+    owners: dict[Node, list[_Edge]] = field(default_factory=dict)
+
+
+def load_graph(conn: Connection) -> GraphData:
+    data = GraphData()
+    names, owners = data.names, data.owners
+    for r in conn.execute(sa.select(orgs.c.id, orgs.c.name, orgs.c.country)):
+        names[_org(r.id)] = ("entity", r.name, r.country)
+    held = conn.execute(sa.select(imported_holdings)).all()
+    imported = {(str(h.import_id), h.asset_ref) for h in held}
+
+    def inner(import_id: int | None, ref: str | None) -> Node | None:
+        if import_id is None or ref is None or (str(import_id), ref) not in imported:
+            return None
+        return ("imp", str(import_id), ref)
+
+    for h in held:
+        asset: Node = ("imp", str(h.import_id), h.asset_ref)
+        names.setdefault(asset, ("entity", h.asset_name, None))
+        owner = _org(h.owner_org_id) if h.owner_org_id else inner(h.import_id, h.owner_ref)
+        owners.setdefault(asset, []).append(
+            _Edge(owner, h.owner_kind, h.owner_name, h.owner_country, h.percent, "imported")
+        )
+    for o in conn.execute(sa.select(org_owners)):
+        owner = _org(o.owner_org_id) if o.owner_org_id else inner(o.import_id, o.ref)
+        via = "imported" if o.import_id else "declared"
+        owners.setdefault(_org(o.org_id), []).append(
+            _Edge(owner, o.kind, o.name, o.country, o.percent, via)
+        )
+    for list_name, lh in repository.holdings(conn):
+        asset = ("list", list_name, lh.asset_id)
+        holder: Node = ("list", list_name, lh.owner_id)
+        names.setdefault(asset, ("entity", lh.asset_name, lh.asset_country))
+        names.setdefault(holder, (lh.owner_kind, lh.owner_name, None))
+        owners.setdefault(asset, []).append(
+            _Edge(holder, lh.owner_kind, lh.owner_name, None, lh.percent, list_name)
+        )
+    return data
 
 
 class _Graph:
     def __init__(
         self,
-        names: Mapping[int, tuple[str, str | None]],
-        owners: Mapping[int, Sequence[_Owner]],
+        data: GraphData,
         matcher: Matcher,
         rules: Sequence[OwnershipRule],
         review: float,
     ) -> None:
-        self.names = names
-        self.owners = owners
+        self.names = data.names
+        self.owners = data.owners
         self.matcher = matcher
         self.rules = rules
         self.review = review
         self._listed: dict[tuple[str, str, str | None], tuple[set[str], bool]] = {}
-        self._blocked: dict[tuple[int, str], bool] = {}
+        self._blocked: dict[tuple[Node, str], bool] = {}
+        # The list data's owned companies by name: where a declared or imported party is one.
+        self.twins: dict[str, list[Node]] = {}
+        for node in self.owners:
+            if node[0] == "list":
+                self.twins.setdefault(name_key(self.names[node][1]), []).append(node)
 
     def listed(self, kind: str, name: str, country: str | None) -> tuple[set[str], bool]:
         """The rules whose lists name this party (a match), and whether one may (potential)."""
@@ -134,46 +210,75 @@ class _Graph:
             self._listed[key] = (rules, result.status is Outcome.POTENTIAL_MATCH)
         return self._listed[key]
 
-    def blocked(self, org_id: int, rule: OwnershipRule, seen: frozenset[int] = frozenset()) -> bool:
-        """An organisation blocked under `rule`: listed itself, or owned at or over the threshold
-        by blocked owners. A cycle is broken where it closes (no share passes round it)."""
-        key = (org_id, rule.id)
+    def _listed_node(self, node: Node, rule: OwnershipRule) -> bool:
+        if node[0] == "list":  # the list's own party: an entry of that list, or not listed
+            entry = self.matcher.entries.get((node[1], node[2]))
+            return entry is not None and (rule.covers(entry.source) or rule.covers(node[1]))
+        kind, name, country = self.names[node]
+        return rule.id in self.listed(kind, name, country)[0]
+
+    def _twins(self, kind: str, name: str, country: str | None) -> list[Node]:
+        if kind == "person" or not self.twins:
+            return []
+        return [
+            t for t in self.twins.get(name_key(name), ())
+            if not (country and self.names[t][2] and self.names[t][2] != country)
+        ]  # fmt: skip
+
+    def blocked(self, node: Node, rule: OwnershipRule, seen: frozenset[Node] = frozenset()) -> bool:
+        """A party blocked under `rule`: listed itself, or owned at or over the threshold by
+        blocked owners. A cycle is broken where it closes (no share passes round it)."""
+        key = (node, rule.id)
         if key in self._blocked:
             return self._blocked[key]
-        if org_id in seen:
+        if node in seen:
             return False
-        name, country = self.names[org_id]
-        blocked = rule.id in self.listed("entity", name, country)[0]
+        blocked = self._listed_node(node, rule)
         if not blocked:
-            blocked = self.share(org_id, rule, seen | {org_id})[0] >= rule.threshold
+            blocked = self.share(node, rule, seen | {node})[0] >= rule.threshold
         self._blocked[key] = blocked
         return blocked
 
+    def _hit(self, edge: _Edge, rule: OwnershipRule, seen: frozenset[Node]) -> bool:
+        if edge.owner is not None:
+            return self.blocked(edge.owner, rule, seen)
+        if rule.id in self.listed(edge.kind, edge.name, edge.country)[0]:
+            return True
+        twins = self._twins(edge.kind, edge.name, edge.country)
+        return any(self.blocked(t, rule, seen) for t in twins)
+
     def share(
-        self, org_id: int, rule: OwnershipRule, seen: frozenset[int] = frozenset()
+        self, node: Node, rule: OwnershipRule, seen: frozenset[Node] = frozenset()
     ) -> tuple[float, list[dict[str, object]]]:
-        """The aggregate share of `org_id` held by owners blocked under `rule`, and who."""
+        """The aggregate share of `node` held by owners blocked under `rule`, and who. A party
+        the list data also knows (by name) counts as owned as the larger of the two says: the
+        same owners are never added twice."""
         total = 0.0
         path: list[dict[str, object]] = []
-        for owner in self.owners.get(org_id, ()):
-            if owner.owner_org_id is not None:
-                hit = self.blocked(owner.owner_org_id, rule, seen | {org_id})
-            else:
-                hit = rule.id in self.listed(owner.kind, owner.name, owner.country)[0]
-            if hit:
-                total += owner.percent
-                path.append({"owner": owner.name, "kind": owner.kind, "percent": owner.percent})
+        for edge in self.owners.get(node, ()):
+            if self._hit(edge, rule, seen):
+                total += edge.percent
+                path.append({"owner": edge.name, "kind": edge.kind, "percent": edge.percent}
+                            | ({"via": edge.via} if edge.via != "declared" else {}))  # fmt: skip
+        if node[0] != "list":
+            for twin in self._twins(*self.names[node]):
+                if twin in seen:
+                    continue
+                found, through = self.share(twin, rule, seen | {twin})
+                if found > total:
+                    total, path = found, through
         return min(total, 100.0), path
 
     def finding(self, org_id: int, day: date) -> Finding:
+        node = _org(org_id)
         best = Finding()
         for rule in self.rules:
             if not rule.in_force(day):
                 continue
-            name, country = self.names[org_id]
+            name, country = self.names[node][1:]
             if rule.id in self.listed("entity", name, country)[0]:
                 continue  # listed itself: name screening's business (screening_status)
-            share, path = self.share(org_id, rule, frozenset({org_id}))
+            share, path = self.share(node, rule, frozenset({node}))
             if share >= rule.threshold:
                 if best.status != RESTRICTED or share > best.share:
                     best = Finding(RESTRICTED, share, rule.id, path)
@@ -181,8 +286,8 @@ class _Graph:
                 best = Finding(REVIEW if share >= self.review else CLEAR, share, rule.id, path)
         if best.status == CLEAR:
             maybe = [
-                o for o in self.owners.get(org_id, ())
-                if o.owner_org_id is None and self.listed(o.kind, o.name, o.country)[1]
+                o for o in self.owners.get(node, ())
+                if o.owner is None and self.listed(o.kind, o.name, o.country)[1]
             ]  # fmt: skip
             if maybe:  # possibly listed owners: a person decides
                 best.status = REVIEW
@@ -204,14 +309,8 @@ def screen_ownership(
     returns the ones that changed. Members of a changed org get fresh facts on every worker."""
     day = day or datetime.now(UTC).date()
     rows = conn.execute(sa.select(orgs)).all()
-    names = {r.id: (r.name, r.country) for r in rows}
-    owners: dict[int, list[_Owner]] = {}
-    for o in conn.execute(sa.select(org_owners)).all():
-        owners.setdefault(o.org_id, []).append(
-            _Owner(o.kind, o.name, o.owner_org_id, o.percent, o.country)
-        )
-    graph = _Graph(names, owners, matcher, rules, review)
-    wanted = set(org_ids) if org_ids is not None else set(names)
+    graph = _Graph(load_graph(conn), matcher, rules, review)
+    wanted = set(org_ids) if org_ids is not None else {r.id for r in rows}
     changed: dict[int, Finding] = {}
     for row in rows:
         if row.id not in wanted:
@@ -241,13 +340,7 @@ def finding_on(
 ) -> Finding:
     """One organisation's ownership status on `day`, computed, not stored (`policy check --at`:
     the rules in force then, over today's declared owners and lists)."""
-    names = {r.id: (r.name, r.country) for r in conn.execute(sa.select(orgs))}
-    owners: dict[int, list[_Owner]] = {}
-    for o in conn.execute(sa.select(org_owners)).all():
-        owners.setdefault(o.org_id, []).append(
-            _Owner(o.kind, o.name, o.owner_org_id, o.percent, o.country)
-        )
-    return _Graph(names, owners, matcher, RULES, review).finding(org_id, day)
+    return _Graph(load_graph(conn), matcher, RULES, review).finding(org_id, day)
 
 
 def rule_by_id(rule_id: str | None) -> OwnershipRule | None:

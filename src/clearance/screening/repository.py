@@ -13,8 +13,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from clearance.errors import NotFound
-from clearance.screening.models import BirthDate, EntityType, Entry, ListFormat, LoadReport
-from clearance.screening.tables import list_entries, list_versions
+from clearance.screening.models import (
+    BirthDate,
+    EntityType,
+    Entry,
+    ListFormat,
+    ListHolding,
+    LoadReport,
+)
+from clearance.screening.tables import list_entries, list_ownership, list_versions
 
 _INSERT_BATCH = 2_000
 
@@ -111,6 +118,12 @@ def save(
     ]
     for start in range(0, len(rows), _INSERT_BATCH):
         conn.execute(sa.insert(list_entries), rows[start : start + _INSERT_BATCH])
+    held = [
+        {"version_id": version_id, **_holding_row(h)}
+        for h in {h.record_id: h for h in report.ownership}.values()
+    ]
+    for start in range(0, len(held), _INSERT_BATCH):
+        conn.execute(sa.insert(list_ownership), held[start : start + _INSERT_BATCH])
     return ListVersion(
         int(version_id), name, fmt, digest, len(report.entries), dict(report.skipped), now
     )
@@ -141,6 +154,42 @@ def entries(conn: Connection, version_id: int) -> list[Entry]:
         .order_by(list_entries.c.entry_id)
     )
     return [entry_from_json(r.data) for r in rows]
+
+
+def _holding_row(h: ListHolding) -> dict[str, object]:
+    return {
+        "record_id": h.record_id,
+        "owner_id": h.owner_id,
+        "owner_kind": h.owner_kind,
+        "owner_name": h.owner_name,
+        "asset_id": h.asset_id,
+        "asset_name": h.asset_name,
+        "asset_country": h.asset_country,
+        "percent": h.percent,
+    }
+
+
+def holdings(conn: Connection) -> list[tuple[str, ListHolding]]:
+    """The ownership carried by the newest version of every list, as (list name, holding)."""
+    rows = conn.execute(
+        sa.select(list_versions.c.name, list_ownership)
+        .join(list_versions, list_versions.c.id == list_ownership.c.version_id)
+        .where(list_versions.c.id.in_([v.id for v in current(conn)]))
+    )
+    return [(str(r.name), _holding(r)) for r in rows]
+
+
+def _holding(r: sa.Row[Any]) -> ListHolding:
+    return ListHolding(
+        record_id=r.record_id,
+        owner_id=r.owner_id,
+        owner_kind=r.owner_kind,
+        owner_name=r.owner_name,
+        asset_id=r.asset_id,
+        asset_name=r.asset_name,
+        asset_country=r.asset_country,
+        percent=float(r.percent),
+    )
 
 
 def entry_hashes(conn: Connection, version_id: int) -> dict[str, str]:

@@ -5,6 +5,7 @@ list_entries           every entry of every version, as JSON, with its own hash
 screening_hits         the current matches of each user (the review queue)
 screening_resolutions  operator decisions on a (user, list entry): false positive or true
                        match, valid while the entry's hash is unchanged
+list_ownership         ownership the list data carries (FtM `Ownership`), per version (0017)
 """
 
 from __future__ import annotations
@@ -64,4 +65,24 @@ screening_resolutions = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("resolved_by", sa.String(200), nullable=False),
     sa.Column("resolved_at", UTC_TIME, nullable=False),
+)
+
+# `owner_id` owns `percent` of `asset_id` (ids in the list's own data), as an FtM list file says;
+# names are kept here because either party may be an unlisted entity (not among the entries).
+list_ownership = sa.Table(
+    "list_ownership",
+    metadata,
+    sa.Column(
+        "version_id",
+        sa.ForeignKey("list_versions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("record_id", sa.String(200), primary_key=True),
+    sa.Column("owner_id", sa.String(200), nullable=False),
+    sa.Column("owner_kind", sa.String(16), nullable=False),  # person | entity
+    sa.Column("owner_name", sa.String(400), nullable=False),
+    sa.Column("asset_id", sa.String(200), nullable=False),
+    sa.Column("asset_name", sa.String(400), nullable=False),
+    sa.Column("asset_country", sa.String(2), nullable=True),
+    sa.Column("percent", sa.Float, nullable=False),
 )

@@ -128,6 +128,53 @@ org_owners = sa.Table(
     sa.Column("country", sa.String(2), nullable=True),
     sa.Column("declared_by", sa.String(320), nullable=False),
     sa.Column("declared_at", UTC_TIME, nullable=False),
+    # Set when the owner came from an imported file (migration 0017): the import is the
+    # evidence (file name, SHA-256, who, when), and `ref` is the owner's id in that file, so
+    # the graph continues into the file's holdings of that owner.
+    sa.Column(
+        "import_id", sa.ForeignKey("ownership_imports.id", ondelete="CASCADE"), nullable=True
+    ),
+    sa.Column("ref", sa.String(200), nullable=True),
+)
+
+# One imported ownership file (FtM or BODS) for the organisation it describes. A new import for
+# the same organisation replaces the previous one's owners and holdings (ON DELETE CASCADE).
+ownership_imports = sa.Table(
+    "ownership_imports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("org_id", sa.ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("format", sa.String(8), nullable=False),  # ftm | bods
+    sa.Column("file_name", sa.String(400), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("root_ref", sa.String(200), nullable=False),  # the org's id in the file
+    sa.Column("counts", sa.JSON, nullable=False),
+    sa.Column("imported_by", sa.String(320), nullable=False),
+    sa.Column("imported_at", UTC_TIME, nullable=False),
+)
+
+# Holdings from an imported file whose asset is not a Clearance organisation (a company between
+# the organisation and its owners): `owner_ref` owns `percent` of `asset_ref`, both ids in the
+# file. An owner that is a Clearance organisation is linked by `owner_org_id`.
+imported_holdings = sa.Table(
+    "imported_holdings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "import_id",
+        sa.ForeignKey("ownership_imports.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("record", sa.String(200), nullable=False),  # "line 7" | "statement <id>"
+    sa.Column("asset_ref", sa.String(200), nullable=False),
+    sa.Column("asset_name", sa.String(400), nullable=False),
+    sa.Column("owner_ref", sa.String(200), nullable=False),
+    sa.Column("owner_kind", sa.String(16), nullable=False),  # person | entity | org
+    sa.Column("owner_name", sa.String(400), nullable=False),
+    sa.Column("owner_country", sa.String(2), nullable=True),
+    sa.Column("owner_org_id", sa.ForeignKey("orgs.id"), nullable=True),
+    sa.Column("percent", sa.Float, nullable=False),
 )
 
 users = sa.Table(
