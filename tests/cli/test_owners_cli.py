@@ -90,3 +90,41 @@ def test_deciding_as_of_a_day_uses_the_rules_in_force_then(cli: CliRunner, tmp_p
     assert bis["in_force"] is False and "90 FR 47201" in bis["citation"]
     assert any(r["id"] == "restricted-by-ownership" for r in rules["policy"])  # type: ignore[union-attr]
     assert "YYYY-MM-DD" in refused(cli, "policy", "rules", "--at", "yesterday")
+
+
+def test_owners_are_imported_from_a_file_screened_and_audited(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    def line(record: dict[str, object]) -> str:
+        return json.dumps(record) + "\n"
+
+    def entity(id_: str, schema: str, name: str) -> str:
+        return line({"id": id_, "schema": schema, "properties": {"name": [name]}})
+
+    def owns(id_: str, owner: str, percent: str) -> str:
+        props = {"owner": [owner], "asset": ["a"], "percentage": [percent]}
+        return line({"id": id_, "schema": "Ownership", "properties": props})
+
+    good = tmp_path / "alpha.ftm.jsonl"
+    good.write_text(
+        entity("a", "Company", "Alpha Labs") + entity("v", "Person", "Viktor Alekseyevich Morozkin")
+        + entity("f", "Person", "Farhad Jalali Dastgerdi") + owns("o1", "v", "30")
+        + owns("o2", "f", "25")
+    )  # fmt: skip
+    done = as_json(cli, "orgs", "owners", "import", "Alpha Labs", str(good), "--format", "ftm")
+    assert (done["owners"], done["screening_status"]) == (2, "restricted_by_ownership")
+    entry = audit_entry(cli, done["audit_index"])
+    assert entry["action"] == "org.owner.import"
+    assert entry["details"]["sha256"] == done["sha256"]  # type: ignore[index]
+    listed = json.loads(ok(cli, "orgs", "owners", "list", "Alpha Labs", "--json"))
+    assert {o["source"]["file"] for o in listed["owners"]} == {"alpha.ftm.jsonl"}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(good.read_text() + owns("o3", "ghost", "5"))
+    assert "line 6: owner 'ghost' is not described" in refused(
+        cli, "orgs", "owners", "import", "Alpha Labs", str(bad), "--format", "ftm"
+    )
+    assert "--format" in refused(
+        cli, "orgs", "owners", "import", "Alpha Labs", str(good), "--format", "csv"
+    )
+    again = json.loads(ok(cli, "orgs", "owners", "list", "Alpha Labs", "--json"))
+    assert again == listed  # nothing half-loaded, nothing replaced

@@ -1,9 +1,10 @@
-"""`clearance orgs owners add|list|remove`: an organisation's declared owners (KYB). Each change
-is an audit entry and screens ownership again at once (screening/ownership.py)."""
+"""`clearance orgs owners add|list|remove|import`: an organisation's declared owners (KYB). Each
+change is an audit entry and screens ownership again at once (screening/ownership.py)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,7 +12,9 @@ from sqlalchemy.engine import Engine
 
 from clearance.cli.context import ConfigOption, JsonOption, open_runtime, operator
 from clearance.cli.principals import orgs_app
-from clearance.principals import directory, owners, views
+from clearance.errors import InvalidInput
+from clearance.principals import directory, owner_import, owners, views
+from clearance.principals.ownership_files import FORMATS
 from clearance.screening.service import build_matcher, rescreen_ownership
 from clearance.screening.settings import thresholds
 from clearance.store import reading
@@ -64,6 +67,48 @@ def owners_add(
         f"owner {owner.id} of {owner.org}: {owner.kind} {owner.name} {percent:g} % (audit entry"
         f" {index}); ownership: {status['ownership_status']},"
         f" listed owners {status['listed_owner_share']:g} %"
+    )
+
+
+@owners_app.command("import")
+def owners_import(
+    org: str,
+    file: Annotated[Path, typer.Argument(metavar="FILE")],
+    fmt: Annotated[str, typer.Option("--format", help="ftm (FollowTheMoney JSON lines) or bods")],
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Import ORG's ownership from a FollowTheMoney or BODS 0.4 file, in one transaction: it
+    replaces ORG's previous import; a bad record refuses the whole file, naming it."""
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"--format is one of {', '.join(FORMATS)}")
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {file}: {exc.strerror}") from exc
+    outbox: list[bytes] = []
+    with open_runtime(config) as rt:
+        with rt.engine.begin() as conn:
+            done = owner_import.import_owners(conn, org, fmt, file.name, data, actor=operator())
+            rescreen_ownership(conn, build_matcher(conn, thresholds(rt.settings)), outbox=outbox)
+        index = rt.record(
+            "org.owner.import",
+            f"ownership_import:{done.import_id}",
+            {"org": done.org, "format": fmt, "file": done.file_name, "sha256": done.sha256,
+             "owners": done.owners, "holdings": done.holdings, "replaced": done.replaced,
+             "skipped": dict(done.skipped)},
+        )  # fmt: skip
+        rt.append(outbox)
+        status = _status(rt.engine, done.org)
+    if as_json:
+        typer.echo(json.dumps({**done.as_json(), "audit_index": index, **status}))
+        return
+    skipped = "; ".join(f"{k}: {v}" for k, v in done.skipped.items()) or "nothing"
+    typer.echo(
+        f"imported {file.name} (sha256 {done.sha256[:12]}) for {done.org}: {done.owners} owners,"
+        f" {done.holdings} holdings up the chain, skipped {skipped} (audit entry {index});"
+        f" ownership: {status['ownership_status']}, listed owners"
+        f" {status['listed_owner_share']:g} %"
     )
 
 

@@ -1,6 +1,7 @@
 """Declared owners of an organisation (KYB): persons or entities by name, or another organisation,
-each with a direct share. A declaration is evidence: who declared it and when are kept, and each
-change is an audit entry made by the caller, which screens ownership again."""
+each with a direct share. A declaration is evidence: who declared it and when are kept (and, for
+an owner imported from a file, the file's name and SHA-256: principals/owner_import.py), and
+each change is an audit entry made by the caller, which screens ownership again."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy.engine import Connection
 from clearance.errors import InvalidInput, NotFound
 from clearance.principals.countries import country
 from clearance.principals.service import get_org
-from clearance.store.tables import org_owners
+from clearance.store.tables import org_owners, ownership_imports
 
 KINDS = ("person", "entity", "org")
 _TOTAL_SLACK = 0.001  # rounding in declared percentages
@@ -29,9 +30,11 @@ class Owner:
     country: str | None
     declared_by: str
     declared_at: datetime
+    source: dict[str, object] | None = None  # the imported file: format, file, sha256, import
 
     def as_json(self) -> dict[str, object]:
         return {
+            "source": self.source,
             "id": self.id,
             "org": self.org,
             "kind": self.kind,
@@ -118,7 +121,15 @@ def _owned_above(conn: Connection, org_id: int) -> set[int]:
 def list_owners(conn: Connection, org_name: str) -> list[Owner]:
     org = get_org(conn, org_name)
     rows = conn.execute(
-        sa.select(org_owners).where(org_owners.c.org_id == org.id).order_by(org_owners.c.id)
+        sa.select(
+            org_owners,
+            ownership_imports.c.format,
+            ownership_imports.c.file_name,
+            ownership_imports.c.sha256,
+        )
+        .outerjoin(ownership_imports, ownership_imports.c.id == org_owners.c.import_id)
+        .where(org_owners.c.org_id == org.id)
+        .order_by(org_owners.c.id)
     ).all()
     return [_owner(org.name, r) for r in rows]
 
@@ -138,4 +149,8 @@ def _owner(org: str, r: sa.Row[tuple[object, ...]]) -> Owner:
     declared = r.declared_at
     if isinstance(declared, datetime) and declared.tzinfo is None:
         declared = declared.replace(tzinfo=UTC)
-    return Owner(r.id, org, r.kind, r.name, r.percent, r.country, r.declared_by, declared)
+    source = None
+    if getattr(r, "import_id", None) is not None and "sha256" in r._fields:
+        source = {"import": r.import_id, "format": r.format, "file": r.file_name,
+                  "sha256": r.sha256}  # fmt: skip
+    return Owner(r.id, org, r.kind, r.name, r.percent, r.country, r.declared_by, declared, source)
