@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import os
 import secrets
 import shutil
@@ -33,6 +34,8 @@ from tests.gateway.conftest import Running
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 LITELLM = "litellm[proxy]==1.108.7"
+# Every package of that venv, pinned with its hashes (uv pip compile --generate-hashes).
+REQUIREMENTS = Path(__file__).with_name("litellm-requirements.txt")
 VENV = Path(
     os.environ.get("CLEARANCE_LITELLM_VENV")
     or Path.home() / ".cache" / "clearance-tests" / "litellm-1.108.7"
@@ -126,21 +129,22 @@ def litellm_binary() -> Path:
     VENV.parent.mkdir(parents=True, exist_ok=True)
     with (VENV.parent / f"{VENV.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # pytest-xdist workers wait for the one installing
-        if marker.exists() and marker.read_text() == LITELLM and binary.exists():
+        wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+        if marker.exists() and marker.read_text() == wanted and binary.exists():
             return binary
         shutil.rmtree(VENV, ignore_errors=True)
         try:
             subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=120)
             subprocess.run(
                 [str(VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
-                 LITELLM],
+                 "--require-hashes", "--no-deps", "-r", str(REQUIREMENTS)],
                 check=True, timeout=600, capture_output=True,
             )  # fmt: skip
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
             shutil.rmtree(VENV, ignore_errors=True)
             detail = getattr(exc, "stderr", b"") or b""
             pytest.skip(f"cannot install {LITELLM} into {VENV}: {exc} {detail[-500:]!r}")
-        marker.write_text(LITELLM)
+        marker.write_text(wanted)
     return binary
 
 
