@@ -1,5 +1,6 @@
 """`clearance orgs owners add|list|remove|import`: an organisation's declared owners (KYB). Each
-change is an audit entry and screens ownership again at once (screening/ownership.py)."""
+change is an audit entry and screens ownership again at once (screening/ownership.py).
+`clearance orgs admins add|remove|list`: the members who may declare them in the portal."""
 
 from __future__ import annotations
 
@@ -13,19 +14,24 @@ from sqlalchemy.engine import Engine
 from clearance.cli.context import ConfigOption, JsonOption, open_runtime, operator
 from clearance.cli.principals import orgs_app
 from clearance.errors import InvalidInput
-from clearance.principals import directory, owner_import, owners, views
+from clearance.principals import directory, org_admins, owner_import, owners, views
 from clearance.principals.ownership_files import FORMATS
 from clearance.screening.service import build_matcher, rescreen_ownership
 from clearance.screening.settings import thresholds
 from clearance.store import reading
 
 owners_app = typer.Typer(help="An organisation's declared owners (KYB).", no_args_is_help=True)
+admins_app = typer.Typer(
+    help="The members who may declare the organisation's KYB details and owners in the portal.",
+    no_args_is_help=True,
+)
 
 
 def register(app: typer.Typer) -> None:
     """`owners` attaches to the `orgs` group `clearance.cli.principals` registers."""
     del app
     orgs_app.add_typer(owners_app, name="owners")
+    orgs_app.add_typer(admins_app, name="admins")
 
 
 @owners_app.command("add")
@@ -144,6 +150,55 @@ def owners_remove(
         )
         rt.append(outbox)
     typer.echo(f"owner {owner.id} of {owner.org} removed (audit entry {index})")
+
+
+@admins_app.command("add")
+def admins_add(
+    org: str, email: str, as_json: JsonOption = False, config: ConfigOption = None
+) -> None:
+    """Let a member of ORG declare its KYB details and owners in the portal (/portal/org)."""
+    with open_runtime(config) as rt:
+        with rt.engine.begin() as conn:
+            admin = org_admins.grant(conn, org, email, actor=operator())
+        index = rt.record(
+            "org.admin.grant", f"org:{admin.org}", {"org": admin.org}, subject=admin.subject_id
+        )
+    if as_json:
+        typer.echo(json.dumps({**admin.as_json(), "audit_index": index}))
+        return
+    typer.echo(f"{admin.email} is an admin of {admin.org} (audit entry {index})")
+
+
+@admins_app.command("remove")
+def admins_remove(
+    org: str,
+    email: str,
+    reason: Annotated[str, typer.Option("--reason")] = "",
+    config: ConfigOption = None,
+) -> None:
+    """Take the role back; the next page the person opens refuses them."""
+    with open_runtime(config) as rt:
+        with rt.engine.begin() as conn:
+            admin = org_admins.revoke(conn, org, email)
+        index = rt.record(
+            "org.admin.revoke",
+            f"org:{admin.org}",
+            {"org": admin.org, "reason": reason},
+            subject=admin.subject_id,
+        )
+    typer.echo(f"{admin.email} is no longer an admin of {admin.org} (audit entry {index})")
+
+
+@admins_app.command("list")
+def admins_list(org: str, as_json: JsonOption = False, config: ConfigOption = None) -> None:
+    """ORG's admins, who granted each and when."""
+    with open_runtime(config) as rt, reading(rt.engine) as conn:
+        found = org_admins.list_admins(conn, org)
+    if as_json:
+        typer.echo(json.dumps({"org": org, "admins": [a.as_json() for a in found]}))
+        return
+    for a in found:
+        typer.echo(f"{a.email}\t{a.granted_by}\t{a.granted_at:%Y-%m-%d %H:%M}")
 
 
 def _status(engine: Engine, org: str) -> dict[str, object]:

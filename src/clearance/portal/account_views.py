@@ -23,6 +23,7 @@ from clearance.policy.models import Decision, RequestContext
 from clearance.portal.context import Portal
 from clearance.portal.operators import REVIEWER, has_role
 from clearance.principals.models import ApiKey, User
+from clearance.principals.org_admins import administered_org
 from clearance.principals.service import create_key, list_keys, revoke_key
 
 
@@ -65,12 +66,14 @@ class AccountViews:
         user = await self.portal.require_user(request)
         cases: list[Case] = await self.portal.db(lambda c: list_cases(c, user_id=user.id))
         reviewer = await self.portal.db(lambda c: has_role(c, user.id, REVIEWER))
+        admin_of = await self.portal.db(lambda c: administered_org(c, user.id))
         return self.portal.page(
             request,
             "status.html",
             latest=cases[-1] if cases else None,
             models=self.reachable(user),
             reviewer=reviewer,
+            admin_of=admin_of,
         )
 
     async def keys(self, request: Request) -> Response:

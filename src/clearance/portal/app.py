@@ -28,6 +28,7 @@ from clearance.policy.state import DecisionState
 from clearance.portal.account_views import AccountViews
 from clearance.portal.context import Portal, SignInRequired
 from clearance.portal.mailer import Mailer, mailer_for
+from clearance.portal.org_views import OrgViews
 from clearance.portal.review_views import ReviewViews
 from clearance.portal.security import PortalGuard
 from clearance.portal.signin_views import SignInViews
@@ -44,7 +45,7 @@ def csrf_key(settings: Settings) -> bytes:
 
 def build(portal: Portal) -> Starlette:
     signin, account, verify = SignInViews(portal), AccountViews(portal), VerifyViews(portal)
-    reviews = ReviewViews(portal)
+    reviews, org = ReviewViews(portal), OrgViews(portal)
 
     async def on_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPException):  # routing: unknown path or method
@@ -72,6 +73,11 @@ def build(portal: Portal) -> Starlette:
             Route("/keys", account.keys, methods=["GET"]),
             Route("/keys", account.create, methods=["POST"]),
             Route("/keys/{key_id}/revoke", account.revoke, methods=["POST"]),
+            Route("/org", org.page, methods=["GET"]),
+            Route("/org", org.update, methods=["POST"]),
+            Route("/org/owners", org.add_owner, methods=["POST"]),
+            Route("/org/owners/{owner_id:int}/remove", org.remove_owner, methods=["POST"]),
+            Route("/org/owners/import", org.import_file, methods=["POST"]),
             Route("/review", reviews.queue, methods=["GET"]),
             Route("/review/{case_id:int}", reviews.case, methods=["GET"]),
             Route("/review/{case_id:int}/evidence/{position:int}", reviews.evidence),

@@ -200,6 +200,19 @@ users = sa.Table(
     sa.Column("usage_hold", sa.String(16), nullable=True),
 )
 
+# The members of an organisation who may declare its KYB details and owners in the portal (0018).
+# Granted by an operator (`clearance orgs admins add`); an admin who leaves the org stops being one.
+org_admins = sa.Table(
+    "org_admins",
+    metadata,
+    sa.Column("org_id", sa.ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    ),
+    sa.Column("granted_by", sa.String(320), nullable=False),
+    sa.Column("granted_at", UTC_TIME, nullable=False),
+)
+
 identity_facts = sa.Table(
     "identity_facts",
     metadata,
