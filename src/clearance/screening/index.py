@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from rapidfuzz.distance import OSA
@@ -38,7 +38,7 @@ FIRST_LETTER_PENALTY = 0.1
 # ("mohammed" / "muhamad") the tokens must also start alike and stay close; a vowel-poor token
 # (romanised Arabic or Hebrew: "mhmd", "hsyn") may differ in every vowel.
 SKELETON_SIMILARITY = 0.80
-ABJAD_SIMILARITY = 0.85
+ABJAD_SIMILARITY = 0.90
 MIN_SKELETON_EDIT_SIMILARITY = 0.62
 
 
@@ -55,13 +55,19 @@ class NameIndex:
     skeletons: dict[str, list[str]]
     weights: dict[str, float]
     unknown_weight: float
+    abjad: frozenset[str]  # tokens romanised from names written without short vowels
 
     @classmethod
-    def build(cls, names: Sequence[tuple[str, ...]]) -> NameIndex:
+    def build(cls, names: Sequence[tuple[str, ...]], abjad: Iterable[int] = ()) -> NameIndex:
+        """`abjad`: the ids of names written in Arabic, Persian, Hebrew... script."""
         postings: dict[str, list[int]] = defaultdict(list)
         for nid, toks in enumerate(names):
             for tok in set(toks):
                 postings[tok].append(nid)
+        listed = set(postings)
+        abjad_tokens = frozenset(t for nid in abjad for t in names[nid])
+        # A token that a Latin-script name also has is not only a vowel-less spelling.
+        abjad_tokens = frozenset(t for t in abjad_tokens if t in listed)
         deletions: dict[str, list[str]] = defaultdict(list)
         skeletons: dict[str, list[str]] = defaultdict(list)
         for tok in postings:
@@ -73,7 +79,14 @@ class NameIndex:
                 skeletons[skel].append(tok)
         total = len(names) + 1
         weights = {t: math.log(total / len(p)) + 1.0 for t, p in postings.items()}
-        return cls(dict(postings), dict(deletions), dict(skeletons), weights, math.log(total) + 1)
+        return cls(
+            dict(postings),
+            dict(deletions),
+            dict(skeletons),
+            weights,
+            math.log(total) + 1,
+            abjad_tokens,
+        )
 
     def weight(self, token: str) -> float:
         return self.weights.get(token, self.unknown_weight)
@@ -85,8 +98,8 @@ class NameIndex:
         if token in self.postings:
             found[token] = 1.0
         skel = skeleton(token)
-        if abjad and len(skel) >= MIN_ABJAD_SKELETON_LEN:
-            self._add_skeletons(found, token, skel, abjad)
+        if len(skel) >= MIN_ABJAD_SKELETON_LEN:
+            self._add_skeletons(found, token, skel, abjad, latin=False)
         if len(token) < MIN_FUZZY_LEN:
             return found
         keys = _deletions(token)
@@ -101,14 +114,28 @@ class NameIndex:
             if sim >= MIN_TOKEN_SIMILARITY:
                 found[cand] = sim
         if not abjad and len(skel) >= MIN_SKELETON_LEN:
-            self._add_skeletons(found, token, skel, abjad)
+            self._add_skeletons(found, token, skel, abjad, latin=True)
         return found
 
-    def _add_skeletons(self, found: dict[str, float], token: str, skel: str, abjad: bool) -> None:
+    def splits(self, token: str) -> list[tuple[str, str]]:
+        """`token` cut in two listed tokens, each at least two letters: "xijinping" ->
+        [("xi", "jinping")]."""
+        postings = self.postings
+        return [
+            (token[:i], token[i:])
+            for i in range(2, len(token) - 1)
+            if token[:i] in postings and token[i:] in postings
+        ]
+
+    def _add_skeletons(
+        self, found: dict[str, float], token: str, skel: str, abjad: bool, latin: bool
+    ) -> None:
+        """`latin`: the Latin-to-Latin pass (else the pass where either side is vowel-less)."""
         for cand in self.skeletons.get(skel, ()):
-            if not abjad and len(cand) < MIN_FUZZY_LEN:
+            vowel_less = abjad or cand in self.abjad
+            if latin == vowel_less or (latin and len(cand) < MIN_FUZZY_LEN):
                 continue
-            sim = _skeleton_similarity(token, cand, abjad)
+            sim = _skeleton_similarity(token, cand, vowel_less)
             if sim > found.get(cand, 0.0):
                 found[cand] = sim
 
@@ -119,11 +146,17 @@ def _edit_similarity(a: str, b: str) -> float:
     return sim if a[0] == b[0] or swapped else sim - FIRST_LETTER_PENALTY
 
 
+def _lead(token: str) -> str:
+    return "a" if token[0] in "aeiou" else token[0]
+
+
 def _skeleton_similarity(a: str, b: str, abjad: bool) -> float:
     """Similarity of two tokens with the same consonant skeleton; 0 when that is chance."""
     edit = OSA.normalized_similarity(a, b)
     if abjad:
-        return max(edit, ABJAD_SIMILARITY)
+        # Same skeleton, but one starts with a vowel (alef, ayn: "ahmd") and the other with a
+        # consonant ("hamad"): another name.
+        return max(edit, ABJAD_SIMILARITY) if _lead(a) == _lead(b) else 0.0
     if a[0] == b[0] and edit >= MIN_SKELETON_EDIT_SIMILARITY:
         return max(edit, SKELETON_SIMILARITY)
     return 0.0

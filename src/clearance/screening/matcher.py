@@ -6,6 +6,7 @@ normalise -> near tokens -> candidate names (by shared token weight) -> name sco
 from __future__ import annotations
 
 import heapq
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from clearance.screening.models import (
     ScreeningResult,
     Thresholds,
 )
-from clearance.screening.normalise import is_abjad, tokens
+from clearance.screening.normalise import is_abjad, token_readings, tokens
 
 # How many candidate names, ranked by the token weight they share with the query, get a full
 # score. Measured with bench/screening.py: recall stops improving well below this.
@@ -30,6 +31,10 @@ COMMON_POSTINGS = 400
 # Two query tokens are read as one compound only on close evidence: a loose match of a long
 # merged token ("bettyrivera" ~ "bitriver") is chance.
 MERGED_SIMILARITY = 0.85
+# A query token is tried as two listed tokens only from this length ("xijinping").
+MIN_SPLIT_LEN = 5
+# Hangul and Han: scripts whose given names arrive one token per syllable.
+_SYLLABIC = re.compile("[\u3400-\u9fff\uf900-\ufaff\uac00-\ud7a3]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +51,11 @@ class Matcher:
         self.names = names
         self.thresholds = thresholds
         self.entries = {(n.list_name, n.entry.entry_id): n.entry for n in names}
-        self.index = NameIndex.build([n.tokens for n in names])
+        # Tokens romanised from an abjad (vowel-less) name: a Latin query reaches them by
+        # consonant skeleton ("hussein" ~ "hsyn").
+        self.index = NameIndex.build(
+            [n.tokens for n in names], [i for i, n in enumerate(names) if is_abjad(n.name)]
+        )
 
     @classmethod
     def build(
@@ -62,20 +71,24 @@ class Matcher:
         return cls(names, thresholds or Thresholds())
 
     def screen(self, query: Query) -> ScreeningResult:
-        qtoks = tokens(query.name)
-        if not qtoks:
-            return ScreeningResult(query.name, Outcome.CLEAR, ())
+        """Every reading of the query's name (`normalise.token_readings`) is screened; an entry
+        keeps its best score."""
         abjad = is_abjad(query.name)
-        near = {q: self.index.near(q, abjad) for q in set(qtoks)}
+        syllabic = _SYLLABIC.search(query.name) is not None
+        near: dict[str, dict[str, float]] = {}
         best: dict[tuple[str, str], Match] = {}
-        for variant in self._variants(qtoks, near, abjad):
-            for nid in self._candidates(variant, near):
-                match = self._score(query, variant, near, self.names[nid])
-                if match is None:
-                    continue
-                key = (match.list_name, match.entry_id)
-                if key not in best or match.score > best[key].score:
-                    best[key] = match
+        for qtoks in token_readings(query.name):
+            for q in qtoks:
+                if q not in near:
+                    near[q] = self.index.near(q, abjad)
+            for variant in self._variants(qtoks, near, abjad):
+                for nid in self._candidates(variant, near):
+                    match = self._score(query, variant, near, self.names[nid], syllabic)
+                    if match is None:
+                        continue
+                    key = (match.list_name, match.entry_id)
+                    if key not in best or match.score > best[key].score:
+                        best[key] = match
         ranked = sorted(best.values(), key=lambda m: -m.score)[: self.thresholds.max_matches]
         status = max((m.outcome for m in ranked), key=_severity, default=Outcome.CLEAR)
         return ScreeningResult(query.name, status, tuple(ranked))
@@ -84,7 +97,8 @@ class Matcher:
         self, qtoks: tuple[str, ...], near: dict[str, dict[str, float]], abjad: bool
     ) -> list[tuple[str, ...]]:
         """The query's tokens, and the same with two neighbours written as one when the listed
-        names know that compound: "Abd Allah" / "Abdullah", "Siraj al-Din" / "Sirajuddin"."""
+        names know that compound ("Abd Allah" / "Abdullah", "Siraj al-Din" / "Sirajuddin"), or
+        one token written as two listed ones ("Xijinping" / "Xi Jinping", "Jongun" / "Jong Un")."""
         variants = [qtoks]
         for i in range(len(qtoks) - 1):
             merged = qtoks[i] + qtoks[i + 1]
@@ -92,6 +106,14 @@ class Matcher:
                 near[merged] = self.index.near(merged, abjad)
             if max(near[merged].values(), default=0.0) >= MERGED_SIMILARITY:
                 variants.append((*qtoks[:i], merged, *qtoks[i + 2 :]))
+        for i, q in enumerate(qtoks):
+            if len(q) < MIN_SPLIT_LEN or max(near[q].values(), default=0.0) >= MERGED_SIMILARITY:
+                continue
+            for head, tail in self.index.splits(q):
+                for part in (head, tail):
+                    if part not in near:
+                        near[part] = self.index.near(part, abjad)
+                variants.append((*qtoks[:i], head, tail, *qtoks[i + 1 :]))
         return variants
 
     def _candidates(self, qtoks: tuple[str, ...], near: dict[str, dict[str, float]]) -> list[int]:
@@ -111,9 +133,12 @@ class Matcher:
         qtoks: tuple[str, ...],
         near: dict[str, dict[str, float]],
         listed: ListedName,
+        syllabic: bool,
     ) -> Match | None:
         idx = self.index
-        named = scoring.name_score(qtoks, listed.tokens, near, idx.weights, idx.unknown_weight)
+        named = scoring.name_score(
+            qtoks, listed.tokens, near, idx.weights, idx.unknown_weight, syllabic
+        )
         if named.score < self.thresholds.potential - 0.15:
             return None
         entry = listed.entry

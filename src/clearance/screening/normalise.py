@@ -2,21 +2,17 @@
 legal forms, honorifics and particles. Pure functions; the same code runs on listed names and
 on queries, so both sides land in the same form.
 
-Transliteration is ICU's (CLDR transforms, https://unicode.org/reports/tr35/tr35-general.html
-#Transforms): Cyrillic by BGN/PCGN, which is what OFAC's romanised Russian names follow; every
-other script by `Any-Latin`; then `Latin-ASCII` folds accents ("Ø" -> "O", "ß" -> "ss").
+Transliteration to ASCII, per script, is `romanise.py`'s (ICU transforms, Hangul by
+`hangul.py`); a name may have more than one reading, and queries try each.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from functools import lru_cache
 
-import icu  # type: ignore[import-untyped]  # PyICU ships no type information
+from clearance.screening.romanise import ABJAD, readings, to_ascii
 
-_TRANSFORM = "Russian-Latin/BGN; Any-Latin; Latin-ASCII"
-_translit = icu.Transliterator.createInstance(_TRANSFORM)
+__all__ = ["natural_order", "skeleton", "to_ascii", "token_readings", "tokens"]
 
 # Company legal forms: they say what kind of company, not which one ("LLC", "CORP" alone must
 # never make a match). Cyrillic forms arrive already transliterated (Cyrillic OOO -> "ooo").
@@ -44,34 +40,6 @@ PARTICLES = frozenset(
 )
 _DROP = LEGAL_FORMS | HONORIFICS | PARTICLES
 
-# Apostrophes and BGN/PCGN's separator dot join, they do not split: "GAMA'AT", "Kupriy·anov".
-_APOSTROPHES = re.compile("['`\u2018\u2019\u02bb\u02bc\u02be\u02bf\u00b4\u00b7]")
-_NON_ALNUM = re.compile(r"[^a-z0-9]+")
-# Scripts that write few or no short vowels (Unicode blocks Hebrew through Arabic Extended-A).
-_ABJAD = re.compile(r"[\u0590-\u08ff]")
-_HAN = re.compile(r"^[\u3400-\u9fff\uf900-\ufaff]{2,4}$")
-
-
-def to_ascii(text: str) -> str:
-    """Any script to lower-case ASCII letters, digits and spaces."""
-    text = unicodedata.normalize("NFKC", text)
-    if not text.isascii():
-        text = _han_name(text) or str(_translit.transliterate(text))
-    text = _APOSTROPHES.sub("", text.lower())
-    return " ".join(_NON_ALNUM.sub(" ", text).split())
-
-
-def _han_name(text: str) -> str | None:
-    """A Chinese personal name written without spaces: ICU gives one syllable per character,
-    but romanised listings write surname + joined given name ("习近平" -> "xi jinping")."""
-    stripped = text.strip()
-    if not _HAN.match(stripped):
-        return None
-    syllables = str(_translit.transliterate(stripped)).split()
-    if len(syllables) < 2:
-        return None
-    return f"{syllables[0]} {''.join(syllables[1:])}"
-
 
 def natural_order(name: str) -> str:
     """OFAC and UN print people as "SURNAME, Given Names"; turn that into "Given Names SURNAME".
@@ -82,22 +50,34 @@ def natural_order(name: str) -> str:
     return f"{given} {surname}" if surname and given else name
 
 
-@lru_cache(maxsize=65_536)
 def tokens(name: str) -> tuple[str, ...]:
-    """The distinctive tokens of a name, in natural order. Legal forms, honorifics and particles
-    are dropped, unless nothing else would be left (a company called "Limited Co" stays)."""
-    words = to_ascii(natural_order(name)).split()
-    if is_abjad(name):
-        # Arabic writes the article joined to its noun: "التكريتي" -> "altkryty", listed as
-        # "AL-TIKRITI" (whose "al" is dropped as a particle).
-        words = [w[2:] if w.startswith("al") and len(w) >= 5 else w for w in words]
-    kept = tuple(w for w in words if w not in _DROP)
-    return kept if kept else tuple(words)
+    """The distinctive tokens of a name, in natural order: its first reading. Legal forms,
+    honorifics and particles are dropped, unless nothing else would be left (a company called
+    "Limited Co" stays)."""
+    return token_readings(name)[0]
+
+
+@lru_cache(maxsize=65_536)
+def token_readings(name: str) -> tuple[tuple[str, ...], ...]:
+    """The tokens of each reading of a name (`romanise.readings`): a Korean name in the DPRK,
+    McCune-Reischauer and Revised Romanization spellings, a Chinese one with its given name
+    joined and apart, kana with and without long vowels. Distinct; the first is `tokens`."""
+    abjad = is_abjad(name)
+    out = []
+    for reading in readings(natural_order(name)):
+        words = reading.split()
+        if abjad:
+            # Arabic writes the article joined to its noun: "التكريتي" -> "altkryty", listed
+            # as "AL-TIKRITI" (whose "al" is dropped as a particle).
+            words = [w[2:] if w.startswith("al") and len(w) >= 5 else w for w in words]
+        kept = tuple(w for w in words if w not in _DROP)
+        out.append(kept if kept else tuple(words))
+    return tuple(dict.fromkeys(out))
 
 
 def is_abjad(text: str) -> bool:
     """Written (partly) in a script that leaves short vowels out: Arabic, Hebrew, Syriac..."""
-    return bool(_ABJAD.search(text))
+    return bool(ABJAD.search(text))
 
 
 def skeleton(token: str) -> str:

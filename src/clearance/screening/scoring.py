@@ -10,6 +10,7 @@ patronymic is normal; a single shared token is not a match: "George Bush" / "Geo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -17,6 +18,12 @@ from datetime import date
 from clearance.screening.models import BirthDate, EntityType
 
 UNPAIRED_DISCOUNT = 0.5
+# Given + family name against a long listed name: when every query token pairs, and the pairs
+# take the listed name's first and last name (patronymics aside), what lies between (an Arabic
+# nasab chain "bin Muhammad bin Rabi", a Russian patronymic) counts only this much.
+OMITTED_DISCOUNT = 0.15
+# Russian, Ukrainian and Belarusian patronymics, as BGN/PCGN romanises them.
+PATRONYMIC = re.compile(r"(ovich|evich|yevich|ovna|evna|yevna|ichna|ich)$")
 # Facts: evidence for or against, on the name score's scale.
 DOB_EXACT = 0.08
 DOB_YEAR = 0.04
@@ -38,8 +45,11 @@ def name_score(
     near: Mapping[str, Mapping[str, float]],
     weights: Mapping[str, float],
     unknown_weight: float,
+    syllabic: bool = False,
 ) -> NameScore:
-    """`near[q]` maps each query token to the listed tokens it resembles (with similarity)."""
+    """`near[q]` maps each query token to the listed tokens it resembles (with similarity).
+    `syllabic`: the query was written in Hangul or Han, one token per syllable of the given
+    name, so an unpaired query token is a different given name, never a dropped one."""
     options = []
     for i, q in enumerate(query):
         sims = near.get(q, {})
@@ -62,14 +72,26 @@ def name_score(
         gained += sim * (wq + wl)
         pairs.append((query[i], listed[j], sim))
     factor = UNPAIRED_DISCOUNT if len(pairs) >= 2 else 1.0
+    omitted = _omitted(listed, used_l) if len(pairs) >= 2 and len(used_q) == len(query) else 1.0
     unpaired = sum(
         weights.get(q, unknown_weight) for i, q in enumerate(query) if i not in used_q
-    ) + sum(weights.get(t, unknown_weight) for j, t in enumerate(listed) if j not in used_l)
+    ) * (1.0 / factor if syllabic else 1.0) + sum(
+        weights.get(t, unknown_weight) * omitted for j, t in enumerate(listed) if j not in used_l
+    )
     paired_total = sum(weights.get(query[i], unknown_weight) for i in used_q) + sum(
         weights.get(listed[j], unknown_weight) for j in used_l
     )
     total = paired_total + factor * unpaired
     return NameScore(gained / total if total else 0.0, tuple(pairs))
+
+
+def _omitted(listed: Sequence[str], used: set[int]) -> float:
+    """How much the listed name's unpaired tokens count (relative to other unpaired tokens)
+    when every query token paired: little when the pairs hold both ends of the name."""
+    ends = [j for j, t in enumerate(listed) if not PATRONYMIC.search(t)]
+    if len(listed) >= 3 and ends and ends[0] in used and ends[-1] in used:
+        return OMITTED_DISCOUNT / UNPAIRED_DISCOUNT
+    return 1.0
 
 
 def birth_date_evidence(
