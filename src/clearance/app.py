@@ -10,6 +10,7 @@ import contextlib
 import gc
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -44,12 +45,20 @@ from clearance.openapi import openapi_json
 from clearance.policy.state import DecisionState
 from clearance.portal import portal_app
 from clearance.store import connect, migrate
+from clearance.store.listener import Listener
+from clearance.store.versions import Notice
 
 if TYPE_CHECKING:
     from clearance.integrations.envoy import ExtAuthzServer
 
 log = logging.getLogger("clearance.app")
+# How often a worker re-reads the version counters. Without a LISTEN connection (SQLite, or
+# PostgreSQL with `database_listen = false` or while the listener reconnects) the poll is what
+# carries every change: 4 times a second. Beside a healthy listener it is only the safety net for
+# a notification lost unseen (a connection dead without an error, until TCP keepalive finds it):
+# once a second, the bound DESIGN.md sets for that case, at a quarter of the reads.
 POLL_SECONDS = 0.25
+LISTENING_POLL_SECONDS = 1.0
 
 
 class Clearance:
@@ -90,6 +99,14 @@ class Clearance:
         )
         self._poller: asyncio.Task[None] | None = None
         self._poll_lock = asyncio.Lock()
+        # Set by a notification or a (re)connected listener: poll now, not at the interval.
+        self._changed = asyncio.Event()
+        self._announced: dict[str, Notice] = {}  # per kind, the oldest notice not yet applied
+        self.listener: Listener | None = None
+        if settings.database_listen and self.engine.dialect.name == "postgresql":
+            self.listener = Listener(
+                self.engine, on_notice=self._notified, on_connect=self._changed.set
+            )
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -119,6 +136,7 @@ class Clearance:
         if self.own_process:
             settle_heap()
         self._poller = asyncio.create_task(self._poll_forever())
+        listening = asyncio.create_task(self.listener.run()) if self.listener else None
         summaries = asyncio.create_task(self._flush_refusals_forever())
         try:
             if self.background:
@@ -129,9 +147,10 @@ class Clearance:
         finally:
             if ext_authz is not None:  # no new Checks; those in flight finish
                 await ext_authz.stop()
-            self._poller.cancel()
-            summaries.cancel()
-            await asyncio.gather(self._poller, summaries, return_exceptions=True)
+            tasks = [t for t in (self._poller, listening, summaries) if t is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.decisions.flush_refusals()  # a graceful stop loses no count
             await self.proxy.close()
             await asyncio.to_thread(self.audit.close)
@@ -149,10 +168,23 @@ class Clearance:
         return server
 
     async def _poll_forever(self) -> None:
-        """Pick up changes other processes made (suspensions, facts, keys) within a second."""
+        """Pick up changes other processes made (suspensions, facts, keys): as soon as a
+        notification announces one, else within the poll interval."""
         while True:
-            await asyncio.sleep(POLL_SECONDS)
+            listening = self.listener is not None and self.listener.connected
+            self.metrics.invalidation_listening.set(listening)
+            with contextlib.suppress(TimeoutError):
+                interval = LISTENING_POLL_SECONDS if listening else POLL_SECONDS
+                await asyncio.wait_for(self._changed.wait(), interval)
+            # Cleared before the read: a notice arriving during the poll sets it for another.
+            self._changed.clear()
             await self.poll_now()
+
+    def _notified(self, notice: Notice) -> None:
+        self.metrics.invalidation_notices.labels(notice.kind).inc()
+        if self.state.versions.get(notice.kind, 0) < notice.version:  # not applied yet
+            self._announced.setdefault(notice.kind, notice)
+            self._changed.set()
 
     async def _flush_refusals_forever(self) -> None:
         """Refusals before authentication, as summary entries every refusal_summary_seconds."""
@@ -169,6 +201,7 @@ class Clearance:
             except SQLAlchemyError as exc:  # a storage hiccup: keep the last good state
                 log.warning("state poll failed: %s", exc)
                 return set()
+            self._measure_lag(changed)
             if "catalog" in changed:
                 models = self.state.catalog.models.values()
                 suspended = {m.id for m in models if m.suspended or m.retired}
@@ -177,6 +210,15 @@ class Clearance:
                     log.warning("ended %d in-flight streams of suspended models", ended)
             return changed
 
+    def _measure_lag(self, changed: set[str]) -> None:
+        """The lag of each announced change now applied: from its commit to its cache drop."""
+        now = time.time()
+        for kind in changed:
+            notice = self._announced.get(kind)
+            if notice is not None and notice.version <= self.state.versions.get(kind, 0):
+                del self._announced[kind]
+                self.metrics.invalidation_lag.observe(max(0.0, now - notice.at))
+
     def poll_from_thread(self, timeout: float = 10.0) -> set[str]:
         """`poll_now` from another thread (a test, instead of waiting for the poller)."""
         if self._loop is None:
@@ -184,7 +226,17 @@ class Clearance:
         return asyncio.run_coroutine_threadsafe(self.poll_now(), self._loop).result(timeout)
 
     async def healthz(self, _request: Request) -> Response:
-        return JSONResponse({"status": "ok", "versions": self.state.versions})
+        # Which worker answered (its pid), and how it learns of changes: a client holding a
+        # connection open (bench/invalidation.py) can tell the workers of a node apart.
+        invalidation = "listen" if self.listener is not None and self.listener.connected else "poll"
+        return JSONResponse(
+            {
+                "status": "ok",
+                "versions": self.state.versions,
+                "worker": os.getpid(),
+                "invalidation": invalidation,
+            }
+        )
 
     async def metrics_endpoint(self, _request: Request) -> Response:
         return PlainTextResponse(

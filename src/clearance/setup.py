@@ -20,6 +20,9 @@ data_dir = "."
 # SQLite (the default, WAL mode, fsync on every commit) or PostgreSQL, e.g.
 # "postgresql://clearance@db.internal:5432/clearance". Env: CLEARANCE_DATABASE_URL.
 database_url = "sqlite:///clearance.db"
+# On PostgreSQL every worker LISTENs for changes (a revoked key, a suspended model) and drops its
+# cached state as they commit; false: it polls the version counters only (4 times a second).
+database_listen = true
 
 [policy]
 # Cedar policy files, evaluated together against the built-in schema.

@@ -535,6 +535,10 @@ class Settings:
         "SQLite (relative to data_dir; WAL, synchronous=FULL) or postgresql://...",
         mask=mask_dsn,
     )
+    database_listen: bool = setting(
+        True,
+        "PostgreSQL: workers LISTEN for state changes (false: they poll the versions only)",
+    )
     policy: PolicySettings = field(default_factory=PolicySettings)
     screening: ScreeningSettings = field(default_factory=ScreeningSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)

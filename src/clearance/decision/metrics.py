@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 1.0)
+_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class Metrics:
@@ -63,6 +64,23 @@ class Metrics:
             "Time one misuse-guard check took, windows included",
             ["stage"],
             buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.invalidation_notices = Counter(
+            "clearance_invalidation_notices",
+            "State changes announced to this worker by PostgreSQL NOTIFY, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.invalidation_lag = Histogram(
+            "clearance_invalidation_lag_seconds",
+            "Time from an announced change (the writer's clock) to this worker dropping its cache",
+            buckets=_LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self.invalidation_listening = Gauge(
+            "clearance_invalidation_listening",
+            "1 while this worker's LISTEN connection is up; 0 while it polls only",
             registry=self.registry,
         )
 
