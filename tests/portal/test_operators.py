@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from clearance.cli.app import app
 from clearance.config import Settings
-from clearance.errors import InvalidInput, NotFound
+from clearance.errors import Conflict, InvalidInput, NotFound
 from clearance.portal import operators
 from clearance.principals.service import get_user
 from tests.portal.review_cases import Instance
@@ -84,3 +84,46 @@ def test_unknown_roles_and_roles_not_held_are_refused(cli: CliRunner, db: Instan
     nobody = cli.invoke(app, ["users", "operator", "grant", "x@example.org", "--role", "reviewer"])
     assert isinstance(nobody.exception, NotFound)
     assert db.entries(action="operator.grant") == []
+
+
+def test_admin_implies_operator_implies_viewer_and_reviewer_stands_apart(
+    cli: CliRunner, db: Instance
+) -> None:
+    with db.engine.connect() as conn:
+        user_id = get_user(conn, EMAIL).id
+
+    def held() -> set[str]:
+        with db.engine.connect() as conn:
+            return {r for r in sorted(operators.ROLES) if operators.has_role(conn, user_id, r)}
+
+    run(cli, "grant", EMAIL, "--role", "viewer")
+    assert held() == {"viewer"}
+    run(cli, "grant", EMAIL, "--role", "operator")
+    assert held() == {"viewer", "operator"}
+    run(cli, "grant", EMAIL, "--role", "admin")
+    assert held() == {"viewer", "operator", "admin"}  # not reviewer: deciding cases is apart
+    run(cli, "grant", "officer@example.org", "--role", "admin")  # held already: no change
+    run(cli, "grant", EMAIL, "--role", "reviewer")
+    run(cli, "revoke", EMAIL, "--role", "operator")  # admin (held) still implies operator
+    assert held() == {"viewer", "operator", "admin", "reviewer"}
+    with db.engine.connect() as conn:
+        assert operators.roles_of(conn, user_id) == ("admin", "reviewer", "viewer")
+
+
+def test_the_last_admin_cannot_be_revoked(cli: CliRunner, db: Instance) -> None:
+    other = "second@example.org"
+    assert cli.invoke(app, ["users", "add", other, "--name", "Sam Second"]).exit_code == 0
+    run(cli, "grant", EMAIL, "--role", "admin")
+    last = cli.invoke(app, ["users", "operator", "revoke", EMAIL, "--role", "admin"])
+    assert isinstance(last.exception, Conflict)
+    assert "last admin" in last.exception.detail
+    run(cli, "grant", other, "--role", "admin")
+    run(cli, "revoke", EMAIL, "--role", "admin")  # another admin remains
+    refused = cli.invoke(app, ["users", "operator", "revoke", other, "--role", "admin"])
+    assert isinstance(refused.exception, Conflict)
+    assert [e["target"] for e in db.entries(action="operator.revoke")] == [db_subject(db, EMAIL)]
+
+
+def db_subject(db: Instance, email: str) -> str:
+    with db.engine.connect() as conn:
+        return get_user(conn, email).subject_id

@@ -18,7 +18,9 @@ from clearance.portal import operators
 from clearance.principals.service import get_user
 
 operator_app = typer.Typer(
-    help="Portal operator roles (reviewer: the identity review queue).", no_args_is_help=True
+    help="Operator roles: viewer, operator, admin (the console, /console; each implies the "
+    "ones before it) and reviewer (the review queues).",
+    no_args_is_help=True,
 )
 RoleOption = Annotated[
     str, typer.Option("--role", help=f"One of: {', '.join(sorted(operators.ROLES))}.")
@@ -53,7 +55,8 @@ def operator_grant(email: str, role: RoleOption, config: ConfigOption = None) ->
 
 @operator_app.command("revoke")
 def operator_revoke(email: str, role: RoleOption, config: ConfigOption = None) -> None:
-    """Take an operator role away; it stops working at the account's next request."""
+    """Take an operator role away; it stops working at the account's next request. The last
+    admin cannot be revoked (grant admin to another account first)."""
     with open_runtime(config) as rt:
         _change(rt, email, role, grant=False)
     typer.echo(f"{email}: {role} revoked")

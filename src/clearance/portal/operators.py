@@ -1,8 +1,17 @@
 """Operator roles: which portal accounts may use the operator pages (`portal_operators`, 0007).
 
-One row per operator account: its roles (a JSON list), who last granted one and when. The one
-role today is `reviewer`: list, open and decide identity review cases (review_views.py).
+One row per operator account: its roles (a JSON list), who last granted one and when. Roles:
+
+    viewer     the operator console (/console) read-only: dashboard, catalog, people
+    operator   viewer, and the console's changes: the kill switch, restores, reclassification,
+               suspending people
+    admin      operator, and who holds which role (the console's operators page)
+    reviewer   the identity and misuse-guard review queues (review_views.py); apart from the
+               others (deciding cases is its own duty, not implied by admin)
+
 Roles are checked on every request (no cache), so a revocation takes effect at the next click.
+The last admin cannot be revoked: someone must always be able to grant roles in the console
+(the CLI, which needs the host, can always grant one again).
 
 Granting and revoking are `admin_action` audit entries (`operator.grant`, `operator.revoke`)
 naming the account by its pseudonymous subject id, appended once the change has committed
@@ -19,14 +28,24 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from clearance.audit.entries import admin_action
-from clearance.errors import InvalidInput, NotFound
+from clearance.errors import Conflict, InvalidInput, NotFound
 from clearance.portal.tables import portal_operators
 from clearance.principals.models import User
 from clearance.principals.service import get_user_by_id
 from clearance.store.tables import users
 
+VIEWER = "viewer"
+OPERATOR = "operator"
+ADMIN = "admin"
 REVIEWER = "reviewer"
-ROLES = frozenset({REVIEWER})
+ROLES = frozenset({VIEWER, OPERATOR, ADMIN, REVIEWER})
+# What holding a role grants: admin implies operator implies viewer; reviewer stands alone.
+IMPLIES = {
+    ADMIN: frozenset({ADMIN, OPERATOR, VIEWER}),
+    OPERATOR: frozenset({OPERATOR, VIEWER}),
+    VIEWER: frozenset({VIEWER}),
+    REVIEWER: frozenset({REVIEWER}),
+}
 
 
 class AuditSink(Protocol):
@@ -58,8 +77,13 @@ def roles_of(conn: Connection, user_id: int) -> tuple[str, ...]:
     return tuple(str(r) for r in value) if value else ()
 
 
+def effective(roles: tuple[str, ...]) -> frozenset[str]:
+    """Every role the held ones grant (unknown ones, from a newer release, grant nothing)."""
+    return frozenset().union(*(IMPLIES.get(r, frozenset()) for r in roles))
+
+
 def has_role(conn: Connection, user_id: int, role: str) -> bool:
-    return _role(role) in roles_of(conn, user_id)
+    return _role(role) in effective(roles_of(conn, user_id))
 
 
 def list_operators(conn: Connection) -> list[Operator]:
@@ -72,6 +96,16 @@ def list_operators(conn: Connection) -> list[Operator]:
         Operator(r.user_id, r.subject_id, r.email, tuple(r.roles), r.granted_by, r.granted_at)
         for r in rows
     ]
+
+
+def _admins(conn: Connection) -> set[int]:
+    """The accounts holding admin, their rows locked until the transaction ends (PostgreSQL; on
+    SQLite the write transaction already excludes other writers): two admins revoking each other
+    at once cannot both succeed."""
+    rows = conn.execute(
+        sa.select(portal_operators.c.user_id, portal_operators.c.roles).with_for_update()
+    )
+    return {int(r.user_id) for r in rows if ADMIN in r.roles}
 
 
 def _entry(actor: str, action: str, user: User, role: str, roles: tuple[str, ...]) -> bytes:
@@ -117,6 +151,8 @@ def revoke(engine: Engine, audit: AuditSink, user_id: int, role: str, *, actor: 
         held = roles_of(conn, user_id)
         if role not in held:
             raise NotFound(f"the account does not hold the {role} role")
+        if role == ADMIN and _admins(conn) == {user_id}:
+            raise Conflict("this is the last admin: grant admin to another account first")
         roles = tuple(r for r in held if r != role)
         where = portal_operators.c.user_id == user_id
         if roles:
