@@ -1,8 +1,10 @@
 """What every worker keeps in memory to decide: keys -> principals, the catalog, the policy.
 
-Nothing on the request path touches the database in the common case. A poller compares the
-version counters (one small read) a few times a second and drops exactly the kind of state that
-changed, so a suspension or a new identity fact reaches every worker within a second.
+Nothing on the request path touches the database in the common case. `poll` compares the
+version counters (one small read) and drops exactly the kind of state that changed; the worker
+(app.py) runs it when PostgreSQL announces a change (LISTEN/NOTIFY) and, as the safety net or on
+SQLite, every 250 ms to 1 s, so a suspension or a new identity fact reaches every worker at once
+on PostgreSQL and within a second on either (docs/architecture.md).
 """
 
 from __future__ import annotations
