@@ -39,6 +39,8 @@ FIRST_LETTER_PENALTY = 0.1
 # (romanised Arabic or Hebrew: "mhmd", "hsyn") may differ in every vowel.
 SKELETON_SIMILARITY = 0.80
 ABJAD_SIMILARITY = 0.90
+# ...but two consonants in common are weak evidence ("donna" / "dyn").
+SHORT_ABJAD_SIMILARITY = 0.85
 MIN_SKELETON_EDIT_SIMILARITY = 0.62
 
 
@@ -52,7 +54,8 @@ class NameIndex:
 
     postings: dict[str, list[int]]
     deletions: dict[str, list[str]]
-    skeletons: dict[str, list[str]]
+    skeletons: dict[str, list[str]]  # every token, by skeleton
+    abjad_skeletons: dict[str, list[str]]  # the vowel-less tokens (`abjad`) alone
     weights: dict[str, float]
     unknown_weight: float
     abjad: frozenset[str]  # tokens romanised from names written without short vowels
@@ -64,12 +67,14 @@ class NameIndex:
         for nid, toks in enumerate(names):
             for tok in set(toks):
                 postings[tok].append(nid)
-        listed = set(postings)
-        abjad_tokens = frozenset(t for nid in abjad for t in names[nid])
-        # A token that a Latin-script name also has is not only a vowel-less spelling.
-        abjad_tokens = frozenset(t for t in abjad_tokens if t in listed)
+        abjad_ids = set(abjad)
+        abjad_tokens = {t for nid in abjad_ids for t in names[nid]}
+        # A token that a name in another script also has is not only a vowel-less spelling
+        # ("son", "ali"): it is matched as the Latin token it also is.
+        abjad_tokens -= {t for nid, toks in enumerate(names) if nid not in abjad_ids for t in toks}
         deletions: dict[str, list[str]] = defaultdict(list)
         skeletons: dict[str, list[str]] = defaultdict(list)
+        abjad_skeletons: dict[str, list[str]] = defaultdict(list)
         for tok in postings:
             if len(tok) >= MIN_FUZZY_LEN:
                 for key in _deletions(tok):
@@ -77,15 +82,18 @@ class NameIndex:
             skel = skeleton(tok)
             if len(skel) >= MIN_ABJAD_SKELETON_LEN:
                 skeletons[skel].append(tok)
+                if tok in abjad_tokens:
+                    abjad_skeletons[skel].append(tok)
         total = len(names) + 1
         weights = {t: math.log(total / len(p)) + 1.0 for t, p in postings.items()}
         return cls(
             dict(postings),
             dict(deletions),
             dict(skeletons),
+            dict(abjad_skeletons),
             weights,
             math.log(total) + 1,
-            abjad_tokens,
+            frozenset(abjad_tokens),
         )
 
     def weight(self, token: str) -> float:
@@ -99,7 +107,13 @@ class NameIndex:
             found[token] = 1.0
         skel = skeleton(token)
         if len(skel) >= MIN_ABJAD_SKELETON_LEN:
-            self._add_skeletons(found, token, skel, abjad, latin=False)
+            # Either side vowel-less: an abjad query against every token, a Latin one against
+            # the vowel-less tokens only.
+            vowel_less = (self.skeletons if abjad else self.abjad_skeletons).get(skel, ())
+            for cand in vowel_less:
+                sim = _skeleton_similarity(token, cand, abjad=True)
+                if sim > found.get(cand, 0.0):
+                    found[cand] = sim
         if len(token) < MIN_FUZZY_LEN:
             return found
         keys = _deletions(token)
@@ -111,10 +125,16 @@ class NameIndex:
         candidates.discard(token)
         for cand in candidates:
             sim = _edit_similarity(token, cand)
-            if sim >= MIN_TOKEN_SIMILARITY:
+            if sim >= MIN_TOKEN_SIMILARITY and sim > found.get(cand, 0.0):
                 found[cand] = sim
         if not abjad and len(skel) >= MIN_SKELETON_LEN:
-            self._add_skeletons(found, token, skel, abjad, latin=True)
+            # Latin to Latin: spellings that differ in vowels ("mohammed" / "muhamad").
+            for cand in self.skeletons.get(skel, ()):
+                if len(cand) < MIN_FUZZY_LEN or cand in self.abjad:
+                    continue
+                sim = _skeleton_similarity(token, cand, abjad=False)
+                if sim > found.get(cand, 0.0):
+                    found[cand] = sim
         return found
 
     def splits(self, token: str) -> list[tuple[str, str]]:
@@ -126,18 +146,6 @@ class NameIndex:
             for i in range(2, len(token) - 1)
             if token[:i] in postings and token[i:] in postings
         ]
-
-    def _add_skeletons(
-        self, found: dict[str, float], token: str, skel: str, abjad: bool, latin: bool
-    ) -> None:
-        """`latin`: the Latin-to-Latin pass (else the pass where either side is vowel-less)."""
-        for cand in self.skeletons.get(skel, ()):
-            vowel_less = abjad or cand in self.abjad
-            if latin == vowel_less or (latin and len(cand) < MIN_FUZZY_LEN):
-                continue
-            sim = _skeleton_similarity(token, cand, vowel_less)
-            if sim > found.get(cand, 0.0):
-                found[cand] = sim
 
 
 def _edit_similarity(a: str, b: str) -> float:
@@ -156,7 +164,14 @@ def _skeleton_similarity(a: str, b: str, abjad: bool) -> float:
     if abjad:
         # Same skeleton, but one starts with a vowel (alef, ayn: "ahmd") and the other with a
         # consonant ("hamad"): another name.
-        return max(edit, ABJAD_SIMILARITY) if _lead(a) == _lead(b) else 0.0
+        if _lead(a) != _lead(b):
+            return 0.0
+        floor = (
+            ABJAD_SIMILARITY
+            if len(skeleton(a)) > MIN_ABJAD_SKELETON_LEN
+            else SHORT_ABJAD_SIMILARITY
+        )
+        return max(edit, floor)
     if a[0] == b[0] and edit >= MIN_SKELETON_EDIT_SIMILARITY:
         return max(edit, SKELETON_SIMILARITY)
     return 0.0

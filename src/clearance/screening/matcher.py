@@ -56,6 +56,8 @@ class Matcher:
         self.index = NameIndex.build(
             [n.tokens for n in names], [i for i, n in enumerate(names) if is_abjad(n.name)]
         )
+        # Weighed once here, not per query: scoring is most of a query's time.
+        self.weighted = [self._weigh(n.tokens, is_abjad(n.name)) for n in names]
 
     @classmethod
     def build(
@@ -82,8 +84,9 @@ class Matcher:
                 if q not in near:
                     near[q] = self.index.near(q, abjad)
             for variant in self._variants(qtoks, near, abjad):
+                weighted = self._weigh(variant, abjad)
                 for nid in self._candidates(variant, near):
-                    match = self._score(query, variant, near, self.names[nid], syllabic)
+                    match = self._score(query, weighted, near, nid, syllabic)
                     if match is None:
                         continue
                     key = (match.list_name, match.entry_id)
@@ -92,6 +95,9 @@ class Matcher:
         ranked = sorted(best.values(), key=lambda m: -m.score)[: self.thresholds.max_matches]
         status = max((m.outcome for m in ranked), key=_severity, default=Outcome.CLEAR)
         return ScreeningResult(query.name, status, tuple(ranked))
+
+    def _weigh(self, toks: tuple[str, ...], abjad: bool) -> scoring.WeightedName:
+        return scoring.WeightedName.of(toks, [self.index.weight(t) for t in toks], abjad)
 
     def _variants(
         self, qtoks: tuple[str, ...], near: dict[str, dict[str, float]], abjad: bool
@@ -130,17 +136,15 @@ class Matcher:
     def _score(
         self,
         query: Query,
-        qtoks: tuple[str, ...],
+        qtoks: scoring.WeightedName,
         near: dict[str, dict[str, float]],
-        listed: ListedName,
+        nid: int,
         syllabic: bool,
     ) -> Match | None:
-        idx = self.index
-        named = scoring.name_score(
-            qtoks, listed.tokens, near, idx.weights, idx.unknown_weight, syllabic
-        )
+        named = scoring.name_score(qtoks, self.weighted[nid], near, syllabic)
         if named.score < self.thresholds.potential - 0.15:
             return None
+        listed = self.names[nid]
         entry = listed.entry
         why = ["name: " + ", ".join(f"{q}~{t}" if s < 1 else q for q, t, s in named.pairs)]
         score = named.score

@@ -24,6 +24,12 @@ UNPAIRED_DISCOUNT = 0.5
 OMITTED_DISCOUNT = 0.15
 # Russian, Ukrainian and Belarusian patronymics, as BGN/PCGN romanises them.
 PATRONYMIC = re.compile(r"(ovich|evich|yevich|ovna|evna|yevna|ichna|ich)$")
+# The evidence that discount needs: both ends paired at least this closely (exact, or one
+# edit in ten letters; between a vowel-less and a Latin spelling, the same consonants:
+# index.ABJAD_SIMILARITY), and no query token shorter than this.
+NEAR_EXACT = 0.90
+VOWEL_LESS_NEAR_EXACT = 0.85
+MIN_OMITTING_TOKEN = 3
 # Facts: evidence for or against, on the name score's scale.
 DOB_EXACT = 0.08
 DOB_YEAR = 0.04
@@ -39,59 +45,94 @@ class NameScore:
     pairs: tuple[tuple[str, str, float], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class WeightedName:
+    """A name's tokens with their weights in the index, weighed once: listed names when the
+    matcher is built, a query once per variant."""
+
+    tokens: tuple[str, ...]
+    weights: tuple[float, ...]
+    total: float
+    # First and last token that is not a patronymic, for names of three tokens or more.
+    ends: tuple[int, int] | None
+    vowel_less: bool  # romanised from a script that leaves short vowels out
+
+    @classmethod
+    def of(
+        cls, tokens: tuple[str, ...], weights: Sequence[float], vowel_less: bool = False
+    ) -> WeightedName:
+        ends = [j for j, t in enumerate(tokens) if not PATRONYMIC.search(t)]
+        return cls(
+            tokens,
+            tuple(weights),
+            sum(weights),
+            (ends[0], ends[-1]) if len(tokens) >= 3 and ends else None,
+            vowel_less,
+        )
+
+
 def name_score(
-    query: Sequence[str],
-    listed: Sequence[str],
+    query: WeightedName,
+    listed: WeightedName,
     near: Mapping[str, Mapping[str, float]],
-    weights: Mapping[str, float],
-    unknown_weight: float,
     syllabic: bool = False,
 ) -> NameScore:
     """`near[q]` maps each query token to the listed tokens it resembles (with similarity).
     `syllabic`: the query was written in Hangul or Han, one token per syllable of the given
     name, so an unpaired query token is a different given name, never a dropped one."""
+    qtoks, ltoks = query.tokens, listed.tokens
     options = []
-    for i, q in enumerate(query):
-        sims = near.get(q, {})
-        for j, t in enumerate(listed):
+    for i, q in enumerate(qtoks):
+        sims = near.get(q)
+        if not sims:
+            continue
+        for j, t in enumerate(ltoks):
             sim = sims.get(t)
             if sim is not None:
                 options.append((sim, i, j))
+    if not options:
+        return NameScore(0.0, ())
     options.sort(reverse=True)
+    qw, lw = query.weights, listed.weights
+    paired_sim: dict[int, float] = {}  # listed position -> similarity of its pair
     used_q: set[int] = set()
-    used_l: set[int] = set()
     pairs = []
-    gained = 0.0
+    gained = paired_q = paired_l = 0.0
     for sim, i, j in options:
-        if i in used_q or j in used_l:
+        if i in used_q or j in paired_sim:
             continue
         used_q.add(i)
-        used_l.add(j)
-        wq = weights.get(query[i], unknown_weight)
-        wl = weights.get(listed[j], unknown_weight)
-        gained += sim * (wq + wl)
-        pairs.append((query[i], listed[j], sim))
+        paired_sim[j] = sim
+        paired_q += qw[i]
+        paired_l += lw[j]
+        gained += sim * (qw[i] + lw[j])
+        pairs.append((qtoks[i], ltoks[j], sim))
     factor = UNPAIRED_DISCOUNT if len(pairs) >= 2 else 1.0
-    omitted = _omitted(listed, used_l) if len(pairs) >= 2 and len(used_q) == len(query) else 1.0
-    unpaired = sum(
-        weights.get(q, unknown_weight) for i, q in enumerate(query) if i not in used_q
-    ) * (1.0 / factor if syllabic else 1.0) + sum(
-        weights.get(t, unknown_weight) * omitted for j, t in enumerate(listed) if j not in used_l
-    )
-    paired_total = sum(weights.get(query[i], unknown_weight) for i in used_q) + sum(
-        weights.get(listed[j], unknown_weight) for j in used_l
-    )
-    total = paired_total + factor * unpaired
-    return NameScore(gained / total if total else 0.0, tuple(pairs))
+    unpaired_q = query.total - paired_q
+    unpaired_l = listed.total - paired_l
+    if syllabic:
+        unpaired_q /= factor
+    if len(pairs) >= 2 and len(used_q) == len(qtoks) and _omits_middle(query, listed, paired_sim):
+        unpaired_l *= OMITTED_DISCOUNT / UNPAIRED_DISCOUNT
+    total = paired_q + paired_l + factor * (unpaired_q + unpaired_l)
+    return NameScore(gained / total if total > 0 else 0.0, tuple(pairs))
 
 
-def _omitted(listed: Sequence[str], used: set[int]) -> float:
-    """How much the listed name's unpaired tokens count (relative to other unpaired tokens)
-    when every query token paired: little when the pairs hold both ends of the name."""
-    ends = [j for j, t in enumerate(listed) if not PATRONYMIC.search(t)]
-    if len(listed) >= 3 and ends and ends[0] in used and ends[-1] in used:
-        return OMITTED_DISCOUNT / UNPAIRED_DISCOUNT
-    return 1.0
+def _omits_middle(query: WeightedName, listed: WeightedName, paired: Mapping[int, float]) -> bool:
+    """Every query token paired: is this given + family name against a long listed name, whose
+    middle (nasab chain, patronymic, second given name) may count little? Only on strong
+    evidence, since common names pair by chance ("Ahmed Kaya" / "Kawa Omar Ahmed", "Sergei
+    Rodriguez" / "Sergio Armando Orozco Rodriguez"): both ends of the listed name paired
+    near-exactly, and every query token more than an initial or a particle."""
+    if listed.ends is None:
+        return False
+    first, last = listed.ends
+    close = VOWEL_LESS_NEAR_EXACT if query.vowel_less or listed.vowel_less else NEAR_EXACT
+    return (
+        paired.get(first, 0.0) >= close
+        and paired.get(last, 0.0) >= close
+        and all(len(q) >= MIN_OMITTING_TOKEN for q in query.tokens)
+    )
 
 
 def birth_date_evidence(
