@@ -199,7 +199,16 @@ def _listing_schemas() -> dict[str, Schema]:
             second=count,
             hashes={"type": "array", "items": {"type": "string", "contentEncoding": "base64"}},
         ),
-        "Health": _object(["status"], status={"const": "ok"}, versions={"type": "object"}),
+        "Health": _object(
+            ["status"],
+            status={"const": "ok"},
+            versions={"type": "object"},
+            worker={"type": "integer", "description": "the answering worker's process id"},
+            invalidation={
+                "enum": ["listen", "poll"],
+                "description": "how this worker learns of changes (docs/architecture.md)",
+            },
+        ),
     }
 
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -124,7 +125,7 @@ def test_a_killed_listener_reconnects_and_hears_the_next_change(gateway: Running
     assert listener.connections == 2
     _, secret = new_key(gateway.settings, "alice@demo.test")
     client = gateway.openai(secret)
-    client.chat.completions.create(**CHAT)  # served, and the caller cached
+    client.chat.completions.create(model="fable-5", messages=[{"role": "user", "content": "hi"}])
 
     before = notices(gateway, "catalog")
     gateway.cli("models", "suspend", "fable-5", "--reason", "drill")
@@ -181,7 +182,7 @@ class Worker:
 
     def request(
         self, method: str, path: str, body: object = None, key: str = ""
-    ) -> tuple[int, dict[str, object]]:
+    ) -> tuple[int, dict[str, Any]]:
         headers = {"content-type": "application/json"}
         if key:
             headers["authorization"] = f"Bearer {key}"
@@ -190,11 +191,15 @@ class Worker:
         reply = self.conn.getresponse()
         return reply.status, json.loads(reply.read() or b"{}")
 
-    def get(self, path: str) -> tuple[int, dict[str, object]]:
+    def get(self, path: str) -> tuple[int, dict[str, Any]]:
         return self.request("GET", path)
 
     def chat(self, key: str) -> int:
         return self.request("POST", "/v1/chat/completions", CHAT, key)[0]
+
+
+def answers(worker: Worker, key: str, status: int) -> Callable[[], bool]:
+    return lambda: worker.chat(key) == status
 
 
 def every_worker(base: str, workers: int) -> list[Worker]:
@@ -258,7 +263,7 @@ def test_every_worker_of_every_node_hears_each_change(instance: tuple[Settings, 
 
             cli(config, "models", "suspend", "fable-5", "--reason", "drill")
             for w in workers:
-                wait_until(f"worker {w.pid} refuses fable-5", lambda w=w: w.chat(key) == 451)
+                wait_until(f"worker {w.pid} refuses fable-5", answers(w, key, 451))
 
             old = listener_pids(settings)
             assert len(old) == 6
@@ -269,8 +274,8 @@ def test_every_worker_of_every_node_hears_each_change(instance: tuple[Settings, 
             )
             cli(config, "models", "resume", "fable-5", "--reason", "drill over")
             for w in workers:
-                wait_until(f"worker {w.pid} serves fable-5", lambda w=w: w.chat(key) == 200)
+                wait_until(f"worker {w.pid} serves fable-5", answers(w, key, 200))
 
             cli(config, "keys", "revoke", key_id)
             for w in workers:
-                wait_until(f"worker {w.pid} refuses the key", lambda w=w: w.chat(key) == 401)
+                wait_until(f"worker {w.pid} refuses the key", answers(w, key, 401))
