@@ -561,7 +561,7 @@ def main() -> None:
     un = load(ListFormat.UN_XML, [(un_file.name, un_file.read_bytes())]).entries
     loaded = time.perf_counter()
     un_latin, un_script = split_un(un)
-    lists = {
+    lists: dict[str, list[tuple[str, Sequence[Entry]]]] = {
         "forward": [("OFAC SDN", sdn), ("UN", un_latin)],
         "reverse": [("UN original script", un_script)],
         "full": [("OFAC SDN", sdn), ("UN", un)],

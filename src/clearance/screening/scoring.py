@@ -123,16 +123,28 @@ def _omits_middle(query: WeightedName, listed: WeightedName, paired: Mapping[int
     middle (nasab chain, patronymic, second given name) may count little? Only on strong
     evidence, since common names pair by chance ("Ahmed Kaya" / "Kawa Omar Ahmed", "Sergei
     Rodriguez" / "Sergio Armando Orozco Rodriguez"): both ends of the listed name paired
-    near-exactly, and every query token more than an initial or a particle."""
+    near-exactly, every query token more than an initial or a particle, and (Latin on both
+    sides) not a single left-out word."""
     if listed.ends is None:
         return False
     first, last = listed.ends
-    close = VOWEL_LESS_NEAR_EXACT if query.vowel_less or listed.vowel_less else NEAR_EXACT
-    return (
+    vowel_less = query.vowel_less or listed.vowel_less
+    close = VOWEL_LESS_NEAR_EXACT if vowel_less else NEAR_EXACT
+    if not (
         paired.get(first, 0.0) >= close
         and paired.get(last, 0.0) >= close
         and all(len(q) >= MIN_OMITTING_TOKEN for q in query.tokens)
-    )
+    ):
+        return False
+    if vowel_less:
+        return True
+    # Between Latin spellings, one left-out word that is not a patronymic is a second given
+    # name or surname, which common names share ("Daniel Rodriguez" / "Daniel Belloso
+    # Rodriguez"); a chain of two or more is a long name's middle.
+    middle = [
+        t for j, t in enumerate(listed.tokens) if j not in paired and not PATRONYMIC.search(t)
+    ]
+    return len(middle) != 1
 
 
 def birth_date_evidence(
