@@ -70,13 +70,14 @@ def test_the_string_false_does_not_turn_the_fail_closed_default_off(tmp_path: Pa
         (
             "[zzz]\n",
             "[zzz]: unknown table (expected one of [audit], [clearance], [edge], [gateway], "
-            "[guard], [identity], [policy], [portal], [retention], [screening])",
+            "[guard], [identity], [limits], [policy], [portal], [redis], [retention], "
+            "[screening])",
         ),
         ("port = 9\n", "port: a key of [gateway], not a table"),
         ("gateway = 9\n", "gateway: expected a table [gateway], found the integer 9"),
         (
             '[clearance]\nredis_url = ""\n',
-            "[clearance] redis_url: removed (nothing used it); delete it",
+            "[clearance] redis_url: removed (it is [redis] url now); delete it",
         ),
     ],
 )
@@ -278,10 +279,6 @@ def test_boolean_variables_take_true_false_1_0(tmp_path: Path, text: str, value:
             "CLEARANCE_IDENTITY_ISSUERS: [identity] issuers is set in the file only",
         ),
         (
-            {"CLEARANCE_REDIS_URL": "redis://cache"},
-            "CLEARANCE_REDIS_URL: removed (nothing used it); unset it",
-        ),
-        (
             {"CLEARANCE_SCREENING_POTENTIAL": "0.99"},
             "CLEARANCE_SCREENING_POTENTIAL ([screening] potential): expected a number at most "
             "[screening] match (0.92), found 0.99",
@@ -409,9 +406,13 @@ def test_secret_named_strings_are_masked() -> None:
     assert shown == [{"name": "acme", "secret": "***", "secret_file": "acme.secret"}]
 
 
-def test_redis_url_is_gone() -> None:
-    assert not any("redis" in key.name for key in schema())
+def test_redis_url_is_in_the_redis_table(tmp_path: Path) -> None:
     assert not hasattr(Settings(), "redis_url")
+    assert Settings().redis.url == ""  # limits counted in-process
+    settings = load_settings(config(tmp_path, ""), {"CLEARANCE_REDIS_URL": "redis://cache"})
+    assert settings.redis.url == "redis://cache"
+    url = next(k for k in schema() if k.dotted == "redis.url")
+    assert url.shown("redis://:hunter2@cache:6379/0") == "redis://:***@cache:6379/0"
 
 
 def test_the_documentation_lists_every_setting_from_the_schema() -> None:

@@ -39,6 +39,7 @@ from clearance.guard.service import Guard
 from clearance.guard.strikes import Strikes
 from clearance.identity.vault import EvidenceVault
 from clearance.integrations.forward_auth import forward_auth_app
+from clearance.limits import service as limits
 from clearance.net.client import ClientLocator
 from clearance.net.responses import error_response
 from clearance.openapi import openapi_json
@@ -120,6 +121,7 @@ class Clearance:
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self.state.load)
+        self.decisions.limiter.reload(await asyncio.to_thread(limits.load_table, self.engine))
         await asyncio.to_thread(self.audit.start, integrator=self.background)
         # Which policy is in force from now on is itself a record (a policy change shows here).
         await asyncio.to_thread(
@@ -201,6 +203,14 @@ class Clearance:
             except SQLAlchemyError as exc:  # a storage hiccup: keep the last good state
                 log.warning("state poll failed: %s", exc)
                 return set()
+            if "limits" in changed:
+                try:
+                    table = await asyncio.to_thread(limits.load_table, self.engine)
+                except SQLAlchemyError as exc:  # the next poll tries again
+                    log.warning("limits reload failed: %s", exc)
+                    self.state.versions.pop("limits", None)
+                else:
+                    self.decisions.limiter.reload(table)
             self._measure_lag(changed)
             if "catalog" in changed:
                 models = self.state.catalog.models.values()

@@ -14,6 +14,7 @@
     ├── NotFound (404)                   unknown user, model, key, entry ...
     ├── Conflict (409)                   the change contradicts stored state (duplicate, cycle)
     ├── RateLimited (429)                too many attempts (bad keys, sign-ins); retry after a while
+    │   └── LimitExceeded (429)          a person's, org's or key's limit (clearance.limits)
     ├── LegalDenial (451)                the policy denied access (RFC 7725)
     ├── VerificationError (422)          a check failed: MRZ check digit, Merkle proof, signature
     │   ├── MrzError (422)               a machine readable zone (ICAO 9303) is not acceptable
@@ -29,6 +30,7 @@
     ├── UnavailableError (503)           a dependency we must not proceed without is down
     │   ├── PolicyError (503)            the policy could not be evaluated: fail closed
     │   ├── AuditUnavailable (503)       the audit log could not persist: fail closed
+    │   ├── LimitsUnavailable (503)      the limits cannot be counted (Redis down): fail closed
     │   └── MailError (503)              the mail server is down or refused a message
     └── UpstreamError (502)              the model provider failed
         └── UpstreamTimeout (504)
@@ -119,6 +121,11 @@ class RateLimited(ClearanceError):
         self.retry_after = retry_after  # seconds (RFC 9110 §10.2.3)
 
 
+class LimitExceeded(RateLimited):
+    """A configured limit (requests or tokens per minute, concurrent requests) is reached; the
+    caller waits, unlike a bad-key client, which is held (the tarpit) first."""
+
+
 class LegalDenial(ClearanceError):
     status = 451
     code = "unavailable_for_legal_reasons"
@@ -186,6 +193,10 @@ class PolicyError(UnavailableError):
 
 class AuditUnavailable(UnavailableError):
     code = "audit_unavailable"
+
+
+class LimitsUnavailable(UnavailableError):
+    code = "limits_unavailable"
 
 
 class MailError(UnavailableError):

@@ -65,6 +65,7 @@ COMMANDS: dict[str, Entry] = {
     "lists": Entry(("screening",), "Restricted-party lists: load, list, review hits."),
     "admin": Entry(("admin",), "The operator API (/admin/api)."),
     "guard": Entry(("guard",), "The misuse guard: flagged use, held accounts and their review."),
+    "limits": Entry(("limits",), "Limits and budgets per person, organisation and key."),
 }
 
 # Every group module registers once per process into this app; commands are taken from it.

@@ -511,6 +511,47 @@ class EdgeSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """[redis]: the Redis every gateway process shares its limit counters in (docs/limits.md)."""
+
+    url: str = setting(
+        "",
+        "redis://host:6379/0 (or rediss://, unix://); empty: limits are counted in-process, on "
+        "one node",
+        mask=mask_dsn,
+    )
+    timeout_ms: int = setting(
+        250, "a Redis call slower than this counts as Redis unavailable", rule=at_least(1)
+    )
+    key_prefix: str = setting("clearance:limits", "the prefix of every key Clearance writes")
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsSettings:
+    """[limits]: how limits behave when the Redis that counts them is unavailable
+    (docs/limits.md); the limits themselves are set with `clearance limits set`."""
+
+    controlled_without_redis: str = setting(
+        "closed",
+        "Redis unreachable: controlled models are refused with 503 (closed) or counted per "
+        "worker (worker)",
+        rule=one_of("closed", "worker"),
+    )
+    uncontrolled_without_redis: str = setting(
+        "worker",
+        "Redis unreachable: uncontrolled models are counted per worker (worker) or refused "
+        "(closed)",
+        rule=one_of("worker", "closed"),
+    )
+    stream_lease_seconds: int = setting(
+        900,
+        "a request holds its concurrency slot at most this long (a worker killed mid-stream "
+        "frees it then)",
+        rule=at_least(1),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class RetentionSettings:
     """[retention]: how long each kind of record is kept (docs/retention.md)."""
 
@@ -548,6 +589,8 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     guard: GuardSettings = field(default_factory=GuardSettings)
     edge: EdgeSettings = field(default_factory=EdgeSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
 
     def with_database(self, url: str) -> Settings:
         return replace(self, database_url=url)
@@ -559,4 +602,4 @@ ORDERED = (
     ("identity", "face_match_threshold", "face_review_threshold"),
 )
 # Keys that once existed: a file that still sets one is told to drop it, not that it is a typo.
-REMOVED = {("clearance", "redis_url"): "nothing used it"}
+REMOVED = {("clearance", "redis_url"): "it is [redis] url now"}

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from clearance.decision.surfaces import Route
 from clearance.guard.models import Check
 from clearance.guard.stream import StreamReader
+from clearance.limits.limiter import Ticket
+from clearance.limits.usage import UsageMeter
 from clearance.net.asgi import Headers
 from clearance.policy.models import Decision
 from clearance.policy.state import Caller
@@ -40,6 +42,9 @@ class Attempt:
     reader: StreamReader | None = None
     checking: asyncio.Task[Check] | None = None
     cut: tuple[Check, Decision] | None = None
+    # Limits (clearance.limits): the admitted request's counts, and its answer's usage reader.
+    ticket: Ticket | None = None
+    meter: UsageMeter | None = None
 
     def end(self, why: str) -> bool:
         """End the request early: `client_disconnected`, `model_suspended` (the kill switch),

@@ -53,6 +53,13 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.limit_refusals = Counter(
+            "clearance_limit_refusals",
+            "Requests refused by a limit (scope: user, org, key; limit: rpm, tpm, concurrent), "
+            "or because the limits could not be counted (limit: unavailable)",
+            ["scope", "limit"],
+            registry=self.registry,
+        )
         self.guard_checks = Counter(
             "clearance_guard_checks",
             "Misuse-guard checks by stage (prompt, output) and outcome (clear, flagged, error)",

@@ -22,11 +22,18 @@ from clearance.decision.payload import unknown_model
 from clearance.decision.recorder import Recorder
 from clearance.decision.refusals import Refusals
 from clearance.decision.surfaces import Surface, error_body
-from clearance.errors import AuditUnavailable, AuthenticationError, ClearanceError
+from clearance.errors import (
+    AuditUnavailable,
+    AuthenticationError,
+    ClearanceError,
+    LimitExceeded,
+    LimitsUnavailable,
+)
 from clearance.guard import conversation
 from clearance.guard.models import Check
 from clearance.guard.service import CONTEXT_CHARS, Guard
 from clearance.guard.strikes import Strikes
+from clearance.limits.limiter import Limiter
 from clearance.net.asgi import Headers, api_key
 from clearance.net.client import country_of
 from clearance.policy.models import Action, Decision, Effect, GuardFact, RequestContext
@@ -43,12 +50,14 @@ class DecisionService:
         metrics: Metrics,
         guard: Guard | None = None,
         strikes: Strikes | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.state = state
         self.recorder = recorder
         self.metrics = metrics
         self.guard = guard  # the misuse guard (clearance.guard), when [guard] kind is set
         self.strikes = strikes
+        self.limiter = limiter or Limiter(state.settings)
         self.settings = state.settings.gateway
         self.model_header = state.settings.edge.model_header.lower().encode("latin-1")
         audit_key = state.settings.audit.signing_key_file
@@ -57,6 +66,7 @@ class DecisionService:
     async def close(self) -> None:
         if self.guard is not None:
             await self.guard.close()
+        await self.limiter.close()
 
     async def decide(
         self, attempt: Attempt, payload: dict[str, object] | None, model: str
@@ -84,6 +94,39 @@ class DecisionService:
         decision = attempt.decision
         self.metrics.decided(decision.effect.value, decision.rules[0])
         return decision
+
+    async def admit(self, attempt: Attempt, served: Model, client: str) -> None:
+        """Count an allowed attempt against the limits that hold its caller (none: nothing
+        runs). At a limit: 429, counted into the interval's summary like a refusal before
+        authentication (a client hammering at its limit must not grow the log one entry per
+        request); limits uncountable (Redis down, fail closed): 503, recorded."""
+        caller = attempt.caller
+        assert caller is not None
+        limiter = self.limiter
+        if limiter.table.empty:
+            return
+        buckets = limiter.buckets(caller.key.id, caller.key.user_id, caller.facts.org_id)
+        if not buckets:
+            return
+        try:
+            attempt.ticket = await limiter.admit(buckets, controlled=served.controlled)
+        except LimitExceeded as exc:
+            _, limit, scope = exc.reason.split(".")
+            self.metrics.limit_refusals.labels(scope, limit).inc()
+            self.count_refusal(client, attempt.route.surface, exc)
+            raise
+        except LimitsUnavailable as exc:
+            self.metrics.limit_refusals.labels("", "unavailable").inc()
+            self.metrics.rejections.labels(str(exc.status)).inc()
+            await self.recorder.rejected(attempt, exc)
+            raise
+
+    async def settle_limits(self, attempt: Attempt) -> None:
+        """The admitted attempt ended: count its tokens and free its slot (once)."""
+        ticket, attempt.ticket = attempt.ticket, None
+        if ticket is not None:
+            meter = attempt.meter
+            await self.limiter.finish(ticket, 0 if meter is None else meter.tokens())
 
     def refusal(
         self, surface: Surface, decision: Decision, index: int | None, headers: Headers

@@ -31,6 +31,7 @@ from clearance.errors import (
     AuditUnavailable,
     ClearanceError,
     InvalidInput,
+    LimitExceeded,
     NotFound,
     RateLimited,
     UpstreamError,
@@ -40,6 +41,7 @@ from clearance.gateway import upstream as up
 from clearance.guard import conversation
 from clearance.guard.models import Check
 from clearance.guard.stream import StreamReader
+from clearance.limits.usage import UsageMeter
 from clearance.net.asgi import Headers, read_body, send_bytes
 from clearance.net.client import ClientLocator
 from clearance.policy.models import Decision, Effect, RequestContext
@@ -60,6 +62,7 @@ class Proxy:
         self.session: aiohttp.ClientSession | None = None
         # In-flight requests by served model, so a suspension can end them (the kill switch).
         self.inflight: dict[str, set[Attempt]] = {}
+        self._settling: set[asyncio.Task[None]] = set()  # limits counted after an early end
 
     async def start(self) -> None:
         self.session = up.new_session(self.settings)
@@ -104,9 +107,10 @@ class Proxy:
         body = error_body(surface, exc.status, exc.detail, exc.code)
         if isinstance(exc, RateLimited):  # RFC 6585 §4, RFC 9110 §10.2.3
             headers = [*headers, (b"retry-after", str(exc.retry_after).encode())]
-            # A tarpit: a scanner's connection is held a moment instead of being answered at
-            # full speed, so its flood cannot take the worker's loop from good keys.
-            await asyncio.sleep(self.settings.bad_key_delay_seconds)
+            if not isinstance(exc, LimitExceeded):
+                # A tarpit: a scanner's connection is held a moment instead of being answered
+                # at full speed, so its flood cannot take the worker's loop from good keys.
+                await asyncio.sleep(self.settings.bad_key_delay_seconds)
         await send_bytes(send, exc.status, body, headers)
 
     async def handle(
@@ -140,10 +144,14 @@ class Proxy:
                 await self.decisions.record_flag(attempt, attempt.guard, decision.model_requested)
             await self.deny(send, route.surface, decision, attempt.index, attempt.index_header())
             return
-        # The commit and the upstream call run side by side; `_release` holds the response.
-        self.decisions.start_record(attempt)
         assert decision.model_served is not None
         served = self.state.catalog.models[decision.model_served]
+        # Limits count allowed requests only; a refused one never reaches the log one by one.
+        await self.decisions.admit(attempt, served, client)
+        if attempt.ticket is not None and attempt.ticket.counts_tokens:
+            payload = self._meter(attempt, payload)
+        # The commit and the upstream call run side by side; `_release` holds the response.
+        self.decisions.start_record(attempt)
         attempt.headers = [
             (b"clearance-model-served", served.id.encode()),
             (b"clearance-decision", decision.effect.value.encode()),
@@ -155,6 +163,24 @@ class Proxy:
         # client's raw bytes and their parsed copy (three copies of a long prompt per stream).
         del body, payload
         await self.forward(attempt, served, upstream_body, stream, receive, send, headers)
+
+    def _meter(self, attempt: Attempt, payload: dict[str, object]) -> dict[str, object]:
+        """Read the answer's usage for a tokens-per-minute limit. An OpenAI chat stream states
+        it only when asked: ask, and take that chunk out again if the client had not."""
+        stream = attempt.stream is True
+        drop = False
+        if (
+            stream
+            and attempt.route.path == "/v1/chat/completions"
+            and not self.decisions.checks_output()
+        ):
+            options = payload.get("stream_options")
+            options = options if isinstance(options, dict) else {}
+            if options.get("include_usage") is not True:
+                payload = {**payload, "stream_options": {**options, "include_usage": True}}
+                drop = True
+        attempt.meter = UsageMeter(stream=stream, drop_usage_chunk=drop)
+        return payload
 
     async def deny(
         self,
@@ -211,6 +237,12 @@ class Proxy:
             if attempt.ended is None or task.uncancel() > 0:
                 raise
         finally:
+            if attempt.ticket is not None:  # ended early: counted beside, not waited for
+                settling = asyncio.get_running_loop().create_task(
+                    self.decisions.settle_limits(attempt)
+                )
+                self._settling.add(settling)
+                settling.add_done_callback(self._settling.discard)
             attempt.relaying = None
             inflight.discard(attempt)
             timer.cancel()
@@ -296,6 +328,8 @@ class Proxy:
         extra = list(attempt.headers)
         if not attempt.stream:
             body = await resp.read()
+            if attempt.meter is not None:
+                attempt.meter.feed(body)
             text = conversation.completion_text(path, body)
             if text is None:
                 check = self.guard.failed("output", "unreadable_answer", served)
@@ -331,6 +365,8 @@ class Proxy:
         )
         attempt.responded = True
         async for chunk in resp.content.iter_any():
+            if attempt.meter is not None:
+                attempt.meter.feed(chunk)  # reads only: nothing is dropped from a guarded stream
             ready = reader.feed(chunk)
             if ready:
                 await send({"type": "http.response.body", "body": ready, "more_body": True})
@@ -343,6 +379,7 @@ class Proxy:
             self._spawn_output_check(attempt, served)
             await _answered(attempt.checking)
         await asyncio.sleep(0)  # let a refusal's callback end the relay before the ending goes
+        await self.decisions.settle_limits(attempt)
         attempt.finishing = True
         await send(
             {"type": "http.response.body", "body": b"".join(reader.held), "more_body": False}
@@ -390,10 +427,18 @@ class Proxy:
                     }
                 )
                 attempt.responded = True
+                meter = attempt.meter
                 async for chunk in resp.content.iter_any():
+                    if meter is not None:
+                        chunk = meter.feed(chunk)
+                        if not chunk:
+                            continue
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                end = b"" if meter is None else meter.rest()
+                # Counted before the last byte: a client's next request finds its slot free.
+                await self.decisions.settle_limits(attempt)
                 attempt.finishing = True  # from here uvicorn's receive() says "disconnect" too
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                await send({"type": "http.response.body", "body": end, "more_body": False})
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             await self._fail(
                 attempt,

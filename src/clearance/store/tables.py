@@ -213,6 +213,21 @@ org_admins = sa.Table(
     sa.Column("granted_at", UTC_TIME, nullable=False),
 )
 
+# Limits and budgets (clearance.limits): one row per scope and target; NULL: not limited here.
+limits = sa.Table(
+    "limits",
+    metadata,
+    sa.Column("scope", sa.String(8), primary_key=True),  # default | user | org | key
+    sa.Column("target", sa.String(64), primary_key=True),  # user/org id, key id, or ""
+    sa.Column("rpm", sa.Integer, nullable=True),
+    sa.Column("tpm", sa.Integer, nullable=True),
+    sa.Column("concurrent", sa.Integer, nullable=True),
+    sa.Column("budget", sa.Numeric(18, 6), nullable=True),
+    sa.Column("period", sa.String(8), nullable=True),  # day | month
+    sa.Column("updated_by", sa.String(320), nullable=False),
+    sa.Column("updated_at", UTC_TIME, nullable=False),
+)
+
 identity_facts = sa.Table(
     "identity_facts",
     metadata,

@@ -1,4 +1,4 @@
-"""Version counters per kind of state (catalog, principals, licences, lists, policy).
+"""Version counters per kind of state (catalog, principals, licences, lists, limits).
 
 Every change bumps its counter in the same transaction; workers compare counters to drop cached
 state. On PostgreSQL the bump also announces itself on CHANNEL (`pg_notify`, queued in the
@@ -25,6 +25,7 @@ class Kind(StrEnum):
     PRINCIPALS = "principals"
     LICENCES = "licences"
     LISTS = "lists"
+    LIMITS = "limits"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""Limits and budgets per verified person, organisation and key (docs/limits.md)."""
