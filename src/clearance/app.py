@@ -45,6 +45,7 @@ from clearance.net.responses import error_response
 from clearance.openapi import openapi_json
 from clearance.policy.state import DecisionState
 from clearance.portal import portal_app
+from clearance.portal.console import console_app
 from clearance.store import connect, migrate
 from clearance.store.listener import Listener
 from clearance.store.versions import Notice
@@ -92,6 +93,7 @@ class Clearance:
                 Route("/openapi.json", openapi_json),
                 Mount("/audit", app=audit_app(self.engine, settings.audit)),
                 Mount("/portal", app=portal_app(settings, self.engine, self.audit, self.state)),
+                Mount("/console", app=console_app(settings, self.engine, self.audit, self.state)),
                 Mount("/admin/api", app=admin_app(settings, self.engine, self.audit)),
                 Mount("/authz", app=forward_auth_app(self.decisions)),
             ],

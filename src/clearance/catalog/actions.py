@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from clearance.catalog import evidence, service
 from clearance.catalog.classification import Thresholds
@@ -65,6 +65,25 @@ def update_model(
     return {**model_json(model), "audit_index": index}
 
 
+def suspend(
+    engine: Engine, record: Record, model_id: str, reason: str, *, version: str | None = None
+) -> dict[str, object]:
+    """The kill switch: the model is refused to everyone, on every worker within the
+    invalidation bound; a phased restore in progress ends. Audit "model.suspend"."""
+    with engine.begin() as conn:
+        _check(conn, model_id, version)
+        model = service.suspend(conn, model_id, reason)
+    index = record("model.suspend", model_id, {"reason": model.suspended_reason})
+    return {**model_json(model), "audit_index": index}
+
+
+def _check(conn: Connection, model_id: str, version: str | None) -> None:
+    """With `version` (the console's forms carry it), refuse a change to a model that changed
+    since the page was rendered (409)."""
+    if version is not None:
+        service.check_version(conn, model_id, version)
+
+
 def reclassify(
     engine: Engine,
     record: Record,
@@ -72,8 +91,11 @@ def reclassify(
     classification: Classification,
     rationale: str,
     evidence: str | None = None,
+    *,
+    version: str | None = None,
 ) -> dict[str, object]:
     with engine.begin() as conn:
+        _check(conn, model_id, version)
         model, changes = service.reclassify(conn, model_id, classification, rationale, evidence)
     details: dict[str, object] = {
         "classification": model.classification.value,
@@ -139,6 +161,7 @@ def resume(
     orgs: tuple[str, ...] = (),
     internal_orgs: tuple[str, ...] | None = None,
     reason: str | None = None,
+    version: str | None = None,
 ) -> dict[str, object]:
     """Lift a suspension: for everyone (no cohort, or 100 %), or one phased-restore step to a
     cohort (catalog/restore.py). The entry names the cohort before and after the step."""
@@ -146,6 +169,7 @@ def resume(
     if reason is not None and (not reason or len(reason) > 2000):
         raise InvalidInput("--reason must be non-empty and at most 2000 characters")
     with engine.begin() as conn:
+        _check(conn, model_id, version)
         if percent is None and not orgs and internal_orgs is None:
             before = service.load_catalog(conn).models.get(model_id)
             model = service.resume(conn, model_id)

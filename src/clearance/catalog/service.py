@@ -4,6 +4,7 @@ transaction, which is what every gateway worker polls."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -341,6 +342,27 @@ def _changeable(catalog: Catalog, model_id: str) -> Model:
 
 def _diff(before: dict[str, object], after: dict[str, object]) -> Changes:
     return {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
+
+
+def model_version(model: Model) -> str:
+    """A digest of everything stored about a model: a form carries it so that a change made on
+    a page rendered before another change is refused, not applied over it (no last write wins)."""
+    return hashlib.sha256(repr(model).encode()).hexdigest()[:20]
+
+
+def check_version(conn: Connection, model_id: str, expected: str) -> None:
+    """Refuse (409) unless the model is as it was when `expected` was read. Its row is locked
+    until the transaction ends (PostgreSQL; SQLite's write transaction excludes other writers),
+    so the change that follows is made on exactly that version."""
+    conn.execute(sa.select(models.c.id).where(models.c.id == model_id).with_for_update())
+    model = load_catalog(conn).models.get(model_id)
+    if model is None:
+        raise NotFound(f"unknown model {model_id!r}")
+    if model_version(model) != expected:
+        raise Conflict(
+            f"model {model_id!r} was changed since you opened it (by someone else, or in "
+            "another tab): reload it, check its state, and try again"
+        )
 
 
 def suspend(conn: Connection, model_id: str, reason: str) -> Model:

@@ -38,7 +38,7 @@ def _change(rt: Runtime, email: str, role: str, *, grant: bool) -> bool:
     log = AuditLog(rt.engine, rt.settings.audit)
     try:
         if grant:
-            return operators.grant(rt.engine, log, user_id, role, actor=operator())
+            return operators.grant(rt.engine, log, user_id, role, actor=operator()) is not None
         operators.revoke(rt.engine, log, user_id, role, actor=operator())
         return True
     finally:

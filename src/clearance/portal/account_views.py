@@ -21,7 +21,7 @@ from clearance.identity.service import list_cases
 from clearance.policy.facts import principal_facts
 from clearance.policy.models import Decision, RequestContext
 from clearance.portal.context import Portal
-from clearance.portal.operators import REVIEWER, has_role
+from clearance.portal.operators import REVIEWER, VIEWER, has_role
 from clearance.principals.models import ApiKey, User
 from clearance.principals.org_admins import administered_org
 from clearance.principals.service import create_key, list_keys, revoke_key
@@ -66,6 +66,8 @@ class AccountViews:
         user = await self.portal.require_user(request)
         cases: list[Case] = await self.portal.db(lambda c: list_cases(c, user_id=user.id))
         reviewer = await self.portal.db(lambda c: has_role(c, user.id, REVIEWER))
+        operator = await self.portal.db(lambda c: has_role(c, user.id, VIEWER))
+        root = request.scope.get("root_path", "").removesuffix("/portal")
         admin_of = await self.portal.db(lambda c: administered_org(c, user.id))
         return self.portal.page(
             request,
@@ -73,6 +75,7 @@ class AccountViews:
             latest=cases[-1] if cases else None,
             models=self.reachable(user),
             reviewer=reviewer,
+            console=f"{root}/console/" if operator else None,
             admin_of=admin_of,
         )
 

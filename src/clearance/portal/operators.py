@@ -108,18 +108,28 @@ def _admins(conn: Connection) -> set[int]:
     return {int(r.user_id) for r in rows if ADMIN in r.roles}
 
 
-def _entry(actor: str, action: str, user: User, role: str, roles: tuple[str, ...]) -> bytes:
+def _entry(
+    actor: str, action: str, user: User, role: str, roles: tuple[str, ...], reason: str | None
+) -> bytes:
+    details: dict[str, object] = {"role": role, "roles": list(roles)}
+    if reason is not None:  # the console asks for one; the CLI names its OS account instead
+        details["reason"] = reason
     return admin_action(
-        actor=actor,
-        action=action,
-        target=user.subject_id,
-        details={"role": role, "roles": list(roles)},
-        subject=user.subject_id,
+        actor=actor, action=action, target=user.subject_id, details=details, subject=user.subject_id
     )
 
 
-def grant(engine: Engine, audit: AuditSink, user_id: int, role: str, *, actor: str) -> bool:
-    """Give the account `role`; False (and no entry) if it already had it."""
+def grant(
+    engine: Engine,
+    audit: AuditSink,
+    user_id: int,
+    role: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+) -> int | None:
+    """Give the account `role`: the audit entry's index, or None (and no entry) if it already
+    had it."""
     _role(role)
     with engine.begin() as conn:
         user = get_user_by_id(conn, user_id)
@@ -128,7 +138,7 @@ def grant(engine: Engine, audit: AuditSink, user_id: int, role: str, *, actor: s
         ).first()
         held = tuple(row.roles) if row is not None else ()
         if role in held:
-            return False
+            return None
         roles = tuple(sorted({*held, role}))
         values = {"roles": list(roles), "granted_by": actor, "granted_at": datetime.now(UTC)}
         if row is None:
@@ -139,12 +149,20 @@ def grant(engine: Engine, audit: AuditSink, user_id: int, role: str, *, actor: s
                 .where(portal_operators.c.user_id == user_id)
                 .values(**values)
             )
-    audit.append(_entry(actor, "operator.grant", user, role, roles))
-    return True
+    return audit.append(_entry(actor, "operator.grant", user, role, roles, reason))
 
 
-def revoke(engine: Engine, audit: AuditSink, user_id: int, role: str, *, actor: str) -> None:
-    """Take `role` away; an account left with no role is no operator at all (row deleted)."""
+def revoke(
+    engine: Engine,
+    audit: AuditSink,
+    user_id: int,
+    role: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+) -> int:
+    """Take `role` away; an account left with no role is no operator at all (row deleted).
+    Returns the audit entry's index."""
     _role(role)
     with engine.begin() as conn:
         user = get_user_by_id(conn, user_id)
@@ -159,4 +177,4 @@ def revoke(engine: Engine, audit: AuditSink, user_id: int, role: str, *, actor: 
             conn.execute(sa.update(portal_operators).where(where).values(roles=list(roles)))
         else:
             conn.execute(sa.delete(portal_operators).where(where))
-    audit.append(_entry(actor, "operator.revoke", user, role, roles))
+    return audit.append(_entry(actor, "operator.revoke", user, role, roles, reason))

@@ -1,0 +1,160 @@
+"""The model catalog in the console, and the kill switch.
+
+GET  /models                      every model: classification and the rule behind it, fallbacks,
+                                  state (active, suspended, restoring to a cohort, retired)
+GET  /models/{model}              one model, with the operator's forms
+POST /models/{model}/suspend      `reason`                                   operator
+POST /models/{model}/resume       `step` percent|orgs|internal|everyone, `percent`, `orgs`
+                                  (comma-separated names), `reason`          operator
+POST /models/{model}/reclassify   `classification`, `rationale`, `evidence`? operator
+
+Viewers see everything; every POST checks the operator role server-side (a hidden button is
+no control). The changes go through `catalog.actions`, as `clearance models ...` and the
+operator API do, so the entries are the same but for the actor (`portal:<subject>`). Each form
+carries the model's version (`catalog.service.model_version`): a change to a model that changed
+since the page was rendered is refused with 409, not applied over the other operator's. After a
+change the page shows the audit entry's index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from clearance.catalog import actions, service
+from clearance.catalog.classification import Thresholds
+from clearance.catalog.models import Catalog, Classification
+from clearance.portal.console.context import Console, FieldError, done_params, reason, text
+from clearance.portal.operators import OPERATOR, VIEWER
+from clearance.store import reading
+
+MAX_ORGS = 100
+
+
+class ModelViews:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def _load(self) -> tuple[Catalog, dict[str, str]]:
+        """The catalog as the gateway classifies it (the configured thresholds) and each model's
+        version from what is stored."""
+        portal = self.console.portal
+        with reading(portal.engine) as conn:
+            shown = service.load_catalog(conn, Thresholds.configured(portal.settings))
+            stored = service.load_catalog(conn)
+        versions = {k: service.model_version(m) for k, m in stored.models.items()}
+        return shown, versions
+
+    async def catalog(self, request: Request) -> Response:
+        await self.console.require(request, VIEWER)
+        shown, _ = await asyncio.to_thread(self._load)
+        return self.console.page(request, "models.html", models=list(shown.models.values()))
+
+    async def model(self, request: Request) -> Response:
+        signed = await self.console.require(request, VIEWER)
+        model_id = request.path_params["model"]
+        shown, versions = await asyncio.to_thread(self._load)
+        model = shown.models.get(model_id)
+        if model is None:
+            return self.console.page(request, "missing.html", status=404, what=f"model {model_id}")
+        index, action = done_params(request)
+        return self.console.page(
+            request,
+            "model.html",
+            model=model,
+            version=versions[model_id],
+            chain=shown.fallback_chain(model_id),
+            can_change=signed.can(OPERATOR) and not model.retired,
+            internal=bool(self.console.portal.settings.policy.internal_orgs),
+            done=index,
+            action=action,
+        )
+
+    def _back(self, request: Request, model_id: str, action: str, index: object) -> Response:
+        root = request.scope.get("root_path", "")
+        location = f"{root}/models/{model_id}?done={index}&action={action}#done"
+        return RedirectResponse(location, status_code=303)
+
+    async def suspend(self, request: Request) -> Response:
+        signed = await self.console.require(request, OPERATOR)
+        form = await self.console.form(request)
+        model_id, why, version = request.path_params["model"], reason(form), _version(form)
+        engine = self.console.portal.engine
+        result = await asyncio.to_thread(
+            actions.suspend,
+            engine,
+            self.console.recorder(signed),
+            model_id,
+            why,
+            version=version,
+        )
+        return self._back(request, model_id, "suspend", result["audit_index"])
+
+    async def resume(self, request: Request) -> Response:
+        signed = await self.console.require(request, OPERATOR)
+        form = await self.console.form(request)
+        model_id, why, version = request.path_params["model"], reason(form), _version(form)
+        step = text(form, "step", limit=16)
+        percent: int | None = None
+        orgs: tuple[str, ...] = ()
+        internal: tuple[str, ...] | None = None
+        if step == "percent":
+            value = text(form, "percent", limit=3)
+            if not value.isdigit() or not 1 <= int(value) <= 100:
+                raise FieldError("percent", "a whole number from 1 to 100")
+            percent = int(value)
+        elif step == "orgs":
+            orgs = tuple(o.strip() for o in text(form, "orgs").split(",") if o.strip())
+            if not 0 < len(orgs) <= MAX_ORGS or any(len(o) > 200 for o in orgs):
+                raise FieldError("orgs", f"1 to {MAX_ORGS} organisation names, comma-separated")
+        elif step == "internal":
+            internal = self.console.portal.settings.policy.internal_orgs
+        elif step != "everyone":
+            raise FieldError("step", "choose a percentage, organisations, internal or everyone")
+        result = await asyncio.to_thread(
+            lambda: actions.resume(
+                self.console.portal.engine,
+                self.console.recorder(signed),
+                model_id,
+                percent=percent,
+                orgs=orgs,
+                internal_orgs=internal,
+                reason=why,
+                version=version,
+            )
+        )
+        return self._back(request, model_id, "resume", result["audit_index"])
+
+    async def reclassify(self, request: Request) -> Response:
+        signed = await self.console.require(request, OPERATOR)
+        form = await self.console.form(request)
+        model_id, version = request.path_params["model"], _version(form)
+        choice = text(form, "classification", limit=16)
+        if choice not in (Classification.CONTROLLED, Classification.UNCONTROLLED):
+            raise FieldError("classification", "choose controlled or uncontrolled")
+        rationale = text(form, "rationale")
+        evidence = text(form, "evidence", required=False) or None
+        result = await asyncio.to_thread(
+            lambda: actions.reclassify(
+                self.console.portal.engine,
+                self.console.recorder(signed),
+                model_id,
+                Classification(choice),
+                rationale,
+                evidence,
+                version=version,
+            )
+        )
+        return self._back(request, model_id, "reclassify", result["audit_index"])
+
+
+def _version(form: FormData) -> str:
+    """The model's version the page was rendered with (required: no blind overwrite)."""
+    value = text(form, "version", limit=64)
+    if not re.fullmatch(r"[0-9a-f]{20}", value):
+        raise FieldError("version", "not a version this console issued: reload the page")
+    return value
