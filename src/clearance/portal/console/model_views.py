@@ -76,7 +76,7 @@ class ModelViews:
 
     def _back(self, request: Request, model_id: str, action: str, index: object) -> Response:
         root = request.scope.get("root_path", "")
-        location = f"{root}/models/{model_id}?done={index}&action={action}#done"
+        location = f"{root}/models/{model_id}?done={index}&action={action}"
         return RedirectResponse(location, status_code=303)
 
     async def suspend(self, request: Request) -> Response:

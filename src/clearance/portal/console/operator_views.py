@@ -85,7 +85,7 @@ class OperatorViews:
 
     def _back(self, request: Request, index: int | None, action: str) -> Response:
         root = request.scope.get("root_path", "")
-        done = f"?done={index}&action={action}#done" if index is not None else ""
+        done = f"?done={index}&action={action}" if index is not None else ""
         return RedirectResponse(f"{root}/operators{done}", status_code=303)
 
 

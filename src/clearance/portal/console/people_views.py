@@ -106,5 +106,5 @@ class PeopleViews:
             signed, f"user.{verb}", user.subject_id, {"reason": why}, subject=user.subject_id
         )
         root = request.scope.get("root_path", "")
-        location = f"{root}/people/{subject}?done={index}&action={verb}#done"
+        location = f"{root}/people/{subject}?done={index}&action={verb}"
         return RedirectResponse(location, status_code=303)
