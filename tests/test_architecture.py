@@ -18,6 +18,7 @@ DOMAINS = {
     "guard",
     "decision",  # the decision service: auth, policy, guard, durable entry (every surface asks it)
     "identity",
+    "jobs",  # queued work for `clearance worker`: document verification (claimed under a lease)
     "limits",  # rate limits and budgets per person, org and key (in-process or Redis)
     "net",
     "policy",

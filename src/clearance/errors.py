@@ -31,7 +31,8 @@
     │   ├── PolicyError (503)            the policy could not be evaluated: fail closed
     │   ├── AuditUnavailable (503)       the audit log could not persist: fail closed
     │   ├── LimitsUnavailable (503)      the limits cannot be counted (Redis down): fail closed
-    │   └── MailError (503)              the mail server is down or refused a message
+    │   ├── MailError (503)              the mail server is down or refused a message
+    │   └── QueueFull (503)              more verifications waiting than the workers can take
     └── UpstreamError (502)              the model provider failed
         └── UpstreamTimeout (504)
 
@@ -201,6 +202,14 @@ class LimitsUnavailable(UnavailableError):
 
 class MailError(UnavailableError):
     code = "mail_unavailable"
+
+
+class QueueFull(UnavailableError):
+    code = "queue_full"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after  # seconds (RFC 9110 §10.2.3)
 
 
 class UpstreamError(ClearanceError):

@@ -7,9 +7,12 @@ secure context and do).
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.cookies import SimpleCookie
 
 import httpx
@@ -17,9 +20,13 @@ import pytest
 
 # Every fixture of the running gateway (`gateway` and what it needs), whatever they become.
 from tests.gateway.conftest import *  # noqa: F403
-from tests.gateway.conftest import Running
+from tests.gateway.conftest import CLEARANCE, Running
 
 __all__ = ["Browser", "Outbox", "Running"]
+
+# The job time limit of the workers tests start: their lease is 20 s, what a killed worker's
+# job waits before another worker takes it over.
+WORKER_TIME_LIMIT = 15
 
 _CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 _LINK = re.compile(r"https?://\S+/portal/signin/link/([A-Za-z0-9_-]+)")
@@ -128,3 +135,35 @@ def other_browser(gateway: Running) -> Iterator[Browser]:
     b = Browser(gateway.url)
     yield b
     b.close()
+
+
+@pytest.fixture
+def start_worker(gateway: Running) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
+    """`clearance worker` processes on the gateway's instance, each in a session of its own (a
+    kill of the group reaches its runners); stopped when the test ends."""
+    started: list[subprocess.Popen[bytes]] = []
+    env = {
+        **os.environ,
+        "CLEARANCE_CONFIG": str(gateway.config_file),
+        "CLEARANCE_JOBS_TIME_LIMIT_SECONDS": str(WORKER_TIME_LIMIT),
+    }
+
+    def start() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [CLEARANCE, "worker", "--config", str(gateway.config_file)],
+            env=env,
+            start_new_session=True,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in started:
+        try:
+            process.wait(WORKER_TIME_LIMIT + 10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -9,7 +9,8 @@ package `chromium`, installed by scripts/system-deps); never `playwright install
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -73,7 +74,11 @@ def plain_page() -> Iterator[playwright.Page]:
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the browser, not the database
 def test_a_new_person_verifies_and_gets_a_key_for_a_controlled_model(
-    gateway: Running, page: playwright.Page, inputs: camera.Inputs, outbox: Outbox
+    gateway: Running,
+    page: playwright.Page,
+    inputs: camera.Inputs,
+    outbox: Outbox,
+    start_worker: Callable[[], subprocess.Popen[bytes]],
 ) -> None:
     refused: list[str] = []  # Content-Security-Policy violations show up on the console
     page.on("console", lambda m: refused.append(m.text) if "Refused" in m.text else None)
@@ -97,8 +102,12 @@ def test_a_new_person_verifies_and_gets_a_key_for_a_controlled_model(
     page.click("#start-challenge")
     page.wait_for_selector("#challenge-state[data-frames]")
     assert int(page.get_attribute("#challenge-state", "data-frames") or 0) >= 10
+    start_worker()  # the verification is queued: a worker runs it, loading the models first
     page.click("#submit")
-    page.wait_for_url(f"{portal}/cases/*", timeout=90_000)  # the first run loads the models
+    page.wait_for_url(f"{portal}/verifications/*")
+    assert page.get_attribute("#job", "data-state") in ("queued", "running")
+    # The job page reloads itself until the case is stored, then sends the browser there.
+    page.wait_for_url(f"{portal}/cases/*", timeout=90_000)
     reasons = page.locator("#reasons li").all_inner_texts()
     assert page.inner_text("#outcome") == "verified", reasons
 

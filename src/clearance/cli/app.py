@@ -38,6 +38,10 @@ COMMANDS: dict[str, Entry] = {
         ("serve",),
         "Serve the gateway (OpenAI + Anthropic APIs), /audit, /healthz and /metrics.",
     ),
+    "worker": Entry(
+        ("serve",),
+        "Run queued document verifications (OCR, face match, liveness) until stopped.",
+    ),
     "demo": Entry(
         ("serve",),
         "Run the whole product on demo data: a demo upstream, models, personas, and the gateway.",

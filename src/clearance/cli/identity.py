@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +23,11 @@ from clearance.identity import review, service
 from clearance.identity.images import LoadedImage, load_image
 from clearance.identity.models import Case, Outcome, VerificationMethod, verdict_json
 from clearance.identity.vault import EvidenceVault
+from clearance.jobs import service as jobs
+from clearance.jobs.models import JobKind, JobState
+from clearance.jobs.uploads import Uploads, stage
 from clearance.principals import service as principals
+from clearance.store import reading
 
 review_app = typer.Typer(help="The identity review queue.", no_args_is_help=True)
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -41,10 +45,10 @@ def _read(path: Path, what: str) -> bytes:
         raise InvalidInput(f"cannot read the {what} {path}: {exc.strerror}") from None
 
 
-def _load(path: Path, what: str) -> LoadedImage:
+def _load(path: Path, what: str, data: bytes) -> LoadedImage:
     """A clean refusal names the file: "the selfie x.pdf: the file is not a JPEG, PNG ..."."""
     try:
-        return load_image(_read(path, what))
+        return load_image(data)
     except (UnsupportedImage, ImageTooLarge) as exc:
         raise type(exc)(f"the {what} {path.name}: {exc.detail}") from None
 
@@ -80,42 +84,71 @@ def verify(
     selfie: Annotated[Path, typer.Option("--selfie", metavar="FILE")],
     liveness: Annotated[Path | None, typer.Option("--liveness", metavar="DIR")] = None,
     method: Annotated[VerificationMethod, typer.Option("--method")] = VerificationMethod.REMOTE,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait/--no-wait",
+            help="Run the queued job here and print the case (--no-wait: leave it to a worker "
+            "and print the job's id).",
+        ),
+    ] = True,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Verify a person from a document photo and a selfie (and liveness frames, if remote)."""
-    images = [_load(document, "document"), _load(selfie, "selfie")]
-    frames = [_load(path, "liveness frame") for path in _frames(liveness)]
-    # Loaded only now, after the uploads passed: the OCR and face models take ~5 s to import.
-    from clearance.identity.examine import examine
-    from clearance.identity.ocr import MrzReader
-
+    files = [_read(document, "document"), _read(selfie, "selfie")]
+    frames = [_read(path, "liveness frame") for path in _frames(liveness)]
+    # Decoded here too, so that a bad file is refused at once, naming it; the job decodes again.
+    _load(document, "document", files[0])
+    _load(selfie, "selfie", files[1])
+    for path, data in zip(_frames(liveness), frames, strict=True):
+        _load(path, "liveness frame", data)
+    uploads = Uploads(files[0], files[1], tuple(frames))
     with open_runtime(config) as rt, _tools(rt) as (vault, log):
         with rt.engine.connect() as conn:
             user = principals.get_user(conn, email)
-        ids = rt.settings.identity
-        exam = examine(
-            images[0],
-            images[1],
-            frames,
-            reader=MrzReader(),
-            match=ids.face_match_threshold,
-            review=ids.face_review_threshold,
-            today=datetime.now(UTC).date(),
-        )
-        case = service.verify_document(
-            rt.engine,
-            vault,
-            log,
-            user.id,
-            exam,
-            method=method,
-            max_age_days=rt.settings.policy.verification_max_age_days,
-        )
+        with rt.engine.begin() as conn:
+            # An operator's own verification skips the portal's queue bound ([jobs] max_pending).
+            payload = stage(vault, uploads, method)
+            job_id = jobs.enqueue(
+                conn,
+                JobKind.VERIFY_DOCUMENT,
+                payload,
+                user_id=user.id,
+                max_attempts=rt.settings.jobs.max_attempts,
+            )
+        if not wait:
+            typer.echo(json.dumps({"job": job_id}) if as_json else f"queued as job {job_id}")
+            return
+        case = _run_here(rt, log, job_id)
     if as_json:
         typer.echo(json.dumps(verdict_json(case)))
         return
     _print_case(case)
+
+
+def _run_here(rt: Runtime, log: AuditLog, job_id: int) -> Case:
+    """Run job `job_id` in this process (the OCR and face models load now, ~5 s), unless a
+    worker has claimed it first: then wait for that worker to finish it."""
+    from clearance.jobs.runner import lease_seconds, run_job
+    from clearance.jobs.verification import Verifications
+
+    handler = Verifications(rt.settings, rt.engine, log)
+    lease = lease_seconds(rt.settings)
+    deadline = time.monotonic() + lease * rt.settings.jobs.max_attempts
+    while True:
+        job = jobs.claim(rt.engine, lease_seconds=lease, runner=jobs.runner_name(), job_id=job_id)
+        if job is not None:
+            run_job(handler, rt.engine, job)
+        with reading(rt.engine) as conn:
+            job = jobs.get(conn, job_id)
+            if job.state is JobState.DONE and job.case is not None:
+                return service.get_case(conn, job.case)
+        if job.state is JobState.REJECTED:
+            raise InvalidInput(job.reason or "the verification was rejected")
+        if time.monotonic() > deadline:
+            raise InvalidInput(f"job {job_id} has not finished; see it again later")
+        time.sleep(0.5)  # a retry's back-off, or another worker's attempt
 
 
 def _print_case(case: Case) -> None:

@@ -1,4 +1,4 @@
-"""`clearance serve` and `clearance demo`."""
+"""`clearance serve`, `clearance worker` and `clearance demo`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from clearance.net.serving import server_options
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
+    app.command("worker")(worker)
     app.command("demo")(demo)
 
 
@@ -34,6 +35,15 @@ def serve(
             "--ext-authz-port",
             metavar="P",
             help="Also serve Envoy ext_authz (gRPC) on this port ([edge] ext_authz_port).",
+        ),
+    ] = None,
+    local_worker: Annotated[
+        bool | None,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Run a verification worker beside the HTTP workers ([jobs] local_worker; "
+            "default: on SQLite only).",
+            show_default=False,
         ),
     ] = None,
 ) -> None:
@@ -51,6 +61,7 @@ def serve(
     if settings.edge.ext_authz_port:
         _check_free(settings.gateway.host, settings.edge.ext_authz_port)
     from clearance import background  # not at import: `clearance --help` stays light
+    from clearance.jobs.worker import start_local, stop_local
     from clearance.store import connect, migrate
 
     # The schema first, once, before the background process and the workers open the database:
@@ -64,6 +75,9 @@ def serve(
     # The audit integrator and housekeeping run beside the workers, not in them.
     os.environ[background.ENV] = "process"
     helper = background.start(path)
+    # Document verifications run in a worker, never in the HTTP workers (clearance/jobs).
+    runs_jobs = _local_worker(settings) if local_worker is None else local_worker
+    jobs = start_local(path) if runs_jobs else None
     # uvicorn stops gracefully on SIGTERM, then re-raises it with the handler found at start:
     # this one, so that the background process is stopped (and integrates what the workers
     # appended last) before `serve` exits, instead of the default handler killing `serve` first.
@@ -71,8 +85,41 @@ def serve(
     try:
         _serve(settings, host, port, workers)
     finally:
+        if jobs is not None:
+            stop_local(jobs, settings.jobs.time_limit_seconds + 5.0)
         background.stop(helper)
         signal.signal(signal.SIGTERM, previous)
+
+
+def _local_worker(settings: Settings) -> bool:
+    choice = settings.jobs.local_worker
+    return choice == "on" or (choice == "auto" and settings.database_url.startswith("sqlite"))
+
+
+def worker(
+    config: ConfigOption = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            metavar="N",
+            min=1,
+            help="Jobs run at once, each in a process of its own ([jobs] concurrency).",
+        ),
+    ] = None,
+) -> None:
+    """Run queued document verifications (OCR, face match, liveness) until stopped."""
+    path = config_path(config, os.environ).resolve()
+    settings = load_settings(path)  # a wrong file fails here, once, not in every runner
+    from clearance.jobs.worker import run
+    from clearance.store import connect, migrate
+
+    engine = connect(settings.database_url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+    run(str(path), concurrency)
 
 
 def _check_free(host: str, port: int) -> None:

@@ -398,6 +398,35 @@ class PortalSettings:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class JobsSettings:
+    """[jobs]: the queue of document verifications `clearance worker` runs (docs/identity.md)."""
+
+    local_worker: str = setting(
+        "auto",
+        '`clearance serve` runs a worker beside its HTTP workers: "auto" (on SQLite), "on", "off"',
+        rule=one_of("auto", "on", "off"),
+    )
+    concurrency: int = setting(
+        1,
+        "jobs a worker runs at once, each in a process of its own holding the OCR and face models",
+        rule=between(1, 64),
+    )
+    time_limit_seconds: int = setting(
+        120, "a job running longer is stopped and tried again later", rule=between(5, 3600)
+    )
+    max_attempts: int = setting(
+        3,
+        "tries of a job (back-off 10 s, 20 s, 40 s ...) before it ends rejected",
+        rule=between(1, 20),
+    )
+    max_pending: int = setting(
+        1000,
+        "verifications queued or running; beyond it the portal answers 503 with Retry-After",
+        rule=at_least(1),
+    )
+
+
 GUARD_CATEGORY = Rule(
     ", each a category code (S1 ... S14, or a moderation category such as illicit/violent)",
     lambda v: all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9/_-]{0,63}", c) for c in v),
@@ -586,6 +615,7 @@ class Settings:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     portal: PortalSettings = field(default_factory=PortalSettings)
+    jobs: JobsSettings = field(default_factory=JobsSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     guard: GuardSettings = field(default_factory=GuardSettings)
     edge: EdgeSettings = field(default_factory=EdgeSettings)

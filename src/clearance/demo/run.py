@@ -25,6 +25,7 @@ from clearance.catalog.models import Classification, UpstreamKind
 from clearance.config import Settings, load_settings
 from clearance.demo.upstream import demo_upstream_app
 from clearance.errors import Conflict
+from clearance.jobs.worker import start_local, stop_local
 from clearance.net.serving import server_options
 from clearance.portal import operators
 from clearance.principals import service as principals
@@ -288,7 +289,12 @@ def run_demo(directory: Path, port: int) -> None:
         + " --quorum 2"
     )
     print(instructions(keys, port, config, verify), flush=True)
-    asyncio.run(_serve(settings, port, upstream_port, witnesses))
+    # Portal verifications are queued: a worker runs them beside the demo (clearance/jobs).
+    worker = start_local(config.resolve())
+    try:
+        asyncio.run(_serve(settings, port, upstream_port, witnesses))
+    finally:
+        stop_local(worker, settings.jobs.time_limit_seconds + 5.0)
 
 
 async def _serve(

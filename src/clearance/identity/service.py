@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -164,8 +164,12 @@ def verify_document(
     method: VerificationMethod,
     max_age_days: int,
     today: date | None = None,
+    within: Callable[[Connection, int], None] | None = None,
 ) -> Case:
-    """Decide on one document verification, store it, audit it and apply the facts."""
+    """Decide on one document verification, store it, audit it and apply the facts.
+
+    `within(conn, case_id)` runs in the transaction that stores the case (a queued job binds
+    the case to itself there, or rolls the case back if it no longer holds the job)."""
     today = today or _now().date()
     with _sealed(vault, exam) as stored, engine.begin() as conn:
         user = principals.get_user_by_id(conn, user_id)
@@ -201,6 +205,25 @@ def verify_document(
             )
         if digest is not None and not reused and verdict.status is not Outcome.REJECTED:
             bind_document(conn, digest, user_id, case_id)
+        if within is not None:
+            within(conn, case_id)
+    return finish_document(engine, audit, case_id, method=method, max_age_days=max_age_days)
+
+
+def finish_document(
+    engine: Engine,
+    audit: AuditSink,
+    case_id: int,
+    *,
+    method: VerificationMethod,
+    max_age_days: int,
+) -> Case:
+    """Steps 2 and 3 for a stored document case; a case already audited is returned as it is
+    (a queued job whose runner died after storing its case resumes here)."""
+    with reading(engine) as conn:
+        case = get_case(conn, case_id)
+    if case.audit_index is not None:
+        return case
     facts_method = Method.REMOTE if method is VerificationMethod.REMOTE else Method.IN_PERSON
     return record_decision(
         engine,

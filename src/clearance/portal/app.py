@@ -55,9 +55,16 @@ def build(portal: Portal) -> Starlette:
         assert isinstance(exc, ClearanceError)
         if isinstance(exc, SignInRequired) and not wants_json(request):
             return RedirectResponse(request.scope.get("root_path", "") + "/signin", 303)
+        response: Response
         if wants_json(request):
-            return JSONResponse({"error": exc.detail, "code": exc.code}, status_code=exc.status)
-        return portal.page(request, "error.html", status=exc.status, error=exc)
+            body = {"error": exc.detail, "code": exc.code}
+            response = JSONResponse(body, status_code=exc.status)
+        else:
+            response = portal.page(request, "error.html", status=exc.status, error=exc)
+        retry_after = getattr(exc, "retry_after", None)  # RateLimited, QueueFull
+        if isinstance(retry_after, int):
+            response.headers["retry-after"] = str(retry_after)
+        return response
 
     return Starlette(
         routes=[
@@ -69,6 +76,7 @@ def build(portal: Portal) -> Starlette:
             Route("/signout", signin.signout, methods=["POST"]),
             Route("/verify", verify.page, methods=["GET"]),
             Route("/verify", verify.submit, methods=["POST"]),
+            Route("/verifications/{job_id:int}", verify.job),
             Route("/cases/{case_id:int}", verify.case),
             Route("/keys", account.keys, methods=["GET"]),
             Route("/keys", account.create, methods=["POST"]),

@@ -18,6 +18,7 @@ from starlette.templating import Jinja2Templates
 from clearance.audit.service import AuditLog
 from clearance.config import Settings
 from clearance.errors import AuthenticationError, PermissionDenied
+from clearance.identity.vault import EvidenceVault
 from clearance.net.client import ClientLocator
 from clearance.policy.state import DecisionState
 from clearance.portal import sessions
@@ -25,7 +26,6 @@ from clearance.portal.mailer import Mailer
 from clearance.portal.ratelimit import RateLimiter, limiter_key
 from clearance.portal.reasons import explain
 from clearance.portal.security import BROWSER_COOKIE, CSRF_FIELD, SESSION_COOKIE, Csrf
-from clearance.portal.verifier import Verifier
 from clearance.principals.models import User
 from clearance.principals.service import get_user_by_id
 
@@ -57,7 +57,7 @@ class Portal:
         self.state = state
         self.mailer = mailer
         self.csrf = Csrf(csrf_key)
-        self.verifier = Verifier(settings, engine, audit)
+        self._vault: EvidenceVault | None = None
         self.locator = ClientLocator(settings.gateway.trusted_proxies)
         # In the database, so every worker and host shares one budget (see ratelimit.py).
         limits, key = settings.portal, limiter_key(settings)
@@ -67,10 +67,16 @@ class Portal:
         self.per_client = RateLimiter(
             engine, key, scope="signin-client", limit=limits.signins_per_client
         )
-        self.verifications = asyncio.Semaphore(2)  # each takes seconds of CPU
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
         self.templates = Jinja2Templates(env=env)
         self.templates.env.filters["explain"] = explain
+
+    def vault(self) -> EvidenceVault:
+        """The evidence vault, opened on first use: uploads are sealed in it before they are
+        queued (an instance without an identity master key serves everything else)."""
+        if self._vault is None:
+            self._vault = EvidenceVault.open(self.settings.identity)
+        return self._vault
 
     async def db(self, work: Callable[[Connection], T], *, write: bool = False) -> T:
         """Run `work` in a transaction (write) or a connection (read), off the event loop."""
