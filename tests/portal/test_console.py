@@ -390,3 +390,55 @@ def test_the_dashboard_counts_todays_decisions_and_the_queues(
         assert waiting and int(waiting.group(1)) == 1
     finally:
         browser.close()
+
+
+def test_an_operator_revokes_a_licence_and_the_licensed_persona_falls_back(
+    gateway: Running, db: Instance, outbox: Outbox
+) -> None:
+    erik = gateway.key("erik")  # a Swede at Acme Corp, whose licence covers fable-5
+    assert served(gateway, erik, "fable-5") == "fable-5"
+    viewer, _ = signed_in(gateway, db, outbox, VIEWER, operators.VIEWER)
+    browser, actor = signed_in(gateway, db, outbox, OPERATOR, operators.OPERATOR)
+    try:
+        orgs = browser.get("/console/orgs")
+        assert orgs.status_code == 200 and 'data-org="Acme Corp"' in orgs.text
+        listed = browser.get("/console/licences", params={"org": "Acme Corp"})
+        found = re.search(r'<tr data-licence="(\d+)" data-state="active">', listed.text)
+        assert found, listed.text
+        licence = found.group(1)
+        shown = viewer.get("/console/licences")
+        assert f'data-licence="{licence}"' in shown.text and "/revoke" not in shown.text
+        sneaky = viewer.post(
+            f"/console/licences/{licence}/revoke",
+            data={"csrf": viewer.csrf("/console/licences"), "reason": "viewer tries"},
+        )
+        assert sneaky.status_code == 403
+
+        answer, _ = change(
+            browser,
+            "/console/licences",
+            f"/console/licences/{licence}/revoke",
+            reason="BIS revoked it on 2026-12-01",
+        )
+        index, action = done(browser, answer)
+        revoked = entry(db, index)
+        assert (action, revoked["action"], revoked["actor"]) == ("revoke", "licence.revoke", actor)
+        assert revoked["details"]["reason"] == "BIS revoked it on 2026-12-01"
+        assert (
+            f'data-licence="{licence}" data-state="revoked"'
+            in browser.get("/console/licences").text
+        )
+        gateway.poll()
+        assert served(gateway, erik, "fable-5") == "fable-4"  # no longer licensed: falls back
+        again, _ = change(
+            browser, "/console/licences", f"/console/licences/{licence}/revoke", reason="again"
+        )
+        assert again.status_code == 409
+        missing = browser.post(
+            "/console/licences/99999999999/revoke",
+            data={"csrf": browser.csrf("/console/licences"), "reason": "x"},
+        )
+        assert missing.status_code == 404
+    finally:
+        viewer.close()
+        browser.close()

@@ -2,8 +2,8 @@
 
 An operator signs in by the emailed link, opens the console from the portal, sees the dashboard
 and the catalog, suspends a model with a reason (the page shows the audit entry), sees the
-persona refused, restores the model to 10 % then to everyone. Every page renders under the
-console's strict CSP with no violation. Each page is captured at 1280x800; with
+persona refused, restores the model to 10 % then to everyone, opens a person and the licences.
+Every page renders under the console's strict CSP with no violation. Captured at 1280x800; with
 CLEARANCE_SCREENSHOTS=DIR set (the docs' images: `docs/console/`) the captures go there.
 """
 
@@ -126,4 +126,7 @@ def test_an_operator_suspends_a_model_and_restores_it_in_phases(
     page.click("#people a")
     page.wait_for_selector("#person")
     page.screenshot(path=str(shots / "person.png"))
+    page.click("nav >> text=Licences")
+    page.wait_for_selector('#licences tr[data-state="active"]')
+    page.screenshot(path=str(shots / "licences.png"))
     assert refused == []

@@ -11,6 +11,7 @@ reason and answers with the audit entry's index.
 GET /             the dashboard                                                   viewer
 /models...        the catalog and the kill switch (model_views.py)                viewer / operator
 /people...        people: search, one record, suspension (people_views.py)        viewer / operator
+/orgs, /licences  organisations; licences, revoked (directory_views.py)           viewer / operator
 /operators...     who holds which role (operator_views.py)                        admin
 """
 
@@ -34,6 +35,7 @@ from clearance.policy.state import DecisionState
 from clearance.portal.app import csrf_key
 from clearance.portal.console.context import Console, FieldError
 from clearance.portal.console.dashboard import DayCounter, queues
+from clearance.portal.console.directory_views import DirectoryViews
 from clearance.portal.console.model_views import ModelViews
 from clearance.portal.console.operator_views import OperatorViews
 from clearance.portal.console.people_views import PeopleViews
@@ -59,6 +61,7 @@ class DashboardViews:
 def build(console: Console) -> Starlette:
     dashboard, models = DashboardViews(console), ModelViews(console)
     people, admins = PeopleViews(console), OperatorViews(console)
+    directory = DirectoryViews(console)
 
     async def on_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPException):  # routing: unknown path or method
@@ -86,6 +89,9 @@ def build(console: Console) -> Starlette:
             Route("/people/{subject}", people.person),
             Route("/people/{subject}/suspend", people.suspend, methods=["POST"]),
             Route("/people/{subject}/reinstate", people.reinstate, methods=["POST"]),
+            Route("/orgs", directory.orgs),
+            Route("/licences", directory.licences),
+            Route("/licences/{licence:int}/revoke", directory.revoke, methods=["POST"]),
             Route("/operators", admins.page),
             Route("/operators/grant", admins.grant, methods=["POST"]),
             Route("/operators/revoke", admins.revoke, methods=["POST"]),
