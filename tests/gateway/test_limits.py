@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -26,6 +27,8 @@ from clearance.cli.app import app as cli_app
 from clearance.config import Settings
 from clearance.demo.run import free_port, seed
 from clearance.demo.upstream import demo_upstream_app
+from clearance.limits import limiter
+from clearance.limits.memory import WINDOW, MemoryCounter
 from clearance.net.protocol import DeadlineProtocol
 from clearance.net.serving import serve_in_thread
 from clearance.principals.service import create_key
@@ -61,6 +64,33 @@ class Node:
         client = anthropic.Anthropic(base_url=self.url, api_key=secret, max_retries=0)
         self.clients.append(client)
         return client
+
+
+@pytest.fixture(autouse=True)
+def one_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows are fixed minutes: a test whose requests straddle a minute's end would see its
+    counts start again. Each in-process counter's clock runs at the real pace from the start of a
+    window, so a test shorter than a minute stays in one (Redis windows: `_fresh_redis_window`)."""
+    start = time.time()
+    aligned = (start // WINDOW + 1) * WINDOW
+
+    def counter(lease_seconds: float) -> MemoryCounter:
+        return MemoryCounter(lease_seconds, clock=lambda: aligned + (time.time() - start))
+
+    monkeypatch.setattr(limiter, "MemoryCounter", counter)
+
+
+def _fresh_redis_window(room: float = 30.0) -> None:
+    """Wait, on Redis's own clock, until at least `room` seconds are left in its minute."""
+    client = redis.Redis.from_url(REDIS)
+    try:
+        while True:
+            seconds, micros = client.time()
+            if WINDOW - (seconds % WINDOW + micros / 1e6) >= room:
+                return
+            time.sleep(0.2)
+    finally:
+        client.close()
 
 
 def _settings(instance: tuple[Settings, Path], redis_url: str = "") -> Settings:
@@ -265,6 +295,7 @@ def test_two_gateways_share_one_limit_in_redis(
     keys = _seeded(settings, upstream_url)
     with _node(settings, keys) as a, _node(settings, keys, background=False) as b:
         _limits(instance[1], "set", "--user", "alice@demo.test", "--rpm", "3", nodes=(a, b))
+        _fresh_redis_window()
         _chat(a.openai("alice"))
         _chat(b.openai("alice"))
         _chat(a.openai("alice"), model="mythos-5")
