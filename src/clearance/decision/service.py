@@ -121,6 +121,14 @@ class DecisionService:
             await self.recorder.rejected(attempt, exc)
             raise
 
+    async def settle_slot(self, attempt: Attempt) -> None:
+        """Before the last byte: free a concurrency slot, so the client's next request finds it
+        free. Tokens alone are counted after the answer (settle_limits from the relay's end),
+        off the client's path: with Redis, that second round trip cost every request a
+        measured +0.3 to +0.4 ms p50 at c=1 (bench/limits.py)."""
+        if attempt.ticket is not None and attempt.ticket.holds_slot:
+            await self.settle_limits(attempt)
+
     async def settle_limits(self, attempt: Attempt) -> None:
         """The admitted attempt ended: count its tokens and free its slot (once)."""
         ticket, attempt.ticket = attempt.ticket, None

@@ -237,7 +237,7 @@ class Proxy:
             if attempt.ended is None or task.uncancel() > 0:
                 raise
         finally:
-            if attempt.ticket is not None:  # ended early: counted beside, not waited for
+            if attempt.ticket is not None:  # tokens, or ended early: counted beside, not waited for
                 settling = asyncio.get_running_loop().create_task(
                     self.decisions.settle_limits(attempt)
                 )
@@ -379,7 +379,7 @@ class Proxy:
             self._spawn_output_check(attempt, served)
             await _answered(attempt.checking)
         await asyncio.sleep(0)  # let a refusal's callback end the relay before the ending goes
-        await self.decisions.settle_limits(attempt)
+        await self.decisions.settle_slot(attempt)
         attempt.finishing = True
         await send(
             {"type": "http.response.body", "body": b"".join(reader.held), "more_body": False}
@@ -435,8 +435,9 @@ class Proxy:
                             continue
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 end = b"" if meter is None else meter.rest()
-                # Counted before the last byte: a client's next request finds its slot free.
-                await self.decisions.settle_limits(attempt)
+                # A slot is freed before the last byte (the client's next request finds it free);
+                # tokens are counted after it, when the relay ends.
+                await self.decisions.settle_slot(attempt)
                 attempt.finishing = True  # from here uvicorn's receive() says "disconnect" too
                 await send({"type": "http.response.body", "body": end, "more_body": False})
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
