@@ -70,7 +70,7 @@ def test_the_string_false_does_not_turn_the_fail_closed_default_off(tmp_path: Pa
         (
             "[zzz]\n",
             "[zzz]: unknown table (expected one of [audit], [clearance], [edge], [gateway], "
-            "[guard], [identity], [limits], [policy], [portal], [redis], [retention], "
+            "[guard], [identity], [jobs], [limits], [policy], [portal], [redis], [retention], "
             "[screening])",
         ),
         ("port = 9\n", "port: a key of [gateway], not a table"),
