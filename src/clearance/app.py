@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
@@ -30,6 +31,7 @@ from clearance.audit.keys import derived_key
 from clearance.audit.routes import audit_app
 from clearance.audit.service import AuditLog
 from clearance.config import Settings, load_settings
+from clearance.decision import multiprocess
 from clearance.decision.metrics import Metrics
 from clearance.decision.recorder import Recorder
 from clearance.decision.service import DecisionService
@@ -39,6 +41,7 @@ from clearance.guard.service import Guard
 from clearance.guard.strikes import Strikes
 from clearance.identity.vault import EvidenceVault
 from clearance.integrations.forward_auth import forward_auth_app
+from clearance.jobs.metrics import QueueCollector
 from clearance.limits import service as limits
 from clearance.net.client import ClientLocator
 from clearance.net.responses import error_response
@@ -67,7 +70,12 @@ class Clearance:
     """One worker's application. Build with `create_app(settings)`."""
 
     def __init__(
-        self, settings: Settings, *, own_process: bool = False, background: bool = True
+        self,
+        settings: Settings,
+        *,
+        own_process: bool = False,
+        background: bool = True,
+        metrics_dir: Path | None = None,
     ) -> None:
         self.settings = settings
         # A worker that is the whole process (`clearance serve`) may tune the process's GC.
@@ -79,7 +87,10 @@ class Clearance:
         migrate(self.engine)
         self.state = DecisionState(settings, self.engine)
         self.audit = AuditLog(self.engine, settings.audit)
-        self.metrics = Metrics()
+        # One of `clearance serve --workers N`'s workers writes its metrics to the run's directory
+        # (decision/multiprocess.py), so that a scrape of any worker renders every worker's.
+        self.metrics = Metrics(metrics_dir)
+        self.metrics.add_collectors([QueueCollector(self.engine)])
         self.audit.sequencer.on_batch = self.metrics.audit_batch.observe
         recorder = Recorder(self.audit.sequencer, self.state.list_versions)
         guard, strikes = build_guard(settings, self.engine, self.audit)
@@ -159,6 +170,7 @@ class Clearance:
             await self.proxy.close()
             await asyncio.to_thread(self.audit.close)
             self.engine.dispose()
+            self.metrics.close()
 
     async def _serve_ext_authz(self) -> ExtAuthzServer | None:
         """Envoy ext_authz (gRPC) beside the HTTP port when `[edge] ext_authz_port` is set: every
@@ -251,9 +263,9 @@ class Clearance:
         )
 
     async def metrics_endpoint(self, _request: Request) -> Response:
-        return PlainTextResponse(
-            self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
-        )
+        # Off the event loop: the other workers' files, and the job queue from the database.
+        body = await asyncio.to_thread(self.metrics.render)
+        return PlainTextResponse(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 async def not_found(_request: Request, exc: Exception) -> Response:
@@ -288,7 +300,14 @@ def app_from_environment() -> Clearance:
     settings = load_settings(os.environ.get("CLEARANCE_CONFIG"))
     # `clearance serve` runs the integrator and housekeeping in a process of their own.
     elsewhere = os.environ.get(background.ENV) == "process"
-    return Clearance(settings, own_process=True, background=not elsewhere)
+    # Set by `clearance serve --workers N` (N > 1) before the workers start.
+    shared = os.environ.get(multiprocess.ENV)
+    return Clearance(
+        settings,
+        own_process=True,
+        background=not elsewhere,
+        metrics_dir=Path(shared) if shared else None,
+    )
 
 
 # Young-generation threshold of the serving worker (CPython's default is 700 allocations).

@@ -61,6 +61,7 @@ def serve(
     if settings.edge.ext_authz_port:
         _check_free(settings.gateway.host, settings.edge.ext_authz_port)
     from clearance import background  # not at import: `clearance --help` stays light
+    from clearance.decision import multiprocess
     from clearance.jobs.worker import start_local, stop_local
     from clearance.store import connect, migrate
 
@@ -82,9 +83,21 @@ def serve(
     # this one, so that the background process is stopped (and integrates what the workers
     # appended last) before `serve` exits, instead of the default handler killing `serve` first.
     previous = signal.signal(signal.SIGTERM, _stopped)
+    count = workers or settings.gateway.workers
+    # Several workers: each writes its metrics to this run's own directory, which a scrape of any
+    # one merges (decision/multiprocess.py). Made here, before the workers import
+    # prometheus_client, and after the background process and the jobs worker started: they
+    # have no metrics to share. One worker keeps them in memory.
+    shared = multiprocess.create() if count > 1 else None
+    if shared is not None:
+        os.environ[multiprocess.ENV] = str(shared)
+    else:
+        os.environ.pop(multiprocess.ENV, None)
     try:
-        _serve(settings, host, port, workers)
+        _serve(settings, host, port, count)
     finally:
+        if shared is not None:
+            multiprocess.remove(shared)
         if jobs is not None:
             stop_local(jobs, settings.jobs.time_limit_seconds + 5.0)
         background.stop(helper)
@@ -140,14 +153,14 @@ def _stopped(signum: int, _frame: object) -> None:
     raise SystemExit(0)  # asked to stop, and stopped gracefully
 
 
-def _serve(settings: Settings, host: str | None, port: int | None, workers: int | None) -> None:
+def _serve(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
     uvicorn.run(
         "clearance.app:app_from_environment",
         **server_options(
             factory=True,
             host=host or settings.gateway.host,
             port=port or settings.gateway.port,
-            workers=workers or settings.gateway.workers,
+            workers=workers,
             loop="uvloop",
             http=DeadlineProtocol,
             timeout_graceful_shutdown=30,

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, Row
 
 from clearance.errors import Conflict, NotFound, QueueFull
+from clearance.jobs import metrics
 from clearance.jobs.models import FINISHED, Job, JobKind, JobState, Progress
 from clearance.jobs.tables import jobs
 
@@ -207,30 +208,34 @@ def store_case(conn: Connection, job: Job, case_id: int) -> None:
 
 def complete(engine: Engine, job: Job, *, now: datetime | None = None) -> bool:
     """Mark the job done (its result is already stored); False if the lease was lost."""
-    with engine.begin() as conn:
-        done = conn.execute(
-            sa.update(jobs)
-            .where(_held(job))
-            .values(state=JobState.DONE.value, locked_until=None, finished_at=now or utc_now())
-        )
-    return done.rowcount == 1
+    return _finish(engine, job, JobState.DONE, {}, now)
 
 
 def reject(engine: Engine, job: Job, reason: str, *, now: datetime | None = None) -> bool:
     """End the job: its input cannot be used, or it failed every attempt. `reason` is shown to
     the person, so it names the file and the fault, never the file's content."""
+    return _finish(engine, job, JobState.REJECTED, {"result": {"reason": reason[:500]}}, now)
+
+
+def _finish(
+    engine: Engine, job: Job, state: JobState, values: dict[str, Any], now: datetime | None
+) -> bool:
+    """End the job in `state` if this attempt still holds it, and count its latency (queued to
+    now) in the same transaction: once per job, whichever runner ends it."""
+    now = now or utc_now()
     with engine.begin() as conn:
-        done = conn.execute(
+        queued = conn.execute(
             sa.update(jobs)
             .where(_held(job))
-            .values(
-                state=JobState.REJECTED.value,
-                result={"reason": reason[:500]},
-                locked_until=None,
-                finished_at=now or utc_now(),
-            )
-        )
-    return done.rowcount == 1
+            .values(state=state.value, locked_until=None, finished_at=now, **values)
+            .returning(jobs.c.created_at)
+        ).scalar_one_or_none()
+        if queued is None:
+            return False
+        created = _aware(queued)
+        assert created is not None
+        metrics.observe(conn, job.kind, state, (now - created).total_seconds())
+    return True
 
 
 def backoff(attempt: int) -> float:

@@ -1,7 +1,11 @@
-"""The job queue's one table, on the shared metadata (migration 0020).
+"""The job queue's tables, on the shared metadata (migrations 0020, 0021).
 
-jobs  one row per queued piece of work: its kind, whose it is, a payload of references (vault
-      ids, never images or personal data), the lease of the worker running it, and its result
+jobs         one row per queued piece of work: its kind, whose it is, a payload of references
+             (vault ids, never images or personal data), the lease of the worker running it, and
+             its result
+job_latency  the histogram of finished jobs' latencies (queued to finished) per kind and
+             outcome: one row per bucket, counted in the transaction that ends the job, so it
+             outlives the purge of finished jobs and counts a job once whichever worker ran it
 """
 
 from __future__ import annotations
@@ -32,4 +36,16 @@ jobs = sa.Table(
     sa.Column("created_at", UTC_TIME, nullable=False),
     sa.Column("started_at", UTC_TIME, nullable=True),
     sa.Column("finished_at", UTC_TIME, nullable=True),
+)
+
+job_latency = sa.Table(
+    "job_latency",
+    metadata,
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("outcome", sa.String(16), primary_key=True),  # done | rejected
+    # The index of the first bound of jobs.metrics.LATENCY_BUCKETS the latency is within; one
+    # past the last for longer ones (+Inf). Not cumulative: a job adds to one row.
+    sa.Column("bucket", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("jobs", sa.BigInteger, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),  # the sum of their latencies
 )
