@@ -32,7 +32,7 @@ from tests.security.hostile_images import REFUSED, photo, png_bomb  # noqa: E402
 from tests.security.measure import MB, measure  # noqa: E402
 
 from clearance.errors import ClearanceError  # noqa: E402
-from clearance.identity.images import load_image  # noqa: E402
+from clearance.identity.document import load_image  # noqa: E402
 
 _EXECUTED = re.compile(r"stat::number_of_executed_units:\s*(\d+)")
 _CRASH_FILE = re.compile(r"Test unit written to (\S+)")

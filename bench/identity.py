@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 from tests.fixtures.identity.synth import MILD, Difficulty, make_sample  # noqa: E402
 
 from clearance.errors import MrzError  # noqa: E402
-from clearance.identity.band import mrz_group  # noqa: E402
+from clearance.identity.document.band import mrz_group  # noqa: E402
+from clearance.identity.document.ocr import MrzReader  # noqa: E402
 from clearance.identity.mrz import parse_mrz  # noqa: E402
-from clearance.identity.ocr import MrzReader  # noqa: E402
 
 TODAY = date(2026, 1, 1)
 SEEDS = {"tune": 10_000, "held-out": 90_000}
@@ -131,8 +131,8 @@ def bench_faces() -> None:
     import numpy as np
     from PIL import Image, ImageEnhance, ImageOps
 
-    from clearance.identity.face import distance, single_face
-    from clearance.identity.liveness import check_liveness
+    from clearance.identity.biometrics.face import distance, single_face
+    from clearance.identity.biometrics.liveness import check_liveness
 
     faces = ROOT / "tests" / "fixtures" / "identity" / "faces"
     collins = Image.open(faces / "collins.jpg").convert("RGB")

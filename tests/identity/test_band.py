@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from clearance.identity.band import TextLine, level, mrz_group
+from clearance.identity.document.band import TextLine, level, mrz_group
 
 UPPER = "P<DEXEXAMPLE<<ADA<<<<<<<<<<<<<<<<<<<<<<<<<<<"
 LOWER = "AB12345671D<<9005064F3001019<<<<<<<<<<<<<<00"

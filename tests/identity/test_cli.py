@@ -18,9 +18,8 @@ from clearance.audit.tables import audit_entries
 from clearance.cli.app import app
 from clearance.config import Settings, load_settings
 from clearance.identity import service
-from clearance.identity.compose import DocumentData, compose
 from clearance.identity.models import Outcome, VerificationMethod
-from clearance.identity.mrz import DocumentFormat, Sex
+from clearance.identity.mrz import DocumentData, DocumentFormat, Sex, compose
 from clearance.identity.vault import EvidenceVault
 from clearance.principals import service as principals
 from clearance.setup import write_instance

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clearance.errors import UnknownCountryCode
-from clearance.identity.codes import CODES, CodeKind, lookup
+from clearance.identity.mrz import CODES, CodeKind, lookup
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from clearance.identity.consensus import agreed, holds
-from clearance.identity.pitch import PitchRead
+from clearance.identity.document.consensus import agreed, holds
+from clearance.identity.document.pitch import PitchRead
 
 SHORT = "P<GBREXAMPLE<<ADA<<<<<<<<<<<<<<<<<<<<<<<<<<<"  # TD3: a short name, 27 fillers
 

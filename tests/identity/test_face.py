@@ -10,7 +10,13 @@ from numpy.typing import NDArray
 from PIL import Image, ImageEnhance, ImageOps
 
 from clearance.errors import MultipleFaces, NoFaceFound
-from clearance.identity.face import FaceThresholds, FaceVerdict, compare_faces, judge, single_face
+from clearance.identity.biometrics.face import (
+    FaceThresholds,
+    FaceVerdict,
+    compare_faces,
+    judge,
+    single_face,
+)
 
 FACES = Path(__file__).parents[1] / "fixtures" / "identity" / "faces"
 

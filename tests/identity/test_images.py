@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from clearance.errors import ImageTooLarge, InvalidInput, UnsupportedImage
-from clearance.identity.images import ImageFormat, ImageLimits, load_image, sniff
+from clearance.identity.document import ImageFormat, ImageLimits, load_image, sniff
 
 
 def _encode(image: Image.Image, fmt: str, **kwargs: object) -> bytes:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clearance.identity.liveness import (
+from clearance.identity.biometrics.liveness import (
     LivenessParams,
     LivenessReason,
     Observation,

@@ -14,9 +14,7 @@ from clearance.errors import (
     UnknownCountryCode,
     VerificationError,
 )
-from clearance.identity.checkdigit import check_digit
-from clearance.identity.codes import CodeKind
-from clearance.identity.mrz import DocumentFormat, Sex, parse_mrz
+from clearance.identity.mrz import CodeKind, DocumentFormat, Sex, check_digit, parse_mrz
 
 TODAY = date(2026, 6, 1)
 

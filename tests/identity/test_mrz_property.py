@@ -15,9 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clearance.errors import MrzError
-from clearance.identity.checkdigit import char_value
-from clearance.identity.compose import DocumentData, compose
-from clearance.identity.mrz import DocumentFormat, Sex, parse_mrz
+from clearance.identity.mrz import DocumentData, DocumentFormat, Sex, char_value, compose, parse_mrz
 
 TODAY = date(2026, 6, 1)
 ALNUM = string.ascii_uppercase + string.digits

@@ -10,9 +10,8 @@ import pytest
 from PIL import Image
 
 from clearance.errors import MrzCheckDigitError, MrzError, MrzNotFound
-from clearance.identity.compose import DocumentData, compose
-from clearance.identity.mrz import DocumentFormat, Sex
-from clearance.identity.ocr import MrzReader
+from clearance.identity.document.ocr import MrzReader
+from clearance.identity.mrz import DocumentData, DocumentFormat, Sex, compose
 from tests.fixtures.identity.synth import Difficulty, make_sample, render_page, sample_of
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "identity"

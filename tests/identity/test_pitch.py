@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clearance.identity.pitch import MRZ_ALPHABET, columns, decode
+from clearance.identity.document.pitch import MRZ_ALPHABET, columns, decode
 
 # A vocabulary like the recogniser's: the blank first, lower-case and full-width forms, a
 # guillemet for fillers, and a character outside the MRZ set.

@@ -7,8 +7,8 @@ from datetime import date
 import pytest
 
 from clearance.errors import MrzError
+from clearance.identity.document.repair import name_content, repair
 from clearance.identity.mrz import parse_mrz
-from clearance.identity.repair import name_content, repair
 
 TODAY = date(2026, 6, 1)
 UPPER = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<"

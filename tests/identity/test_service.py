@@ -21,7 +21,6 @@ from clearance.audit.service import AuditLog
 from clearance.audit.tables import audit_entries
 from clearance.errors import Conflict, InvalidInput
 from clearance.identity import review, service
-from clearance.identity.compose import DocumentData, compose
 from clearance.identity.decision import read_mrz_text
 from clearance.identity.models import (
     Examination,
@@ -30,7 +29,7 @@ from clearance.identity.models import (
     Outcome,
     VerificationMethod,
 )
-from clearance.identity.mrz import DocumentFormat, Sex
+from clearance.identity.mrz import DocumentData, DocumentFormat, Sex, compose
 from clearance.identity.vault import EvidenceVault
 from clearance.principals import service as principals
 from clearance.principals.models import Method, UsPerson

@@ -184,7 +184,8 @@ def test_the_serving_process_never_loads_the_ocr_and_face_stack() -> None:
     code = (
         "import sys, clearance.app, clearance.cli.serve\n"
         "heavy = ('cv2', 'onnxruntime', 'dlib', 'face_recognition', 'rapidocr_onnxruntime',"
-        " 'clearance.identity.ocr', 'clearance.identity.face', 'clearance.identity.examine')\n"
+        " 'clearance.identity.document.ocr', 'clearance.identity.biometrics.face',"
+        " 'clearance.identity.examine')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     done = subprocess.run(

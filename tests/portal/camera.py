@@ -18,9 +18,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from clearance.identity.compose import DocumentData, compose
-from clearance.identity.liveness import Observation, observe_frame
-from clearance.identity.mrz import DocumentFormat, Sex
+from clearance.identity.biometrics.liveness import Observation, observe_frame
+from clearance.identity.mrz import DocumentData, DocumentFormat, Sex, compose
 from tests.fixtures.identity.synth import render_page
 
 FACES = Path(__file__).parents[1] / "fixtures" / "identity" / "faces"

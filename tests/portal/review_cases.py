@@ -22,7 +22,6 @@ from clearance.audit.service import AuditLog
 from clearance.audit.tables import audit_entries
 from clearance.config import Settings
 from clearance.identity import service
-from clearance.identity.compose import DocumentData, compose
 from clearance.identity.decision import read_mrz_text
 from clearance.identity.models import (
     Examination,
@@ -31,7 +30,7 @@ from clearance.identity.models import (
     Outcome,
     VerificationMethod,
 )
-from clearance.identity.mrz import DocumentFormat, Sex
+from clearance.identity.mrz import DocumentData, DocumentFormat, Sex, compose
 from clearance.identity.vault import EvidenceVault
 from clearance.portal import operators
 from clearance.principals.service import get_user

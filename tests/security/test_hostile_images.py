@@ -11,10 +11,10 @@ import io
 import pytest
 from PIL import Image, ImageFile
 
-import clearance.identity.face  # noqa: F401 - imports face_recognition, as verification does
+import clearance.identity.biometrics.face  # noqa: F401 - imports face_recognition, as verification does
 from clearance.errors import ClearanceError
+from clearance.identity.document import LoadedImage, load_image
 from clearance.identity.examine import load_all
-from clearance.identity.images import LoadedImage, load_image
 from tests.security.hostile_images import PAYLOAD, POLYGLOTS, REFUSED, photo, png_bomb
 from tests.security.measure import MB, measure
 

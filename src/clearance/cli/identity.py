@@ -20,7 +20,7 @@ from clearance.cli.context import ConfigOption, JsonOption, Runtime, open_runtim
 from clearance.cli.principals import identity_app
 from clearance.errors import ConfigError, ImageTooLarge, InvalidInput, UnsupportedImage
 from clearance.identity import review, service
-from clearance.identity.images import LoadedImage, load_image
+from clearance.identity.document import LoadedImage, load_image
 from clearance.identity.models import Case, Outcome, VerificationMethod, verdict_json
 from clearance.identity.vault import EvidenceVault
 from clearance.jobs import service as jobs

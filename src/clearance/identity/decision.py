@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from datetime import date
 
 from clearance.errors import MrzError
-from clearance.identity.codes import CodeKind
 from clearance.identity.models import (
     REJECTING,
     DocumentSummary,
@@ -27,7 +26,7 @@ from clearance.identity.models import (
     Verdict,
     VerificationMethod,
 )
-from clearance.identity.mrz import DocumentFormat, MrzResult, parse_mrz
+from clearance.identity.mrz import CodeKind, DocumentFormat, MrzResult, parse_mrz
 from clearance.identity.names import name_agrees
 from clearance.principals.models import UsPerson
 

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from datetime import date
 
 from clearance.errors import FaceError, MrzError
-from clearance.identity.face import Face, distance, single_face
-from clearance.identity.images import LoadedImage, load_image
-from clearance.identity.liveness import check_liveness
+from clearance.identity.biometrics.face import Face, distance, single_face
+from clearance.identity.biometrics.liveness import check_liveness
+from clearance.identity.document import LoadedImage, load_image
+from clearance.identity.document.ocr import MrzReader
 from clearance.identity.models import Examination, FaceCheck, LivenessCheck
-from clearance.identity.ocr import MrzReader
 
 
 def _faces(

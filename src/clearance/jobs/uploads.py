@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from clearance.errors import ImageTooLarge, InvalidInput, UnsupportedImage
-from clearance.identity.images import ImageLimits, sniff
+from clearance.identity.document import ImageLimits, sniff
 from clearance.identity.models import VerificationMethod
 from clearance.identity.vault import EvidenceVault
 from clearance.jobs import service

@@ -23,7 +23,7 @@ from clearance.audit.sink import AuditSink
 from clearance.config import Settings
 from clearance.errors import InvalidInput, NotFound, VerificationError
 from clearance.identity import service as identity
-from clearance.identity.images import LoadedImage, load_image
+from clearance.identity.document import LoadedImage, load_image
 from clearance.identity.models import Case, VerificationMethod
 from clearance.identity.vault import EvidenceVault
 from clearance.jobs import service
@@ -31,7 +31,7 @@ from clearance.jobs.models import Job
 from clearance.jobs.uploads import Uploads, labelled, unseal, unstage
 
 if TYPE_CHECKING:
-    from clearance.identity.ocr import MrzReader
+    from clearance.identity.document.ocr import MrzReader
 
 log = logging.getLogger("clearance.jobs")
 
@@ -65,8 +65,8 @@ class Verifications:
 
     def warm(self) -> None:
         """Load the OCR and face models now (seconds), not inside the first job's time limit."""
-        from clearance.identity import face  # noqa: F401 - imported for its models
-        from clearance.identity.ocr import MrzReader
+        from clearance.identity.biometrics import face  # noqa: F401 - imported for its models
+        from clearance.identity.document.ocr import MrzReader
 
         if self._reader is None:
             self._reader = MrzReader()

@@ -49,7 +49,7 @@ from clearance.errors import (
 from clearance.guard import review as guard_review
 from clearance.guard.review import GuardCase
 from clearance.identity import review
-from clearance.identity.images import sniff
+from clearance.identity.document import sniff
 from clearance.identity.models import Case, Outcome
 from clearance.identity.service import get_case
 from clearance.identity.vault import EvidenceVault

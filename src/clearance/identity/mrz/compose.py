@@ -1,7 +1,7 @@
 """Write an MRZ from data: the inverse of `mrz.parse_mrz`, for synthetic test documents.
 
 Used to build the synthetic photo set, property tests and demo documents. Layouts and check
-digit positions are those parsed in `mrz.py` (ICAO 9303-4 §4.2.2, 9303-5 §4.2.2, 9303-6,
+digit positions are those parsed in `parser.py` (ICAO 9303-4 §4.2.2, 9303-5 §4.2.2, 9303-6,
 9303-7); names follow 9303-3 §4.6 with plain right truncation.
 """
 
@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from clearance.identity.checkdigit import check_digit
-from clearance.identity.mrz import DocumentFormat, Sex
+from clearance.identity.mrz.checkdigit import check_digit
+from clearance.identity.mrz.parser import DocumentFormat, Sex
 
 _WIDTH = {
     DocumentFormat.TD1: 30,

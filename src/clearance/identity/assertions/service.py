@@ -1,9 +1,9 @@
 """Decide on a checked assertion (an OIDC4IA ID token or a vendor webhook) and record it.
 
-The assertion has already been verified (`assertions.verify_id_token`, `webhooks.parse_event`);
-here it meets the same rules as a document: a nationality must be established, an evidence
-document must not be expired nor back another account, and the decision is stored, audited and
-applied exactly as `service.verify_document` does. No images exist: the audit entry names the
+The assertion has already been verified (`oidc.verify_id_token`, `webhooks.parse_event`); here
+it meets the same rules as a document: a nationality must be established, an evidence document
+must not be expired nor back another account, and the decision is stored, audited and applied
+exactly as `identity.service.verify_document` does. No images exist: the audit entry names the
 digest of the token or webhook body that carried the assertion.
 """
 
@@ -17,7 +17,8 @@ from sqlalchemy.engine import Engine
 
 from clearance.audit.sink import AuditSink
 from clearance.errors import Conflict, NotFound
-from clearance.identity.assertions import AssertedIdentity
+from clearance.identity.assertions.oidc import AssertedIdentity
+from clearance.identity.assertions.webhooks import WebhookEvent
 from clearance.identity.decision import outcome
 from clearance.identity.models import Case, Outcome, Reason, Verdict
 from clearance.identity.service import (
@@ -29,7 +30,6 @@ from clearance.identity.service import (
 )
 from clearance.identity.tables import identity_webhook_events
 from clearance.identity.vault import EvidenceVault
-from clearance.identity.webhooks import WebhookEvent
 from clearance.principals.models import Method, UsPerson
 from clearance.store.tables import users
 

@@ -26,11 +26,18 @@ from numpy.typing import NDArray
 from rapidocr_onnxruntime import RapidOCR
 
 from clearance.errors import MrzError, MrzFormatError, MrzNotFound
-from clearance.identity.band import TextLine, level, line_strip, mrz_group, skew_degrees, widths
-from clearance.identity.consensus import agreed
+from clearance.identity.document.band import (
+    TextLine,
+    level,
+    line_strip,
+    mrz_group,
+    skew_degrees,
+    widths,
+)
+from clearance.identity.document.consensus import agreed
+from clearance.identity.document.pitch import PitchDecoder, PitchRead
+from clearance.identity.document.repair import Repair, name_content, normalise, repair
 from clearance.identity.mrz import MrzResult, parse_mrz
-from clearance.identity.pitch import PitchDecoder, PitchRead
-from clearance.identity.repair import Repair, name_content, normalise, repair
 
 _MAX_SIDE = 1600  # larger photos are scaled down first: the MRZ stays ~10+ px per character
 # The MRZ's fixed 2.54 mm pitch (9303-3 §4.4) spaces letters wider than the text the recogniser

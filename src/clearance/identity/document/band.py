@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from clearance.identity.repair import MAX_LENGTH_REPAIR
+from clearance.identity.document.repair import MAX_LENGTH_REPAIR
 
 _MRZ_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789<")
 # Characters the recogniser must have seen on a line for it to seed an MRZ group. Short of a

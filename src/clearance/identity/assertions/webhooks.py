@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from clearance.errors import ConfigError, InvalidInput, VerificationError
-from clearance.identity.assertions import AssertedIdentity, map_verified_claims
+from clearance.identity.assertions.oidc import AssertedIdentity, map_verified_claims
 
 STATUSES = frozenset({"approved", "declined", "review"})
 

@@ -1,8 +1,8 @@
 """Parse and validate a machine readable zone: ICAO Doc 9303 TD1, TD2, TD3, MRV-A and MRV-B.
 
 Pure: text in, a typed `MrzResult` out, or a precise `MrzError`. Nothing is repaired here — the
-OCR edge (`ocr.py`) may only normalise layout before calling `parse_mrz`, and whatever it hands
-over must pass every check digit or is refused with the reason.
+OCR edge (`document/ocr.py`) may only normalise layout before calling `parse_mrz`, and whatever it
+hands over must pass every check digit or is refused with the reason.
 
 Layouts: TD3 and MRV-A 9303-4 §4.2.2 / 9303-7 (2 x 44), TD2 and MRV-B 9303-6 / 9303-7 (2 x 36),
 TD1 9303-5 §4.2.2 (3 x 30). Check digits 9303-3 §4.9, positions per form factor (9303-4 §4.2.4,
@@ -23,9 +23,9 @@ from clearance.errors import (
     MrzFormatError,
     SpecimenDocument,
 )
-from clearance.identity import codes
-from clearance.identity.checkdigit import check_digit
-from clearance.identity.codes import CodeKind, IcaoCode
+from clearance.identity.mrz import codes
+from clearance.identity.mrz.checkdigit import check_digit
+from clearance.identity.mrz.codes import CodeKind, IcaoCode
 
 _CHARSET = re.compile(r"[A-Z0-9<]+")  # 9303-3 §4.4 Figure 4: the OCR-B subset
 

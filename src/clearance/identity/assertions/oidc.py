@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import jwt
 
 from clearance.errors import ConfigError, UnavailableError, UnknownCountryCode, VerificationError
-from clearance.identity import codes
+from clearance.identity.mrz import codes
 from clearance.principals.countries import ALPHA2
 from clearance.principals.models import UsPerson
 

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from PIL import ImageFile
 
 from clearance.errors import MultipleFaces, NoFaceFound
-from clearance.identity.facelib import face_recognition
+from clearance.identity.biometrics.facelib import face_recognition
 
 # face_recognition turns on Pillow's process-wide LOAD_TRUNCATED_IMAGES when imported, which
 # makes a cut-off JPEG decode as grey padding (JPEG `verify()` checks nothing). Uploads must be

@@ -22,8 +22,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from clearance.identity.pitch import PitchRead
-from clearance.identity.repair import name_content
+from clearance.identity.document.pitch import PitchRead
+from clearance.identity.document.repair import name_content
 
 _NOT_MRZ = re.compile("[^A-Z0-9<]")
 _FILLER_RUN = re.compile("<+")

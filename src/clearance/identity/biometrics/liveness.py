@@ -22,8 +22,8 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from clearance.identity.face import distance, scaled_for_detection
-from clearance.identity.facelib import face_recognition
+from clearance.identity.biometrics.face import distance, scaled_for_detection
+from clearance.identity.biometrics.facelib import face_recognition
 
 Point = tuple[float, float]
 

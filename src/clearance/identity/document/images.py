@@ -83,7 +83,7 @@ def load_image(data: bytes, limits: ImageLimits | None = None) -> LoadedImage:
         with Image.open(io.BytesIO(data), formats=[kind.value]) as probe:
             _check_header(probe, limits)
             # verify() refuses a cut-off PNG; a cut-off JPEG fails in load() below, as long as
-            # Pillow's LOAD_TRUNCATED_IMAGES stays off (identity/face.py turns it back off).
+            # Pillow's LOAD_TRUNCATED_IMAGES stays off (biometrics/face.py turns it back off).
             probe.verify()
         with Image.open(io.BytesIO(data), formats=[kind.value]) as image:
             if kind is ImageFormat.JPEG:
