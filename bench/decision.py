@@ -27,6 +27,11 @@ and p50: gRPC Check c=1 1,347 (no-op 2,779), p50 0.64 ms (+0.39); c=32 1,657 (no
 p50 18.6 ms (+10.3). /authz/check c=1 1,631 (no-op 5,765), p50 0.45 ms (+0.37); c=32 7,010
 (no-op 14,980), p50 3.4 ms (+2.0). The goal (+0.3 ms p50, 0.7 of the no-op's throughput) is
 missed in every cell; grpc.aio itself, the no-op's, is already 0.25 ms and 4,000 calls/s.
+
+Again on a quieter machine (load average 0.9; fsync p50 0.21 ms), decisions/s and p50: gRPC c=1
+1,432 (no-op 1,907), 0.66 ms (+0.39); c=32 1,701 (3,754), 18.57 ms (+10.16). /authz/check c=1
+2,025 (9,255), 0.47 ms (+0.37); c=32 9,350 (40,467), 3.10 ms (+2.39). Throughput goal met only
+for gRPC at c=1 (0.75); the added p50 at c=1 is mostly the fsync.
 """
 
 from __future__ import annotations
