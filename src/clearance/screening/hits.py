@@ -92,6 +92,25 @@ def queue(conn: Connection) -> list[StoredHit]:
     return [_stored(r) for r in rows]
 
 
+def pending(conn: Connection, limit: int) -> list[StoredHit]:
+    """Stored hits no resolution decides (none, or one made against another version of the
+    entry), worst first: what waits for an operator."""
+    h, r = screening_hits, screening_resolutions
+    decided = sa.exists().where(
+        r.c.user_id == h.c.user_id,
+        r.c.list_name == h.c.list_name,
+        r.c.entry_id == h.c.entry_id,
+        r.c.entry_hash == h.c.entry_hash,
+    )
+    rows = conn.execute(
+        sa.select(h)
+        .where(~decided)
+        .order_by(h.c.score.desc(), h.c.user_id, h.c.list_name, h.c.entry_id)
+        .limit(limit)
+    )
+    return [_stored(row) for row in rows]
+
+
 def current(conn: Connection, user_id: int, list_name: str, entry_id: str) -> StoredHit | None:
     row = conn.execute(
         sa.select(screening_hits).where(

@@ -156,6 +156,16 @@ def entries(conn: Connection, version_id: int) -> list[Entry]:
     return [entry_from_json(r.data) for r in rows]
 
 
+def entry(conn: Connection, version_id: int, entry_id: str) -> tuple[Entry, str] | None:
+    """One entry of a version, with its hash."""
+    row = conn.execute(
+        sa.select(list_entries.c.data, list_entries.c.entry_hash).where(
+            list_entries.c.version_id == version_id, list_entries.c.entry_id == entry_id
+        )
+    ).first()
+    return (entry_from_json(row.data), str(row.entry_hash)) if row is not None else None
+
+
 def _holding_row(h: ListHolding) -> dict[str, object]:
     return {
         "record_id": h.record_id,

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from clearance.audit import entries as audit_entries
 from clearance.audit.sink import AuditSink
-from clearance.errors import InvalidInput, NotFound
+from clearance.errors import Conflict, InvalidInput, NotFound
 from clearance.principals.models import ScreeningStatus
 from clearance.principals.service import get_user, get_user_by_id, touch_members
 from clearance.screening import hits, loaders, ownership, repository
@@ -305,15 +305,26 @@ def resolve(
     actor: str = "cli",
     thresholds: Thresholds | None = None,
     audit: AuditSink | None = None,
+    pending: str | None = None,
 ) -> ScreeningResult:
     """Record an operator's decision on one current hit, then re-derive the user's status. The
-    decision holds for this list entry until the list changes what it says about the entry."""
+    decision holds for this list entry until the list changes what it says about the entry.
+
+    `pending` (the console's forms carry it): the entry hash the hit was shown pending against.
+    With it, a hit decided since (by another operator, in another tab, by the CLI), or whose
+    entry changed or went, is refused with 409 instead of decided over."""
     if not reason.strip():
         raise InvalidInput("a resolution needs a reason")
     outbox: list[bytes] = []
     with engine.begin() as conn:
         user = get_user(conn, email)
+        if pending is not None:
+            # Lock the person's row for the check and the change (PostgreSQL; SQLite's write
+            # transaction excludes other writers), so two operators cannot both pass it.
+            conn.execute(sa.select(users.c.id).where(users.c.id == user.id).with_for_update())
         hit = hits.current(conn, user.id, list_name, entry_id)
+        if pending is not None:
+            _check_pending(conn, user.id, hit, pending)
         if hit is None:
             raise NotFound(f"{email} has no current hit on {list_name} entry {entry_id}")
         key = sa.and_(
@@ -339,6 +350,19 @@ def resolve(
         result = screen_user(conn, user.id, matcher, outbox=outbox)
     publish(outbox, audit)
     return result
+
+
+def _check_pending(conn: Connection, user_id: int, hit: hits.StoredHit | None, shown: str) -> None:
+    if hit is None or hit.entry_hash != shown:
+        raise Conflict(
+            "this hit changed since you opened it (the list or the person changed): reload it"
+        )
+    decided = hits.resolutions(conn, user_id).get((hit.list_name, hit.entry_id))
+    if decided is not None and decided[1] == hit.entry_hash:
+        raise Conflict(
+            f"this hit was decided ({decided[0]}) since you opened it, by someone else or in "
+            "another tab: reload it"
+        )
 
 
 def _resolution_entry(

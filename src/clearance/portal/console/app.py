@@ -12,6 +12,7 @@ GET /             the dashboard                                                 
 /models...        the catalog and the kill switch (model_views.py)                viewer / operator
 /people...        people: search, one record, suspension (people_views.py)        viewer / operator
 /orgs, /licences  organisations; licences, revoked (directory_views.py)           viewer / operator
+/screening...     screening hits with their evidence, decided (screening_views.py) viewer / operator
 /operators...     who holds which role (operator_views.py)                        admin
 """
 
@@ -39,6 +40,7 @@ from clearance.portal.console.directory_views import DirectoryViews
 from clearance.portal.console.model_views import ModelViews
 from clearance.portal.console.operator_views import OperatorViews
 from clearance.portal.console.people_views import PeopleViews
+from clearance.portal.console.screening_views import ScreeningViews
 from clearance.portal.context import Portal, SignInRequired
 from clearance.portal.mailer import mailer_for
 from clearance.portal.operators import VIEWER
@@ -61,7 +63,7 @@ class DashboardViews:
 def build(console: Console) -> Starlette:
     dashboard, models = DashboardViews(console), ModelViews(console)
     people, admins = PeopleViews(console), OperatorViews(console)
-    directory = DirectoryViews(console)
+    directory, screening = DirectoryViews(console), ScreeningViews(console)
 
     async def on_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPException):  # routing: unknown path or method
@@ -92,6 +94,8 @@ def build(console: Console) -> Starlette:
             Route("/orgs", directory.orgs),
             Route("/licences", directory.licences),
             Route("/licences/{licence:int}/revoke", directory.revoke, methods=["POST"]),
+            Route("/screening", screening.page),
+            Route("/screening/decide", screening.decide, methods=["POST"]),
             Route("/operators", admins.page),
             Route("/operators/grant", admins.grant, methods=["POST"]),
             Route("/operators/revoke", admins.revoke, methods=["POST"]),

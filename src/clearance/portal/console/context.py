@@ -27,7 +27,7 @@ from clearance.principals.models import User
 
 TEMPLATES = Path(__file__).parent / "templates"
 _NUMBER = re.compile(r"[0-9]{1,12}")
-ACTIONS = ("suspend", "resume", "reclassify", "reinstate", "grant", "revoke")
+ACTIONS = ("suspend", "resume", "reclassify", "reinstate", "grant", "revoke", "clear", "confirm")
 MAX_REASON = 2000
 
 

@@ -1,0 +1,141 @@
+"""Screening hits in the console: the evidence to decide each, and the decision.
+
+GET  /screening            people's hits awaiting a decision, worst first: the person (name and
+                           pseudonym), the listed entry (names, aliases, programs, birth dates,
+                           nationalities), the list and its version, the score and why
+                           (viewer; audited `screening_hit.list`, with the count, never whom)
+POST /screening/decide     `subject`, `list`, `entry`, `version` (the entry hash the hit was
+                           shown against), `decision` clear|confirm, `reason`        operator
+
+The decision is `screening.service.resolve`, as `clearance lists resolve` makes it: `clear` is a
+false positive (the hit drops out), `confirm` a true match (a block); it holds while the listed
+entry's content hash is unchanged, and the person is screened again at once. Its entry is the
+CLI's `screening_resolve` (the reason kept only as a digest) with the actor `portal:<subject>`.
+A hit decided since the page was rendered, or whose entry changed, is refused with 409.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Connection
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from clearance.audit.service import AuditLog
+from clearance.portal.console.context import Console, FieldError, done_params, reason, text
+from clearance.portal.console.dashboard import queues
+from clearance.portal.operators import OPERATOR, VIEWER
+from clearance.principals import service as principals
+from clearance.principals.models import User
+from clearance.screening import hits, repository, service
+from clearance.screening.hits import StoredHit
+from clearance.screening.models import Entry
+from clearance.screening.repository import ListVersion
+from clearance.screening.settings import thresholds
+
+PAGE = 100
+DECISIONS = {"clear": service.Resolution.FALSE_POSITIVE, "confirm": service.Resolution.TRUE_MATCH}
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One pending hit with what an operator decides it on."""
+
+    hit: StoredHit
+    person: User
+    version: ListVersion | None  # the list's newest version (None: the list is gone)
+    entry: Entry | None  # the entry in that version (None: no longer listed)
+    changed: bool  # the newest version says something else of the entry than was screened
+
+
+def evidence(conn: Connection) -> list[Evidence]:
+    found: list[Evidence] = []
+    lists: dict[str, ListVersion | None] = {}
+    for hit in hits.pending(conn, PAGE):
+        if hit.list_name not in lists:
+            lists[hit.list_name] = repository.latest(conn, hit.list_name)
+        version = lists[hit.list_name]
+        listed = repository.entry(conn, version.id, hit.entry_id) if version else None
+        entry, digest = listed if listed is not None else (None, None)
+        person = principals.get_user_by_id(conn, hit.user_id)
+        found.append(Evidence(hit, person, version, entry, digest != hit.entry_hash))
+    return found
+
+
+class Indices:
+    """An `AuditSink` that remembers the indices it was given (the first is the decision's)."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self.log = log
+        self.indices: list[int] = []
+
+    def append(self, entry: bytes) -> int:
+        index = self.log.append(entry)
+        self.indices.append(index)
+        return index
+
+
+class ScreeningViews:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    async def page(self, request: Request) -> Response:
+        signed = await self.console.require(request, VIEWER)
+        found = await self.console.portal.db(evidence)
+        waiting = await self.console.portal.db(queues)
+        await self.console.record(
+            signed, "screening_hit.list", "screening_hits", {"count": len(found)}
+        )
+        index, action = done_params(request)
+        return self.console.page(
+            request,
+            "screening.html",
+            found=found,
+            full=len(found) >= PAGE,
+            orgs=waiting.hits_orgs,
+            can_change=signed.can(OPERATOR),
+            done=index,
+            action=action,
+        )
+
+    async def decide(self, request: Request) -> Response:
+        signed = await self.console.require(request, OPERATOR)
+        form = await self.console.form(request)
+        subject = text(form, "subject", limit=200)
+        list_name = text(form, "list", limit=100)
+        entry_id = text(form, "entry", limit=200)
+        version = text(form, "version", limit=64)
+        if not _HASH.fullmatch(version):
+            raise FieldError("version", "not a version this console issued: reload the page")
+        verb = text(form, "decision", limit=16)
+        if verb not in DECISIONS:
+            raise FieldError("decision", "choose clear (a false positive) or confirm (a match)")
+        why = reason(form)
+
+        def email_of(conn: Connection) -> str:
+            return principals.get_user_by_subject(conn, subject).email
+
+        email = await self.console.portal.db(email_of)
+        portal = self.console.portal
+        sink = Indices(portal.audit)
+        await asyncio.to_thread(
+            lambda: service.resolve(
+                portal.engine,
+                email,
+                list_name,
+                entry_id,
+                DECISIONS[verb],
+                why,
+                actor=signed.actor,
+                thresholds=thresholds(portal.settings),
+                audit=sink,
+                pending=version,
+            )
+        )
+        root = request.scope.get("root_path", "")
+        location = f"{root}/screening?done={sink.indices[0]}&action={verb}"
+        return RedirectResponse(location, status_code=303)
