@@ -98,12 +98,8 @@ def owners_import(
             done = owner_import.import_owners(conn, org, fmt, file.name, data, actor=operator())
             rescreen_ownership(conn, build_matcher(conn, thresholds(rt.settings)), outbox=outbox)
         index = rt.record(
-            "org.owner.import",
-            f"ownership_import:{done.import_id}",
-            {"org": done.org, "format": fmt, "file": done.file_name, "sha256": done.sha256,
-             "owners": done.owners, "holdings": done.holdings, "replaced": done.replaced,
-             "skipped": dict(done.skipped)},
-        )  # fmt: skip
+            "org.owner.import", f"ownership_import:{done.import_id}", done.audit_details()
+        )
         rt.append(outbox)
         status = _status(rt.engine, done.org)
     if as_json:

@@ -162,14 +162,10 @@ class OrgViews:
             return done
 
         done = await p.db(load, write=True)
-        details = {
-            "org": done.org, "format": fmt, "file": done.file_name, "sha256": done.sha256,
-            "owners": done.owners, "holdings": done.holdings, "replaced": done.replaced,
-            "skipped": dict(done.skipped),
-        }  # fmt: skip
         await self._record(
-            user, "org.owner.import", f"ownership_import:{done.import_id}", details, outbox
-        )
+            user, "org.owner.import", f"ownership_import:{done.import_id}",
+            done.audit_details(), outbox,
+        )  # fmt: skip
         return await self._page(
             request,
             org,

@@ -63,6 +63,14 @@ class ImportResult:
             "skipped": dict(self.skipped),
         }
 
+    def audit_details(self) -> dict[str, object]:
+        """What the `org.owner.import` entry records: the file and the counts, no names."""
+        return {
+            "org": self.org, "format": self.format, "file": self.file_name,
+            "sha256": self.sha256, "owners": self.owners, "holdings": self.holdings,
+            "replaced": self.replaced, "skipped": dict(self.skipped),
+        }  # fmt: skip
+
 
 def import_owners(
     conn: Connection, org_name: str, fmt: str, file_name: str, data: bytes, *, actor: str
