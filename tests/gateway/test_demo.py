@@ -14,7 +14,8 @@ import openai
 
 from clearance.config import load_settings
 from clearance.demo.run import free_port
-from clearance.portal.operators import REVIEWER, roles_of
+from clearance.portal.operators import ADMIN, REVIEWER, roles_of
+from clearance.principals.org_admins import administered_org
 from clearance.principals.service import get_user
 from clearance.store import connect
 
@@ -57,6 +58,7 @@ def test_demo_serves_the_personas_and_names_its_operator_surfaces(tmp_path: Path
             )
         assert served.parse().model == "fable-4"  # a fallback, named (no licence covers him)
         assert f"{base}/portal/review" in printed and "admin tokens create" in printed
+        assert f"{base}/console" in printed and f"{base}/portal/org" in printed
         assert httpx.get(base + "/admin/api/models", timeout=5).status_code == 401
         # Everything printed and configured names the port and directory asked for.
         config = Path("elsewhere/d/clearance.toml")
@@ -69,7 +71,9 @@ def test_demo_serves_the_personas_and_names_its_operator_surfaces(tmp_path: Path
         try:
             with engine.connect() as conn:
                 alice = get_user(conn, "alice@demo.test")
-                assert REVIEWER in roles_of(conn, alice.id)
+                assert {REVIEWER, ADMIN} <= set(roles_of(conn, alice.id))
+                erik = get_user(conn, "erik@demo.test")
+                assert administered_org(conn, erik.id) == "Acme Corp"
         finally:
             engine.dispose()
     finally:

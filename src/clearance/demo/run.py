@@ -28,6 +28,7 @@ from clearance.errors import Conflict
 from clearance.jobs.worker import start_local, stop_local
 from clearance.net.serving import server_options
 from clearance.portal import operators
+from clearance.principals import org_admins
 from clearance.principals import service as principals
 from clearance.principals.models import Method, UsPerson
 from clearance.setup import write_instance
@@ -45,6 +46,7 @@ class Persona:
     org: str | None = None
 
 
+ERIK = "erik@demo.test"  # Acme Corp's employee and, in the demo, its org admin
 PERSONAS = (
     Persona("alice@demo.test", "Alice Walker", "verified US citizen", ("US",), UsPerson.CITIZEN),
     Persona("sven@demo.test", "Sven Lindqvist", "verified Swedish national", ("SE",)),
@@ -59,7 +61,7 @@ PERSONAS = (
         UsPerson.LPR,
     ),
     Persona(
-        "erik@demo.test",
+        ERIK,
         "Erik Holm",
         "Swedish engineer at Acme Corp (licence for fable-5)",
         ("SE",),
@@ -167,13 +169,18 @@ def seed(engine: Engine, settings: Settings, upstream_url: str) -> dict[str, str
     return keys
 
 
-def make_reviewer(engine: Engine, settings: Settings, email: str) -> None:
-    """The demo's compliance officer: this persona holds the portal's reviewer role."""
+def make_staff(engine: Engine, settings: Settings, officer: str, org_admin: str) -> None:
+    """The demo's compliance officer holds the reviewer and console admin roles; an Acme Corp
+    employee administers its KYB page (/portal/org)."""
     log = AuditLog(engine, settings.audit)
     try:
-        with engine.connect() as conn:
-            user_id = principals.get_user(conn, email).id
-        operators.grant(engine, log, user_id, operators.REVIEWER, actor="demo")
+        with engine.begin() as conn:
+            user_id = principals.get_user(conn, officer).id
+            org = principals.get_user(conn, org_admin).org_name
+            assert org is not None
+            org_admins.grant(conn, org, org_admin, actor="demo")
+        for role in (operators.REVIEWER, operators.ADMIN):
+            operators.grant(engine, log, user_id, role, actor="demo")
     finally:
         log.close()
 
@@ -245,6 +252,9 @@ def instructions(keys: dict[str, str], port: int, config: Path, verify: str | No
         "",
         f"Review console: sign in to the portal as {PERSONAS[0].email} (a reviewer) and open"
         f" {base}/portal/review",
+        f"Operator console: the same account (an admin) at {base}/console",
+        f"Organisation page (KYB, owners): sign in as {ERIK} (Acme Corp's admin) at"
+        f" {base}/portal/org",
         "Operator API: make a scoped token, then call it:",
         "  .venv/bin/clearance admin tokens create demo-ops --scope catalog:read "
         f"--scope catalog:write --config {config}",
@@ -280,7 +290,7 @@ def run_demo(directory: Path, port: int) -> None:
     migrate(engine)
     upstream_port = free_port()
     keys = seed(engine, settings, f"http://127.0.0.1:{upstream_port}")
-    make_reviewer(engine, settings, PERSONAS[0].email)
+    make_staff(engine, settings, PERSONAS[0].email, ERIK)
     engine.dispose()
     log_key = load_signer(settings.audit.signing_key_file).verifier
     verify = (
