@@ -22,12 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from clearance.audit.entries import admin_action
+from clearance.audit.sink import AuditSink
 from clearance.errors import Conflict, InvalidInput, NotFound
 from clearance.portal.tables import portal_operators
 from clearance.principals.models import User
@@ -46,12 +46,6 @@ IMPLIES = {
     VIEWER: frozenset({VIEWER}),
     REVIEWER: frozenset({REVIEWER}),
 }
-
-
-class AuditSink(Protocol):
-    """What this module needs of `clearance.audit.service.AuditLog`."""
-
-    def append(self, entry: bytes) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
