@@ -24,9 +24,16 @@
     │   │   ├── MrzFieldError            a field is out of range: date, sex, document code
     │   │   ├── UnknownCountryCode       a code not in the 9303-3 §5 table
     │   │   └── SpecimenDocument         a specimen (UTO, 9303-3 §5 Part G), never a real person
-    │   └── FaceError (422)              the portrait or selfie cannot be used
-    │       ├── NoFaceFound
-    │       └── MultipleFaces
+    │   ├── FaceError (422)              the portrait or selfie cannot be used
+    │   │   ├── NoFaceFound
+    │   │   └── MultipleFaces
+    │   └── ChipError (422)              eMRTD chip data refused (ICAO 9303-11 §5.1, Passive Auth.)
+    │       ├── ChipFormatError          not DER, truncated, over a size or nesting limit
+    │       ├── ChipAlgorithmError       a digest or signature algorithm not accepted
+    │       ├── ChipSignatureError       the SOD's signature or signed attributes do not verify
+    │       ├── ChipCertificateError     a DS or CSCA certificate unusable (dates, key usage)
+    │       ├── ChipUntrusted            the Document Signer chains to no loaded CSCA
+    │       └── ChipHashMismatch         a data group differs from its hash in the SOD
     ├── UnavailableError (503)           a dependency we must not proceed without is down
     │   ├── PolicyError (503)            the policy could not be evaluated: fail closed
     │   ├── AuditUnavailable (503)       the audit log could not persist: fail closed
@@ -181,6 +188,36 @@ class NoFaceFound(FaceError):
 
 class MultipleFaces(FaceError):
     code = "multiple_faces"
+
+
+class ChipError(VerificationError):
+    """`reason` is finer than `code` (`ds_expired`, `dg1_hash_mismatch`): the audit log's word."""
+
+    code = "chip_invalid"
+
+
+class ChipFormatError(ChipError):
+    code = "chip_malformed"
+
+
+class ChipAlgorithmError(ChipError):
+    code = "chip_algorithm"
+
+
+class ChipSignatureError(ChipError):
+    code = "chip_signature"
+
+
+class ChipCertificateError(ChipError):
+    code = "chip_certificate"
+
+
+class ChipUntrusted(ChipError):
+    code = "chip_untrusted"
+
+
+class ChipHashMismatch(ChipError):
+    code = "chip_hash_mismatch"
 
 
 class UnavailableError(ClearanceError):
