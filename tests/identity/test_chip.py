@@ -316,3 +316,15 @@ def test_a_dg2_with_a_lying_facial_record_length_is_refused() -> None:
     with pytest.raises(ChipFormatError) as caught:
         verify(p)
     assert caught.value.reason == "length"
+
+
+def test_a_ds_key_on_an_unknown_curve_is_refused() -> None:
+    """atheris found this: cryptography's UnsupportedAlgorithm escaped from public_key()."""
+    signer = chip.document_signer(chip.default_csca(), key=chip.ec_key("brainpoolP256r1"))
+    p = chip.passport(signer=signer, opts=SodOptions(signature="ecdsa"))
+    brainpool = bytes.fromhex("06092b2403030208010107")  # 1.3.36.3.3.2.8.1.1.7
+    assert brainpool in p.sod
+    p.sod = p.sod.replace(brainpool, bytes.fromhex("06092b0403030208010107"))
+    with pytest.raises(ChipAlgorithmError) as caught:
+        verify(p)
+    assert caught.value.reason == "key"

@@ -1,9 +1,10 @@
 """Fuzz targets: bytes in; the only exceptions allowed out are the project's own `ClearanceError`s.
 
 Each target feeds hostile input to one parser the way it arrives in production (OCR text for the
-MRZ, downloaded files for the list loaders, a fetched note for the checkpoint parser, a URL path
-for the tile routes). Anything else escaping (IndexError, ValueError, UnicodeDecodeError ...) is a
-crash: a client would see a 500, or a list update would die with a traceback.
+MRZ, a phone app's EF.SOD for the chip, downloaded files for the list loaders, a fetched note for
+the checkpoint parser, a URL path for the tile routes). Anything else escaping (IndexError,
+ValueError, UnicodeDecodeError ...) is a crash: a client would see a 500, or a list update would
+die with a traceback.
 
 Run by atheris (`fuzz_main.py`): briefly for all targets at once in CI
 (tests/security/test_fuzz_parsers.py), 120 s per target in bench/fuzz.py.
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import date
+from functools import cache
 from pathlib import Path
 
 from clearance.audit.checkpoint import Checkpoint, open_checkpoint
@@ -22,8 +24,12 @@ from clearance.audit.note import sign_note
 from clearance.audit.routes import parse_index
 from clearance.audit.tiles import parse_tile_path, split_bundle
 from clearance.errors import ClearanceError
+from clearance.identity.chip import masterlist, passive_authentication
+from clearance.identity.chip.lds import dg2_facial_record
+from clearance.identity.chip.portrait import facial_record
 from clearance.identity.mrz import parse_mrz
 from clearance.screening.loaders import csl, ftm, ofac, un
+from tests.fixtures.identity import chip
 
 Target = Callable[[bytes], object]
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -42,6 +48,23 @@ def text(data: bytes) -> str:
 
 def mrz(data: bytes) -> object:
     return parse_mrz(text(data), today=TODAY)
+
+
+def chip_sod(data: bytes) -> object:
+    """EF.SOD as a phone app sends it, verified beside a good DG1 and DG2 against the test CSCA
+    (a fuzzer cannot forge the signature: the parsers before it are what it explores); the same
+    bytes as a DG2 and as a CSCA master list."""
+    with suppress(ClearanceError):
+        facial_record(dg2_facial_record(data))
+    with suppress(ClearanceError):
+        masterlist.parse(data)
+    good = _chip_passport()
+    return passive_authentication(good.dg1, good.dg2, data, cscas=good.cscas, at=chip.NOW)
+
+
+@cache
+def _chip_passport() -> chip.Passport:
+    return chip.passport()
 
 
 def ofac_sdn(data: bytes) -> object:
@@ -76,6 +99,7 @@ def tile_path(data: bytes) -> object:
 
 TARGETS: dict[str, Target] = {
     "mrz": mrz,
+    "chip_sod": chip_sod,
     "ofac_sdn": ofac_sdn,
     "csl": csl.load,
     "un_xml": un.load,
@@ -108,6 +132,18 @@ def _mrz_seeds() -> list[bytes]:
     return [p.read_bytes() for p in sorted((FIXTURES / "identity").glob("*.mrz"))]
 
 
+def _chip_seeds() -> list[bytes]:
+    """The good passport's SOD (verifies), an ECDSA one, and a CMS master list."""
+    good = _chip_passport()
+    ecdsa = chip.document_signer(chip.default_csca(), key=chip.ec_key("brainpoolP256r1"))
+    opts = chip.SodOptions(signature="ecdsa", digest="sha384")
+    return [
+        good.sod,
+        chip.sod({1: good.dg1, 2: good.dg2}, ecdsa, opts),
+        chip.master_list_cms([chip.default_csca().cert], chip.default_csca()),
+    ]
+
+
 def _signed_checkpoint(size: int) -> bytes:
     body = Checkpoint(ORIGIN, size, bytes(range(32))).body()
     return sign_note(body, _SIGNER).encode()
@@ -122,6 +158,7 @@ def seeds(name: str) -> list[bytes]:
     lists = FIXTURES / "lists"
     by_target: dict[str, Callable[[], list[bytes]]] = {
         "mrz": _mrz_seeds,
+        "chip_sod": _chip_seeds,
         "ofac_sdn": lambda: [
             FILE_SEPARATOR.join((lists / f).read_bytes() for f in ("sdn.csv", "alt.csv", "add.csv"))
         ],

@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.x509.oid import NameOID
 
 from clearance.errors import (
+    ChipAlgorithmError,
     ChipCertificateError,
     ChipError,
     ChipFormatError,
@@ -32,8 +34,10 @@ def load_certificate(der: bytes, what: str) -> x509.Certificate:
         cert = x509.load_der_x509_certificate(der)
         cert.public_key()  # an unsupported key (explicit curve parameters) fails here
         cert.extensions  # noqa: B018 - a malformed extension fails here, not later
-    except (ValueError, TypeError) as exc:
-        raise ChipFormatError(f"{what} is not a usable X.509 certificate: {exc}") from None
+    except UnsupportedAlgorithm:
+        raise ChipAlgorithmError(f"{what} has a key of an unsupported kind", reason="key") from None
+    except (ValueError, TypeError):
+        raise ChipFormatError(f"{what} is not a usable X.509 certificate", reason="x509") from None
     return cert
 
 
