@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -19,6 +19,7 @@ FINISHED = frozenset({JobState.DONE, JobState.REJECTED})
 
 class JobKind(StrEnum):
     VERIFY_DOCUMENT = "identity.verify"
+    REVOKE_ORG_KEYS = "keys.revoke_org"  # an organisation's members' API keys (key_revocation.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,7 @@ class Job:
     case: int | None  # the identity case the job stored, once it has
     reason: str | None  # why it was rejected
     last_error: str | None
+    result: dict[str, Any] = field(default_factory=dict)  # the whole stored result (progress)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
+from typing import Protocol
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,13 +26,24 @@ from clearance.audit.service import AuditLog
 from clearance.config import Settings, load_settings
 from clearance.errors import ClearanceError
 from clearance.jobs import service
-from clearance.jobs.models import Job, JobState
+from clearance.jobs.key_revocation import KeyRevocations
+from clearance.jobs.models import Job, JobKind, JobState
 from clearance.jobs.verification import Verifications
 from clearance.store import connect
 
 log = logging.getLogger("clearance.jobs")
 IDLE_POLL_SECONDS = 0.5  # an idle runner looks for work this often
 PARENT_CHECK_SECONDS = 0.5
+
+
+class Handler(Protocol):
+    """What runs one kind of job (verification.py, key_revocation.py)."""
+
+    def warm(self) -> None: ...
+
+    def run(self, job: Job) -> object: ...
+
+    def discard(self, job: Job) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -62,11 +74,12 @@ def describe(exc: BaseException) -> str:
     return type(exc).__name__  # a driver's message may quote data: its type is enough here
 
 
-def run_job(handler: Verifications, engine: Engine, job: Job) -> None:
+def run_job(handler: Handler, engine: Engine, job: Job) -> None:
     """Run one claimed job to an end, or fail its attempt (retried later)."""
     if job.attempts > job.max_attempts:  # its last runner died: it has had every attempt
+        what = "the verification" if job.kind is JobKind.VERIFY_DOCUMENT else f"job {job.kind}"
         if service.reject(
-            engine, job, f"the verification could not be completed ({job.max_attempts} attempts)"
+            engine, job, f"{what} could not be completed ({job.max_attempts} attempts)"
         ):
             handler.discard(job)
         return
@@ -98,8 +111,12 @@ def main(config: str, slot: Slot, stop: Event, parent: int) -> None:
     settings = load_settings(config)
     engine = connect(settings.database_url)
     audit = AuditLog(engine, settings.audit)
-    handler = Verifications(settings, engine, audit)
-    handler.warm()
+    handlers: dict[JobKind, Handler] = {
+        JobKind.VERIFY_DOCUMENT: Verifications(settings, engine, audit),
+        JobKind.REVOKE_ORG_KEYS: KeyRevocations(engine, audit),
+    }
+    for handler in handlers.values():
+        handler.warm()
     name, lease = service.runner_name(), lease_seconds(settings)
     try:
         while not stop.is_set():
@@ -113,7 +130,7 @@ def main(config: str, slot: Slot, stop: Event, parent: int) -> None:
                 continue
             slot.set(job)
             try:
-                run_job(handler, engine, job)
+                run_job(handlers[job.kind], engine, job)
             finally:
                 slot.clear()
     finally:

@@ -73,6 +73,7 @@ def _job(row: Row[Any]) -> Job:
         case=result.get("case"),
         reason=result.get("reason"),
         last_error=row.last_error,
+        result=dict(result),
     )
 
 
@@ -206,6 +207,14 @@ def store_case(conn: Connection, job: Job, case_id: int) -> None:
         raise LeaseLost(f"job {job.id} attempt {job.attempts}")
 
 
+def store_progress(conn: Connection, job: Job, result: Mapping[str, Any]) -> None:
+    """Inside the transaction that did a part of the job's work: record how far it has got, or
+    roll that part back (`LeaseLost`) if the job is no longer this attempt's."""
+    done = conn.execute(sa.update(jobs).where(_held(job)).values(result=dict(result)))
+    if done.rowcount != 1:
+        raise LeaseLost(f"job {job.id} attempt {job.attempts}")
+
+
 def complete(engine: Engine, job: Job, *, now: datetime | None = None) -> bool:
     """Mark the job done (its result is already stored); False if the lease was lost."""
     return _finish(engine, job, JobState.DONE, {}, now)
@@ -266,7 +275,8 @@ def fail(engine: Engine, job: Job, error: str, *, now: datetime | None = None) -
 
 
 def _exhausted(job: Job, error: str) -> str:
-    return f"the verification could not be completed ({job.attempts} attempts; the last: {error})"
+    what = "the verification" if job.kind is JobKind.VERIFY_DOCUMENT else f"job {job.kind}"
+    return f"{what} could not be completed ({job.attempts} attempts; the last: {error})"
 
 
 def get(conn: Connection, job_id: int) -> Job:

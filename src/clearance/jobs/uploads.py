@@ -63,6 +63,8 @@ def stage(vault: EvidenceVault, uploads: Uploads, method: VerificationMethod) ->
 
 
 def staged_ids(payload: Mapping[str, Any]) -> list[str]:
+    if "document" not in payload:  # a job of another kind stages nothing
+        return []
     return [str(payload["document"]), str(payload["selfie"]), *map(str, payload["frames"])]
 
 

@@ -8,6 +8,10 @@ GET  /review/guard/ID                open a misuse-guard case (an audited view):
                                      their decrypted excerpts
 POST /review/guard/ID/decide         `outcome` cleared | confirmed and a required `note`
 
+The console's review queue (/console/reviews) links a case as `/review/ID?from=console`: its
+decision form then carries `back=console`, and the decision returns to the console's queue with
+the decision's audit index (`?done=INDEX`) instead of to this one.
+
 The queue lists the pending misuse-guard cases (guard/review.py) below the identity cases.
 
 Every route needs a signed-in account holding the `reviewer` role (operators.py), checked on
@@ -175,6 +179,7 @@ class ReviewViews:
         return p.page(
             request,
             "review_case.html",
+            back=_back(request.query_params.get("from")),
             case=opened.case,
             person=person,
             document=[s for s in shown if s.kind != "frame"],
@@ -226,7 +231,7 @@ class ReviewViews:
         )
         root = request.scope.get("root_path", "")
         location = f"{root}/review?decided={case.id}&outcome={case.status.value}"
-        return RedirectResponse(location, status_code=303)
+        return _after(request, form.get("back"), location, case.audit_index, case.status.value)
 
     # -- the misuse guard's cases ------------------------------------------------------------
 
@@ -253,6 +258,7 @@ class ReviewViews:
             "guard_case.html",
             case=opened.case,
             excerpts=opened.excerpts,
+            back=_back(request.query_params.get("from")),
             own=opened.case.user_id == user.id,
             max_note=MAX_NOTE,
         )
@@ -271,7 +277,7 @@ class ReviewViews:
         note = str(form.get("note") or "")
         if len(note) > MAX_NOTE:
             raise InvalidInput(f"the note is at most {MAX_NOTE} characters")
-        await asyncio.to_thread(
+        _, index = await asyncio.to_thread(
             guard_review.decide,
             p.engine,
             p.audit,
@@ -282,4 +288,19 @@ class ReviewViews:
         )
         root = request.scope.get("root_path", "")
         location = f"{root}/review?guard_decided={case_id}&outcome={choice}"
-        return RedirectResponse(location, status_code=303)
+        return _after(request, form.get("back"), location, index, choice)
+
+
+def _back(value: object) -> str | None:
+    """Where a decision returns: the console's queue, or (None) this one."""
+    return "console" if value == "console" else None
+
+
+def _after(
+    request: Request, back: object, location: str, index: int | None, outcome: str
+) -> RedirectResponse:
+    """Back to the console's queue with the decision's audit index, or to `location`."""
+    if _back(back) == "console" and index is not None:
+        root = request.scope.get("root_path", "").removesuffix("/portal")
+        location = f"{root}/console/reviews?done={index}&action={outcome}"
+    return RedirectResponse(location, status_code=303)

@@ -244,3 +244,44 @@ def list_keys(
         query = query.where(users.c.org_id == service.get_org(conn, org).id)
     rows, cursor = paged(conn, query, api_keys.c.id, page, numeric=False)
     return Page(tuple((service.key_record(r), r.subject_id) for r in rows), cursor)
+
+
+def unrevoked_keys(conn: Connection, org_id: int, *, limit: int) -> list[tuple[str, str]]:
+    """(key id, owner's subject id) of the organisation's members' keys not revoked yet (expired
+    ones included), by id: what revoking the organisation's keys has left to do."""
+    rows = conn.execute(
+        sa.select(api_keys.c.id, users.c.subject_id)
+        .join(users, users.c.id == api_keys.c.user_id)
+        .where(users.c.org_id == org_id, api_keys.c.revoked_at.is_(None))
+        .order_by(api_keys.c.id)
+        .limit(limit)
+    )
+    return [(str(r.id), str(r.subject_id)) for r in rows]
+
+
+def unrevoked_key_count(conn: Connection, org_id: int) -> int:
+    query = (
+        sa.select(sa.func.count())
+        .select_from(api_keys.join(users, users.c.id == api_keys.c.user_id))
+        .where(users.c.org_id == org_id, api_keys.c.revoked_at.is_(None))
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def revoke_keys(conn: Connection, key_ids: list[str]) -> set[str]:
+    """Revoke those of `key_ids` still active, in one statement; the ids it revoked. Every
+    worker stops accepting them within the invalidation bound (one principals version bump)."""
+    if not key_ids:
+        return set()
+    done = {
+        str(k)
+        for k in conn.execute(
+            sa.update(api_keys)
+            .where(api_keys.c.id.in_(key_ids), api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=datetime.now(UTC))
+            .returning(api_keys.c.id)
+        ).scalars()
+    }
+    if done:
+        versions.bump(conn, versions.Kind.PRINCIPALS)
+    return done

@@ -13,6 +13,11 @@ GET /             the dashboard                                                 
 /people...        people: search, one record, suspension (people_views.py)        viewer / operator
 /orgs, /licences  organisations; licences, revoked (directory_views.py)           viewer / operator
 /screening...     screening hits with their evidence, decided (screening_views.py) viewer / operator
+/reviews          the identity review queue; cases open in the portal's review view reviewer
+/audit            the audit explorer, each entry with its inclusion proof           viewer
+/keys, /jobs      API keys, revoked one by one or an org's all as a job (key_views.py)
+                                                                                  viewer / operator
+/tokens...        admin tokens of the operator API (token_views.py)               admin
 /operators...     who holds which role (operator_views.py)                        admin
 """
 
@@ -34,13 +39,17 @@ from clearance.config import Settings
 from clearance.errors import ClearanceError
 from clearance.policy.state import DecisionState
 from clearance.portal.app import csrf_key
+from clearance.portal.console.audit_views import AuditViews
 from clearance.portal.console.context import Console, FieldError
 from clearance.portal.console.dashboard import DayCounter, queues
 from clearance.portal.console.directory_views import DirectoryViews
+from clearance.portal.console.key_views import KeyViews
 from clearance.portal.console.model_views import ModelViews
 from clearance.portal.console.operator_views import OperatorViews
 from clearance.portal.console.people_views import PeopleViews
+from clearance.portal.console.review_views import ReviewQueueViews
 from clearance.portal.console.screening_views import ScreeningViews
+from clearance.portal.console.token_views import TokenViews
 from clearance.portal.context import Portal, SignInRequired
 from clearance.portal.mailer import mailer_for
 from clearance.portal.operators import VIEWER
@@ -64,6 +73,8 @@ def build(console: Console) -> Starlette:
     dashboard, models = DashboardViews(console), ModelViews(console)
     people, admins = PeopleViews(console), OperatorViews(console)
     directory, screening = DirectoryViews(console), ScreeningViews(console)
+    reviews, audit = ReviewQueueViews(console), AuditViews(console)
+    keys, admin_tokens = KeyViews(console), TokenViews(console)
 
     async def on_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPException):  # routing: unknown path or method
@@ -96,6 +107,15 @@ def build(console: Console) -> Starlette:
             Route("/licences/{licence:int}/revoke", directory.revoke, methods=["POST"]),
             Route("/screening", screening.page),
             Route("/screening/decide", screening.decide, methods=["POST"]),
+            Route("/reviews", reviews.page),
+            Route("/audit", audit.page),
+            Route("/keys", keys.page),
+            Route("/keys/revoke-org", keys.revoke_org, methods=["POST"]),
+            Route("/keys/{key}/revoke", keys.revoke, methods=["POST"]),
+            Route("/jobs/{job:int}", keys.job),
+            Route("/tokens", admin_tokens.page, methods=["GET"]),
+            Route("/tokens", admin_tokens.create, methods=["POST"]),
+            Route("/tokens/{token}/revoke", admin_tokens.revoke, methods=["POST"]),
             Route("/operators", admins.page),
             Route("/operators/grant", admins.grant, methods=["POST"]),
             Route("/operators/revoke", admins.revoke, methods=["POST"]),

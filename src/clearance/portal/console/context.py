@@ -27,7 +27,10 @@ from clearance.principals.models import User
 
 TEMPLATES = Path(__file__).parent / "templates"
 _NUMBER = re.compile(r"[0-9]{1,12}")
-ACTIONS = ("suspend", "resume", "reclassify", "reinstate", "grant", "revoke", "clear", "confirm")
+ACTIONS = (
+    *("suspend", "resume", "reclassify", "reinstate", "grant", "revoke", "clear", "confirm"),
+    *("verified", "rejected", "cleared", "confirmed", "create", "revoke_org"),
+)
 MAX_REASON = 2000
 
 
