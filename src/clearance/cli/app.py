@@ -62,7 +62,7 @@ COMMANDS: dict[str, Entry] = {
     "users": Entry(("principals", "operators", "directory"), "People who use the API."),
     "keys": Entry(("principals", "directory"), "API keys (shown once, stored hashed)."),
     "identity": Entry(
-        ("principals", "identity"), "Identity facts: nationality and US-person status."
+        ("principals", "identity", "csca"), "Identity facts: nationality and US-person status."
     ),
     "licences": Entry(("principals", "directory"), "Deemed-export licences held by organisations."),
     "policy": Entry(("policy",), "The export-control policy (Cedar)."),

@@ -336,6 +336,15 @@ class IdentitySettings:
         "from face_match_threshold up to this a person looks; at or above: no match",
         rule=POSITIVE,
     )
+    chip_allow_sha1: bool = setting(
+        False,
+        "accept chip data (EF.SOD) hashed or signed with SHA-1, as older passports are",
+    )
+    chip_min_rsa_bits: int = setting(
+        2048,
+        "the smallest RSA key accepted from a Document Signer or CSCA on the chip path",
+        rule=at_least(1024),
+    )
     # Lists of tables, each validated by clearance.identity.assertions when it is used.
     issuers: tuple[Mapping[str, Any], ...] = setting(
         (),

@@ -31,6 +31,7 @@ from clearance.identity.names import name_agrees
 from clearance.principals.models import UsPerson
 
 _MRZ_REASONS = {r.value: r for r in Reason if r.value.startswith(("mrz_", "specimen"))}
+_CHIP_REASONS = {r.value: r for r in Reason if r.value.startswith("chip_")}
 
 
 def read_mrz_text(text: str | Iterable[str], *, today: date) -> tuple[MrzResult | None, str | None]:
@@ -160,7 +161,12 @@ def decide(
     """`reused`: the document's digest already backs another account."""
     reasons: list[Reason] = []
     mrz = exam.mrz
-    if mrz is None:
+    chip_problem = exam.chip.problem if exam.chip is not None else None
+    if chip_problem is not None:
+        # Passive Authentication failed (ICAO 9303-11 §5.1): nothing the chip says is trusted.
+        reasons.append(_CHIP_REASONS.get(chip_problem, Reason.CHIP_INVALID))
+        mrz = None
+    elif mrz is None:
         reasons.append(_MRZ_REASONS.get(exam.mrz_problem or "", Reason.MRZ_INVALID))
     else:
         reasons += _document_reasons(
@@ -184,4 +190,5 @@ def decide(
         document=summarise(mrz) if mrz is not None else None,
         face=exam.face,
         expires=mrz.expiry_date if mrz is not None else None,
+        assurance=exam.assurance if mrz is not None else None,
     )

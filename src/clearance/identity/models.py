@@ -11,6 +11,9 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from cryptography import x509
+
+from clearance.identity.chip import PaPolicy
 from clearance.identity.mrz import MrzResult
 from clearance.principals.models import UsPerson
 
@@ -47,6 +50,14 @@ class Reason(StrEnum):
     NAME_MISMATCH = "name_mismatch"
     NAME_NOT_DECLARED = "name_not_declared"
     BIRTH_DATE_MISMATCH = "birth_date_mismatch"
+    # the chip (rejected): Passive Authentication failed, ICAO 9303-11 §5.1 (errors.ChipError)
+    CHIP_MALFORMED = "chip_malformed"
+    CHIP_ALGORITHM = "chip_algorithm"
+    CHIP_SIGNATURE = "chip_signature"
+    CHIP_CERTIFICATE = "chip_certificate"
+    CHIP_UNTRUSTED = "chip_untrusted"
+    CHIP_HASH_MISMATCH = "chip_hash_mismatch"
+    CHIP_INVALID = "chip_invalid"
     # the person
     FACE_MISMATCH = "face_mismatch"  # rejected
     FACE_UNCERTAIN = "face_uncertain"  # review
@@ -79,8 +90,23 @@ REJECTING = frozenset(
         Reason.LIVENESS_OTHER_PERSON,
         Reason.ASSERTION_NO_NATIONALITY,
         Reason.VENDOR_DECLINED,
+        Reason.CHIP_MALFORMED,
+        Reason.CHIP_ALGORITHM,
+        Reason.CHIP_SIGNATURE,
+        Reason.CHIP_CERTIFICATE,
+        Reason.CHIP_UNTRUSTED,
+        Reason.CHIP_HASH_MISMATCH,
+        Reason.CHIP_INVALID,
     }
 )
+
+
+class DocumentAssurance(StrEnum):
+    """How the document's data was established: read from its chip and verified by Passive
+    Authentication (the issuing state's signature), or read from a photo of the page."""
+
+    CHIP = "chip"
+    VISUAL = "visual"
 
 
 class EvidenceKind(StrEnum):
@@ -106,6 +132,36 @@ class LivenessCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class ChipCheck:
+    """What Passive Authentication found: certificate names and algorithms, no personal data."""
+
+    problem: str | None  # a ChipError code (`chip_hash_mismatch` ...); None: it passed
+    detail: str | None  # its finer reason (`dg1_hash_mismatch`, `ds_expired` ...)
+    master_list_version: int | None
+    csca_fingerprint: str | None = None  # SHA-256 of the CSCA certificate that anchored it
+    signature_algorithm: str | None = None
+    digest_algorithm: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChipFiles:
+    """EF.DG1, EF.DG2 and EF.SOD as the phone read them from the chip."""
+
+    dg1: bytes
+    dg2: bytes
+    sod: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TrustAnchors:
+    """The CSCA master list in force (`identity.csca`) and the algorithm policy."""
+
+    cscas: tuple[x509.Certificate, ...]
+    version: int | None
+    policy: PaPolicy
+
+
+@dataclass(frozen=True, slots=True)
 class Examination:
     """Everything the edge observed for one document verification."""
 
@@ -118,6 +174,8 @@ class Examination:
     face: FaceCheck | None  # None when `face_problem` says why
     face_problem: str | None  # a FaceError code
     liveness: LivenessCheck | None  # None when no frames were given
+    assurance: DocumentAssurance = DocumentAssurance.VISUAL
+    chip: ChipCheck | None = None  # the chip path only
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +194,7 @@ class Verdict:
     document: DocumentSummary | None
     face: FaceCheck | None
     expires: date | None  # the document's expiry; the service caps it at the maximum age
+    assurance: DocumentAssurance | None = None  # of the document; None without one
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +223,7 @@ class Case:
     decision_note: str | None
     audit_index: int | None
     evidence: tuple[Evidence, ...]
+    assurance: str | None = None  # DocumentAssurance of the document; None without one
 
 
 def verdict_json(case: Case) -> dict[str, Any]:

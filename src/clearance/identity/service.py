@@ -10,6 +10,7 @@ If the audit append fails, the case stays without an audit index and no facts ar
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -28,6 +29,8 @@ from clearance.errors import Conflict, NotFound
 from clearance.identity.decision import decide
 from clearance.identity.models import (
     Case,
+    ChipCheck,
+    DocumentAssurance,
     DocumentSummary,
     Evidence,
     EvidenceKind,
@@ -47,6 +50,7 @@ from clearance.store import reading
 from clearance.store.tables import users
 
 log = logging.getLogger("clearance.identity")
+CHIP_SOURCE = "chip"  # identity_cases.source and identity_facts.source of a chip verification
 
 
 def _now() -> datetime:
@@ -78,9 +82,12 @@ def bound_elsewhere(conn: Connection, digest: str, user_id: int) -> bool:
     return row is not None and row.user_id != user_id
 
 
-def facts_json(verdict: Verdict) -> dict[str, Any]:
+def facts_json(verdict: Verdict, chip: ChipCheck | None = None) -> dict[str, Any]:
     doc, face = verdict.document, verdict.face
     return {
+        "document_assurance": verdict.assurance.value if verdict.assurance else None,
+        # Certificate names and algorithms of a chip verification, never personal data.
+        "chip": None if chip is None else dataclasses.asdict(chip),
         "nationalities": list(verdict.nationalities),
         "us_person": verdict.us_person.value,
         "expires": verdict.expires.isoformat() if verdict.expires else None,
@@ -122,6 +129,7 @@ def insert_case(
     source: str,
     digest: str | None,
     evidence: str,
+    chip: ChipCheck | None = None,
 ) -> int:
     return int(
         conn.execute(
@@ -132,7 +140,7 @@ def insert_case(
                 method=method,
                 source=source,
                 reasons=[r.value for r in verdict.reasons],
-                facts=facts_json(verdict),
+                facts=facts_json(verdict, chip),
                 document_digest=digest,
                 evidence_digest=evidence,
                 created_at=_now(),
@@ -188,9 +196,12 @@ def verify_document(
             user_id=user_id,
             verdict=verdict,
             method=method.value,
-            source="verification",
+            # "chip": the document's data was verified by Passive Authentication; the facts
+            # carry the source, and the policy sees it as `document_assurance`.
+            source=CHIP_SOURCE if exam.assurance is DocumentAssurance.CHIP else "verification",
             digest=digest,
             evidence=evidence_digest(stored),
+            chip=exam.chip,
         )
         for position, (kind, item) in enumerate(stored):
             conn.execute(
@@ -229,7 +240,7 @@ def finish_document(
         engine,
         audit,
         case_id,
-        audit_method="document",
+        audit_method="chip" if case.source == CHIP_SOURCE else "document",
         facts_method=facts_method,
         assurance=method.value,
         max_age_days=max_age_days,
@@ -355,6 +366,7 @@ def _case(conn: Connection, row: Row[Any]) -> Case:
         evidence=tuple(
             Evidence(e.id, EvidenceKind(e.kind), e.erased_at is not None) for e in evidence
         ),
+        assurance=facts.get("document_assurance"),
     )
 
 

@@ -3,6 +3,7 @@
 identity_cases           one row per verification or assertion: outcome, reasons, derived facts
 identity_evidence        the vault files of a case (document, selfie, frames); erased_at when gone
 identity_documents       keyed digest of (issuing state, document number) -> the account it backs
+csca_master_lists        the CSCA certificates Passive Authentication trusts, one row per version
 identity_webhook_events  vendor webhook event ids already accepted (replay protection)
 """
 
@@ -57,6 +58,21 @@ identity_documents = sa.Table(
     sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     sa.Column("case_id", sa.Integer, nullable=False),
     sa.Column("bound_at", UTC_TIME, nullable=False),
+)
+
+# One row per loaded version of the CSCA master list (identity/csca.py, migration 0023); the
+# newest row is in force. `digest` is the SHA-256 over the sorted DER of `certificates`.
+csca_master_lists = sa.Table(
+    "csca_master_lists",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("format", sa.String(8), nullable=False),
+    sa.Column("certificates", sa.JSON, nullable=False),  # base64 DER, one per CSCA
+    sa.Column("skipped", sa.JSON, nullable=False),  # why each left-out certificate was
+    sa.Column("signers", sa.JSON, nullable=False),  # CMS master list signers (RFC 4514)
+    sa.Column("loaded_by", sa.String(200), nullable=False),
+    sa.Column("loaded_at", UTC_TIME, nullable=False),
 )
 
 identity_webhook_events = sa.Table(

@@ -9,6 +9,10 @@ over stores nothing (`service.LeaseLost` rolls its case back).
 
 Input that cannot be used (not decodable, over the pixel limit, uploads gone from the vault)
 ends the job `rejected` with the reason at once: trying again would not change it.
+
+A job whose payload holds chip files (`payload["chip"]`: DG1, DG2, EF.SOD) is examined by
+`chip.ChipVerifications` (Passive Authentication, the selfie against DG2's portrait) and then
+stored, bound and finished exactly as a photo's.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from clearance.identity import service as identity
 from clearance.identity.document import LoadedImage, load_image
 from clearance.identity.models import Case, VerificationMethod
 from clearance.identity.vault import EvidenceVault
-from clearance.jobs import service
+from clearance.jobs import chip, service
 from clearance.jobs.models import Job
 from clearance.jobs.uploads import Uploads, labelled, unseal, unstage
 
@@ -56,6 +60,7 @@ class Verifications:
         self._audit = audit
         self._reader: MrzReader | None = None
         self._vault: EvidenceVault | None = None
+        self._chip: chip.ChipVerifications | None = None
 
     @property
     def vault(self) -> EvidenceVault:
@@ -74,6 +79,12 @@ class Verifications:
     def run(self, job: Job) -> Case | None:
         """Run `job` to its end (done or rejected); None if it was rejected or taken over."""
         method = VerificationMethod(job.payload["method"])
+        if job.case is None and chip.is_chip(job.payload):
+            if self._chip is None:
+                self._chip = chip.ChipVerifications(
+                    self._settings, self._engine, self._audit, self.vault
+                )
+            return self._chip.run(job)
         if job.case is not None:
             case = self._finish(job.case, method)
         else:
@@ -92,7 +103,10 @@ class Verifications:
 
     def discard(self, job: Job) -> None:
         """Erase the staged uploads (the case holds its own re-encoded copies)."""
-        unstage(self.vault, job.payload)
+        if chip.is_chip(job.payload):
+            chip.unstage(self.vault, job.payload)
+        else:
+            unstage(self.vault, job.payload)
 
     def _finish(self, case_id: int, method: VerificationMethod) -> Case:
         return identity.finish_document(

@@ -25,6 +25,11 @@ def end_of_day(day: date) -> int:
     return int(datetime.combine(day + timedelta(days=1), time(0), UTC).timestamp())
 
 
+# identity_facts.source -> the policy's `document_assurance`: a chip read verified by Passive
+# Authentication (ICAO 9303-11 §5.1) or a photo of the page read by OCR; other sources as they are.
+_ASSURANCE = {"chip": "chip", "verification": "visual"}
+
+
 def principal_facts(user: User) -> PrincipalFacts:
     ident = user.identity
     return PrincipalFacts(
@@ -43,6 +48,7 @@ def principal_facts(user: User) -> PrincipalFacts:
         org_ownership_rule=user.org_ownership_rule or "",
         org_headquarters=user.org_headquarters,
         org_parent_country=user.org_parent_country,
+        document_assurance=_ASSURANCE.get(ident.source, ident.source) if ident else "",
     )
 
 
@@ -81,6 +87,7 @@ def user_entity(p: PrincipalFacts) -> dict[str, Any]:
             "screening": p.screening,
             "suspended": p.suspended,
             "usage_hold": p.usage_hold,
+            "document_assurance": p.document_assurance,
             "org": {
                 "restricted_by_ownership": p.org_ownership == "restricted",
                 "ownership_review": p.org_ownership == "review",

@@ -58,6 +58,8 @@ class PrincipalFacts:
     org_ownership_rule: str = ""
     org_headquarters: str = ""  # ISO 3166-1 alpha-2 of the org's headquarters; "" unknown
     org_parent_country: str = ""  # ... and of its ultimate parent's
+    # How the identity document was verified: chip | visual | assertion | attestation; "" none.
+    document_assurance: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from clearance.config import Settings
 from clearance.errors import ClearanceError
 from clearance.policy.state import DecisionState
 from clearance.portal.account_views import AccountViews
+from clearance.portal.chip_views import ChipApi
 from clearance.portal.context import Portal, SignInRequired
 from clearance.portal.mailer import Mailer, mailer_for
 from clearance.portal.org_views import OrgViews
@@ -45,6 +46,7 @@ def csrf_key(settings: Settings) -> bytes:
 
 def build(portal: Portal) -> Starlette:
     signin, account, verify = SignInViews(portal), AccountViews(portal), VerifyViews(portal)
+    chip = ChipApi(portal)  # the phone app's chip upload (docs/identity.md)
     reviews, org = ReviewViews(portal), OrgViews(portal)
 
     async def on_error(request: Request, exc: Exception) -> Response:
@@ -77,6 +79,8 @@ def build(portal: Portal) -> Starlette:
             Route("/verify", verify.page, methods=["GET"]),
             Route("/verify", verify.submit, methods=["POST"]),
             Route("/verifications/{job_id:int}", verify.job),
+            Route("/api/chip", chip.describe, methods=["GET"]),
+            Route("/api/chip", chip.submit, methods=["POST"]),
             Route("/cases/{case_id:int}", verify.case),
             Route("/keys", account.keys, methods=["GET"]),
             Route("/keys", account.create, methods=["POST"]),

@@ -32,7 +32,11 @@ REFRESH_SECONDS = 2  # how often the job page reloads itself while the job is no
 
 
 def wants_json(request: Request) -> bool:
-    return "application/json" in request.headers.get("accept", "")
+    """Script calls and the phone app's API (`/api/...`) get errors as JSON."""
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept or request.url.path.startswith(
+        f"{request.scope.get('root_path', '')}/api/"
+    )
 
 
 async def _file(form: FormData, field: str, label: str) -> bytes:
