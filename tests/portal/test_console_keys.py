@@ -19,7 +19,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from typer.testing import CliRunner
 
+from clearance.cli.app import app as cli_app
 from clearance.jobs import service as jobs
 from clearance.jobs.key_revocation import KeyRevocations
 from clearance.jobs.runner import run_job
@@ -288,5 +290,29 @@ def test_admins_make_and_revoke_admin_tokens(
             data={"csrf": browser.csrf(page), "reason": "again"},
         )
         assert again.status_code == 409
+    finally:
+        browser.close()
+
+
+def test_the_cli_queues_the_same_job_and_the_console_follows_it(
+    gateway: Running, db: Instance, outbox: Outbox
+) -> None:
+    done_cli = gateway.cli("keys", "revoke-org", ACME, "--reason", "contract ended")
+    assert done_cli.exit_code == 0, done_cli.output
+    found = re.search(r"job (\d+) queued: (\d+) keys of Acme Corp", done_cli.output)
+    assert found, done_cli.output
+    (request,) = db.entries(action="keys.revoke_org")
+    assert request["actor"].startswith("cli:")  # type: ignore[union-attr]
+    args = ["keys", "revoke-org", ACME, "--reason", "twice", "--config", str(gateway.config_file)]
+    again = CliRunner().invoke(cli_app, args)
+    assert again.exit_code != 0 and "being revoked already" in str(again.exception)
+    browser, _ = signed_in(gateway, db, outbox, VIEWER, operators.VIEWER)
+    try:
+        shown = browser.get("/console/keys", params={"org": ACME})
+        assert f'id="running">Being revoked now: <a href="/console/jobs/{found.group(1)}"' in (
+            shown.text
+        )
+        progress = browser.get(f"/console/jobs/{found.group(1)}")
+        assert 'data-state="queued"' in progress.text
     finally:
         browser.close()

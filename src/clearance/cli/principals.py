@@ -8,10 +8,11 @@ from typing import Annotated
 
 import typer
 
-from clearance.cli.context import ConfigOption, JsonOption, open_runtime
+from clearance.cli.context import ConfigOption, JsonOption, open_runtime, operator
 from clearance.errors import InvalidInput
+from clearance.jobs import key_revocation
 from clearance.policy.facts import end_of_day
-from clearance.principals import service
+from clearance.principals import directory, service
 from clearance.principals.models import Method, UsPerson, user_json
 from clearance.screening.service import screen_org, screen_user
 from clearance.store import reading
@@ -135,6 +136,30 @@ def keys_revoke(
             service.revoke_key(conn, key_id)
         rt.record("key.revoke", key_id, {})
     typer.echo(f"key {key_id} revoked")
+
+
+@keys_app.command("revoke-org")
+def keys_revoke_org(
+    org: Annotated[str, typer.Argument(metavar="ORG")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (goes into the audit log).")],
+    config: ConfigOption = None,
+) -> None:
+    """Revoke every key of an organisation's members, as a job `clearance worker` runs (one
+    `key.revoke` entry per key); follow it in the console at /console/jobs/ID."""
+    if not reason.strip():
+        raise InvalidInput("--reason is required")
+    with open_runtime(config) as rt:
+        with rt.engine.begin() as conn:
+            found = directory.get_org(conn, org)
+            job, total = key_revocation.enqueue(
+                conn, found, reason=reason.strip(), actor=operator()
+            )
+        index = rt.record(
+            "keys.revoke_org",
+            f"org:{found.id}",
+            {"org": found.name, "reason": reason.strip(), "job": job, "keys": total},
+        )
+    typer.echo(f"job {job} queued: {total} keys of {found.name} to revoke (audit entry {index})")
 
 
 @identity_app.command("attest")

@@ -6,12 +6,13 @@ POST /tokens               `name`, `scope` (one or more), `days` (1 to 365), `re
                            token, its secret shown once on the page that answers        admin
 POST /tokens/{id}/revoke   `reason`: the token stops working at once, on every worker   admin
 
-The tokens are `admin.tokens`' (as `clearance admin tokens create|list|revoke` make them): 256
-random bits, only their SHA-256 stored. The secret is in the one answer to the POST that made
-it (no redirect: a URL or a reloadable page would hold it), with `Cache-Control: no-store` as
-every console page. The entries are the CLI's (`admin_token.create`, `admin_token.revoke`) with
-the reason and the operator's pseudonym as actor and as the token's `created_by`. A token that
-was revoked since the page was rendered is 409.
+The tokens are `principals.admin_tokens`' (as `clearance admin tokens create|list|revoke` make
+them): 256 random bits, only their SHA-256 stored. The secret is in the one answer to the POST
+that made it (no redirect: a URL or a reloadable page would hold it), with `Cache-Control:
+no-store` as every console page. The entries are the CLI's (`admin_token.create`,
+`admin_token.revoke`) with the reason and the operator's pseudonym as actor and as the token's
+`created_by` (so a deprovisioned operator's tokens can be found and ended). A token that was
+revoked since the page was rendered is 409.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from sqlalchemy.engine import Connection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from clearance.admin import tokens
-from clearance.admin.tokens import AdminToken, Scope
 from clearance.errors import Conflict, InvalidInput, NotFound
 from clearance.portal.console.context import Console, FieldError, done_params, reason, text
 from clearance.portal.operators import ADMIN
+from clearance.principals import admin_tokens as tokens
+from clearance.principals.admin_tokens import AdminToken, Scope
 
 MAX_DAYS = 365
 
