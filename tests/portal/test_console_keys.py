@@ -7,13 +7,17 @@ pseudonym), and again is 409. An organisation's keys, 1,100 of them, are revoked
 request is a `keys.revoke_org` entry whose index the progress page shows; a second request while
 it runs, or one whose count is stale, is 409; the job (run by the real handler, as a runner
 claims it) revokes every key in chunks with one `key.revoke` entry each, and its page shows the
-count and the closing entry. Admin tokens: for admins only; made with scopes and a reason, the
+count and the closing entry; a real `clearance worker` runs one too, and `clearance keys
+revoke-org` queues the same job. Admin tokens: for admins only; made with scopes and a reason, the
 secret shown once (in the answer, never a URL) works against the operator API until revoked.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -314,5 +318,36 @@ def test_the_cli_queues_the_same_job_and_the_console_follows_it(
         )
         progress = browser.get(f"/console/jobs/{found.group(1)}")
         assert 'data-state="queued"' in progress.text
+    finally:
+        browser.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the worker, not the database
+def test_clearance_worker_runs_the_revocation_and_the_page_follows_it(
+    gateway: Running,
+    db: Instance,
+    outbox: Outbox,
+    start_worker: Callable[[], subprocess.Popen[bytes]],
+) -> None:
+    with db.engine.begin() as conn:
+        for n in range(600):
+            principals.create_key(conn, "erik@demo.test", name=f"ci-{n}", allow_fallback=True)
+    browser, _ = signed_in(gateway, db, outbox, OPERATOR, operators.OPERATOR)
+    page = f"/console/keys?org={ACME}"
+    try:
+        total = re.search(r'data-unrevoked="(\d+)"', browser.get(page).text).group(1)  # type: ignore[union-attr]
+        answer = browser.post(
+            "/console/keys/revoke-org",
+            data={"csrf": browser.csrf(page), "org": ACME, "count": total, "reason": "offboarded"},
+        )
+        location = answer.headers["location"]
+        start_worker()  # a real `clearance worker` claims the job and runs it
+        deadline = time.monotonic() + 180
+        while 'data-state="done"' not in (shown := browser.get(location).text):
+            assert time.monotonic() < deadline, shown
+            assert 'data-state="rejected"' not in shown, shown
+            time.sleep(0.5)
+        assert f'data-revoked="{total}" data-total="{total}"' in shown
+        assert len(db.entries(action="key.revoke")) == int(total)
     finally:
         browser.close()
