@@ -384,9 +384,7 @@ def test_the_dashboard_counts_todays_decisions_and_the_queues(
         assert f'data-total="{total + 2}"' in after
         assert re.search(r'id="by-model">\s*<tbody>(.|\n)*data-key="mythos-5"', after)
         assert re.search(r'id="refusals">(.|\n)*data-key="[a-z-]+"><td><code>', after)
-        waiting = re.search(
-            r'data-key="review_identity"><td>.*?</td><td class="num">(\d+)', after
-        )
+        waiting = re.search(r'data-key="review_identity"><td>.*?</td><td class="num">(\d+)', after)
         assert waiting and int(waiting.group(1)) == 1
     finally:
         browser.close()
