@@ -69,7 +69,7 @@ def test_the_string_false_does_not_turn_the_fail_closed_default_off(tmp_path: Pa
         ("[gatway]\nport = 9\n", "[gatway]: unknown table (did you mean [gateway]?)"),
         (
             "[zzz]\n",
-            "[zzz]: unknown table (expected one of [audit], [clearance], [edge], [gateway], "
+            "[zzz]: unknown table (expected one of [audit], [cip], [clearance], [edge], [gateway], "
             "[guard], [identity], [jobs], [limits], [policy], [portal], [redis], [retention], "
             "[screening])",
         ),

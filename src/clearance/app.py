@@ -39,6 +39,7 @@ from clearance.errors import ConfigError
 from clearance.gateway.proxy import Proxy
 from clearance.guard.service import Guard
 from clearance.guard.strikes import Strikes
+from clearance.identity import cip
 from clearance.identity.vault import EvidenceVault
 from clearance.integrations.forward_auth import forward_auth_app
 from clearance.jobs.metrics import QueueCollector
@@ -122,6 +123,7 @@ class Clearance:
                 self.engine, on_notice=self._notified, on_connect=self._changed.set
             )
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._cip_keys: cip.CipKeys | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
@@ -153,6 +155,7 @@ class Clearance:
         self._poller = asyncio.create_task(self._poll_forever())
         listening = asyncio.create_task(self.listener.run()) if self.listener else None
         summaries = asyncio.create_task(self._flush_refusals_forever())
+        addresses = self._record_addresses()
         try:
             if self.background:
                 async with maintenance.running(self.settings, self.engine, self.audit):
@@ -162,11 +165,12 @@ class Clearance:
         finally:
             if ext_authz is not None:  # no new Checks; those in flight finish
                 await ext_authz.stop()
-            tasks = [t for t in (self._poller, listening, summaries) if t is not None]
+            tasks = [t for t in (self._poller, listening, summaries, addresses) if t is not None]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.decisions.flush_refusals()  # a graceful stop loses no count
+            await self.flush_addresses()  # nor an address seen
             await self.proxy.close()
             await asyncio.to_thread(self.audit.close)
             self.engine.dispose()
@@ -207,6 +211,34 @@ class Clearance:
         while True:
             await asyncio.sleep(self.settings.gateway.refusal_summary_seconds)
             await self.decisions.flush_refusals()
+
+    def _record_addresses(self) -> asyncio.Task[None] | None:
+        """With `[cip] require` naming "ip": write the addresses this worker saw, every
+        flush_seconds (identity/cip.py). Only the record's derived keys stay in memory."""
+        if self.decisions.addresses is None:
+            return None
+        self._cip_keys = cip.CipKeys.of(EvidenceVault.open(self.settings.identity))
+        return asyncio.create_task(self._flush_addresses_forever())
+
+    async def _flush_addresses_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.cip.flush_seconds)
+            await self.flush_addresses()
+
+    async def flush_addresses(self) -> int:
+        """Write the addresses seen since the last flush; a failed write keeps them for the
+        next (merged with what is seen meanwhile), so none is lost to a database hiccup."""
+        book = self.decisions.addresses
+        if book is None or not len(book) or self._cip_keys is None:
+            return 0
+        seen = book.drain()
+        try:
+            return await asyncio.to_thread(cip.flush, self.engine, self._cip_keys, seen)
+        except SQLAlchemyError as exc:
+            log.warning("CIP addresses not written, kept for the next flush: %s", exc)
+            for (user_id, _day, address), (first, last, count) in seen.items():
+                book.merge(user_id, _day, address, first, last, count)
+            return 0
 
     async def poll_now(self) -> set[str]:
         """One poll, exactly as the poller runs it every POLL_SECONDS; returns what changed.

@@ -9,7 +9,9 @@ One pass (`purge_once`) deletes what nothing may use any more and erases what mu
   function as `clearance identity purge`: each person whose images went gets an audit entry),
   except those under a legal hold (`audit.holds`), which stay and are logged as a count;
 - the misuse guard's flagged excerpts past `[guard] excerpt_retention_days`
-  (`guard.review.purge_excerpts`: one summary audit entry per pass that erased any).
+  (`guard.review.purge_excerpts`: one summary audit entry per pass that erased any);
+- the CIP record's daily address rows past `[cip] retention_years`, except a held person's
+  (`identity.cip.purge_addresses`: one summary audit entry per pass that erased any).
 
 There is no leader: every worker (and host) runs the pass, because each step is idempotent and
 safe to run concurrently. The deletes are plain conditional DELETEs; the evidence purge claims
@@ -32,10 +34,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from clearance.audit.entries import admin_action
 from clearance.audit.sink import AuditSink
 from clearance.config import Settings
 from clearance.errors import ClearanceError, ConfigError
 from clearance.guard import review as guard_review
+from clearance.identity import cip
 from clearance.identity import service as identity
 from clearance.identity.vault import EvidenceVault
 from clearance.portal import links, ratelimit, sessions
@@ -59,6 +63,7 @@ class Purged:
     rate_windows: int
     evidence: int
     guard_excerpts: int = 0
+    cip_addresses: int = 0
 
 
 def purge_once(
@@ -92,7 +97,17 @@ def purge_once(
             actor=ACTOR,
             now=now,
         )
-    return Purged(link_count, session_count, windows, evidence, excerpts)
+    addresses = cip.purge_addresses(engine, settings.cip, now=now)
+    if addresses:
+        audit.append(
+            admin_action(
+                actor=ACTOR,
+                action="identity.cip.purge",
+                target="cip_addresses",
+                details={"rows": addresses, "retention_years": settings.cip.retention_years},
+            )
+        )
+    return Purged(link_count, session_count, windows, evidence, excerpts, addresses)
 
 
 class Maintenance:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from clearance.audit.service import AuditLog
 from clearance.audit.tables import audit_entries
-from clearance.config import Settings
+from clearance.config import CipSettings, Settings
 from clearance.identity import service
 from clearance.identity.decision import read_mrz_text
 from clearance.identity.models import (
@@ -84,7 +84,7 @@ class Instance:
         self.audit.close()
         self.engine.dispose()
 
-    def review_case(self, email: str = NINA) -> Stored:
+    def review_case(self, email: str = NINA, cip_settings: CipSettings | None = None) -> Stored:
         lines = passport()
         mrz, problem = read_mrz_text(lines, today=datetime.now(UTC).date())
         assert mrz is not None, problem
@@ -110,6 +110,7 @@ class Instance:
             exam,
             method=VerificationMethod.REMOTE,
             max_age_days=self.settings.policy.verification_max_age_days,
+            cip_settings=cip_settings,
         )
         assert case.status is Outcome.REVIEW and "face_uncertain" in case.reasons, case
         return Stored(case.id, user.subject_id, images)

@@ -8,6 +8,7 @@ provable offline against one signed checkpoint (`clearance audit export`).
     entries/<index>.json  the exact stored bytes of each matching entry (what the tree hashed)
     proofs/<index>.json   its RFC 9162 §2.1.3.1 inclusion proof against the checkpoint
     report.pdf, or entries.jsonl + summary.txt, or entries.csv + summary.csv
+    cip.json              a person's CIP record, where [cip] keeps one (identity/cip.py)
 
 The entries hold pseudonyms only, as in the log. The person's name and email appear in the
 report and manifest only while their data has not been erased on request (audit/report.py).
@@ -261,8 +262,11 @@ def export_bundle(
     out: Path,
     *,
     now: datetime | None = None,
+    cip_record: Mapping[str, Any] | None = None,
 ) -> Exported:
-    """Write the bundle into `out` (created; it must not hold anything yet)."""
+    """Write the bundle into `out` (created; it must not hold anything yet). A person's
+    Customer Identification Programme record, read by the caller (its view is itself an entry),
+    goes in as `cip.json`, listed in the manifest like every file."""
     if fmt not in FORMATS:
         raise InvalidInput(f"--format must be one of {', '.join(FORMATS)}")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -291,6 +295,8 @@ def export_bundle(
         _legal_bases(settings),
     )
     files.update(report.render(fmt, summary, collected.entries, moment))
+    if cip_record is not None:
+        files["cip.json"] = _json(cip_record)
     manifest = {
         "bundle": FORMAT,
         "created": rfc3339(moment),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -19,10 +19,10 @@ from clearance.audit.query import EntryFilter, scan, select
 from clearance.audit.reader import LogReader
 from clearance.audit.service import AuditLog
 from clearance.audit.verify import verify_log
-from clearance.cli.context import ConfigOption, JsonOption, open_runtime, operator
+from clearance.cli.context import ConfigOption, JsonOption, Runtime, open_runtime, operator
 from clearance.config import load_settings
 from clearance.errors import ConfigError, VerificationError
-from clearance.principals.service import get_user
+from clearance.principals.service import get_user, get_user_by_subject
 from clearance.store import connect, reading
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
@@ -195,6 +195,35 @@ def query(
             typer.echo(orjson.dumps({"index": index, "entry": record}).decode())
 
 
+def _cip_record(rt: Runtime, selection: Selection) -> dict[str, Any] | None:
+    """A person's CIP record for their bundle, where [cip] keeps one; reading it is recorded
+    (`identity.cip.view`) before the bundle collects its entries, so the bundle shows it."""
+    if not rt.settings.cip.require or (selection.email is None and selection.subject is None):
+        return None
+    from clearance.identity import cip  # the vault's cryptography only where a record is read
+    from clearance.identity.vault import EvidenceVault
+
+    with rt.engine.connect() as conn:
+        if selection.email is not None:
+            user = get_user(conn, selection.email)
+        else:
+            assert selection.subject is not None
+            user = get_user_by_subject(conn, selection.subject)
+    log = AuditLog(rt.engine, rt.settings.audit)
+    try:
+        return cip.view(
+            rt.engine,
+            cip.CipKeys.of(EvidenceVault.open(rt.settings.identity)),
+            log,
+            rt.settings.cip,
+            user.id,
+            actor=operator(),
+            purpose="auditor bundle export",
+        ).as_json()
+    finally:
+        log.close()
+
+
 @audit_app.command("export")
 def export(
     out: Annotated[Path, typer.Option("--out", help="Directory to write (new or empty).")],
@@ -231,7 +260,8 @@ def export(
         until=None if until is None else parse_moment(until, "--until"),
     )
     with open_runtime(config) as rt:
-        done = export_bundle(rt.engine, rt.settings, selection, format_, out)
+        record = _cip_record(rt, selection)
+        done = export_bundle(rt.engine, rt.settings, selection, format_, out, cip_record=record)
     if done.entries:
         typer.echo(
             f"wrote {done.entries} entries to {out} (checkpoint size {done.checkpoint.size})"

@@ -1,4 +1,4 @@
-"""`clearance identity verify|erase|purge` and `clearance identity review list|show|decide`.
+"""`clearance identity verify|erase|purge`, `identity review ...` and `identity cip show|set`.
 
 The commands join the `identity` group of `cli.principals` (beside `attest`).
 """
@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +20,7 @@ from clearance.audit.service import AuditLog
 from clearance.cli.context import ConfigOption, JsonOption, Runtime, open_runtime, operator
 from clearance.cli.principals import identity_app
 from clearance.errors import ConfigError, ImageTooLarge, InvalidInput, UnsupportedImage
-from clearance.identity import review, service
+from clearance.identity import cip, review, service
 from clearance.identity.document import LoadedImage, load_image
 from clearance.identity.models import Case, Outcome, VerificationMethod, verdict_json
 from clearance.identity.vault import EvidenceVault
@@ -30,12 +31,16 @@ from clearance.principals import service as principals
 from clearance.store import reading
 
 review_app = typer.Typer(help="The identity review queue.", no_args_is_help=True)
+cip_app = typer.Typer(
+    help="The Customer Identification Programme record ([cip] require).", no_args_is_help=True
+)
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
 def register(_app: typer.Typer) -> None:
     """The commands live on `identity_app`, which `cli.principals` registers."""
     identity_app.add_typer(review_app, name="review")
+    identity_app.add_typer(cip_app, name="cip")
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -167,9 +172,94 @@ def erase(email: str, config: ConfigOption = None) -> None:
             user = principals.get_user(conn, email)
         count = service.erase_evidence(rt.engine, vault, log, user.id, actor=operator())
         years = rt.settings.retention.export_records_years
+        cip_kept = bool(rt.settings.cip.require)
     typer.echo(f"erased {count} evidence files of {email}")
     # 15 CFR 762.6: the decisions are export records; an erasure request does not reach them.
     typer.echo(f"their identity decisions and audit entries are kept (at least {years} years)")
+    if cip_kept:
+        typer.echo("their customer identification record is kept too ([cip]; docs/cip.md)")
+
+
+@cip_app.command("show")
+def cip_show(
+    email: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why you open it (recorded).")],
+    since: Annotated[
+        str | None, typer.Option("--since", metavar="YYYY-MM-DD", help="Addresses from this day.")
+    ] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """A person's CIP record, decrypted; the view is an audit entry first."""
+    try:
+        day = date.fromisoformat(since) if since else None
+    except ValueError:
+        raise InvalidInput(f"--since: not a date (YYYY-MM-DD): {since}") from None
+    with open_runtime(config) as rt, _tools(rt) as (vault, log):
+        with rt.engine.connect() as conn:
+            user = principals.get_user(conn, email)
+        record = cip.view(
+            rt.engine,
+            cip.CipKeys.of(vault),
+            log,
+            rt.settings.cip,
+            user.id,
+            actor=operator(),
+            purpose=reason,
+            since=day,
+        )
+    body = record.as_json()
+    if as_json:
+        typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
+        return
+    for field in record.required:
+        if field != "ip":
+            typer.echo(f"{field}: {json.dumps(body['fields'].get(field), ensure_ascii=False)}")
+    for a in body["addresses"]:
+        typer.echo(
+            f"{a['day']}  {a['address']}  {a['first_seen']} .. {a['last_seen']}  {a['requests']}"
+        )
+    if record.missing:
+        typer.echo("missing: " + ", ".join(record.missing))
+
+
+@cip_app.command("set")
+def cip_set(
+    email: str,
+    address: Annotated[str | None, typer.Option("--address")] = None,
+    phone: Annotated[
+        str | None, typer.Option("--phone", help="E.164: +, country code, number.")
+    ] = None,
+    payment_means: Annotated[
+        str | None, typer.Option("--payment-means", help=" | ".join(cip.PAYMENT_MEANS))
+    ] = None,
+    payment_source: Annotated[
+        str | None, typer.Option("--payment-source", help="The bank or card issuer.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Record fields a person supplies (as a billing system knows them); names, not values, are
+    logged."""
+    changes: dict[str, object] = {}
+    if address is not None:
+        changes["address"] = address
+    if phone is not None:
+        changes["phone"] = phone
+    if payment_means is not None or payment_source is not None:
+        changes["payment"] = {"means": payment_means, "source": payment_source}
+    with open_runtime(config) as rt, _tools(rt) as (vault, log):
+        with rt.engine.connect() as conn:
+            user = principals.get_user(conn, email)
+        index = cip.supply(
+            rt.engine,
+            cip.CipKeys.of(vault),
+            log,
+            rt.settings.cip,
+            user.id,
+            changes,
+            actor=operator(),
+        )
+    typer.echo(f"recorded {', '.join(sorted(changes))} for {email} (audit entry {index})")
 
 
 @identity_app.command("purge")

@@ -26,6 +26,7 @@ from clearance.config.loader import (
 from clearance.config.schema import (
     DEFAULT_EMBARGOED,
     AuditSettings,
+    CipSettings,
     EdgeSettings,
     GatewaySettings,
     GuardSettings,
@@ -43,6 +44,7 @@ __all__ = [
     "DEFAULT_CONFIG_NAME",
     "DEFAULT_EMBARGOED",
     "AuditSettings",
+    "CipSettings",
     "EdgeSettings",
     "Effective",
     "GatewaySettings",

@@ -589,6 +589,31 @@ class LimitsSettings:
     )
 
 
+CIP_FIELDS = ("name", "email", "document", "address", "phone", "payment", "ip")
+
+
+@dataclass(frozen=True, slots=True)
+class CipSettings:
+    """[cip]: the Customer Identification Programme record kept per person (docs/cip.md;
+    89 FR 5698)."""
+
+    require: tuple[str, ...] = setting(
+        (),
+        "what the programme keeps: name, email, document, address, phone, payment, ip; "
+        "empty: nothing",
+        rule=Rule(
+            ", each one of " + ", ".join(CIP_FIELDS) + ", once",
+            lambda v: set(v) <= set(CIP_FIELDS) and len(set(v)) == len(v),
+        ),
+    )
+    retention_years: int = setting(
+        5, "years the daily address rows are kept (a legal hold keeps them longer)", rule=POSITIVE
+    )
+    flush_seconds: int = setting(
+        60, "how often each serving worker writes the addresses it saw", rule=POSITIVE
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class RetentionSettings:
     """[retention]: how long each kind of record is kept (docs/retention.md)."""
@@ -630,6 +655,7 @@ class Settings:
     edge: EdgeSettings = field(default_factory=EdgeSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
+    cip: CipSettings = field(default_factory=CipSettings)
 
     def with_database(self, url: str) -> Settings:
         return replace(self, database_url=url)

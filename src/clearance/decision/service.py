@@ -33,6 +33,7 @@ from clearance.guard import conversation
 from clearance.guard.models import Check
 from clearance.guard.service import CONTEXT_CHARS, Guard
 from clearance.guard.strikes import Strikes
+from clearance.identity.cip import AddressBook
 from clearance.limits.limiter import Limiter
 from clearance.net.asgi import Headers, api_key
 from clearance.net.client import country_of
@@ -58,6 +59,8 @@ class DecisionService:
         self.guard = guard  # the misuse guard (clearance.guard), when [guard] kind is set
         self.strikes = strikes
         self.limiter = limiter or Limiter(state.settings)
+        # The CIP record's addresses (identity/cip.py), when the programme requires them.
+        self.addresses = AddressBook() if "ip" in state.settings.cip.require else None
         self.settings = state.settings.gateway
         self.model_header = state.settings.edge.model_header.lower().encode("latin-1")
         audit_key = state.settings.audit.signing_key_file
@@ -167,13 +170,15 @@ class DecisionService:
                     reason="missing_api_key",
                 )
             caller = self.state.cached_caller(secret)
-            if caller is not None:
-                return caller
         except AuthenticationError:
             self.refusals.check(client)
             raise
-        self.refusals.check(client)
-        return await asyncio.to_thread(self.state.load_caller, secret)
+        if caller is None:
+            self.refusals.check(client)
+            caller = await asyncio.to_thread(self.state.load_caller, secret)
+        if self.addresses is not None:  # [cip] require "ip": where each person's keys are used
+            self.addresses.observe(caller.key.user_id, client)
+        return caller
 
     def count_refusal(self, client: str, surface: Surface, exc: ClearanceError) -> None:
         """A refusal before anyone is authenticated: counted at once, never waited for."""

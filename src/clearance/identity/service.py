@@ -25,7 +25,9 @@ from sqlalchemy.engine import Connection, Engine, Row
 from clearance.audit import holds
 from clearance.audit.entries import admin_action, identity_decision
 from clearance.audit.sink import AuditSink
+from clearance.config import CipSettings
 from clearance.errors import Conflict, NotFound
+from clearance.identity import cip
 from clearance.identity.decision import decide
 from clearance.identity.models import (
     Case,
@@ -173,11 +175,14 @@ def verify_document(
     max_age_days: int,
     today: date | None = None,
     within: Callable[[Connection, int], None] | None = None,
+    cip_settings: CipSettings | None = None,
 ) -> Case:
     """Decide on one document verification, store it, audit it and apply the facts.
 
     `within(conn, case_id)` runs in the transaction that stores the case (a queued job binds
-    the case to itself there, or rolls the case back if it no longer holds the job)."""
+    the case to itself there, or rolls the case back if it no longer holds the job). With
+    `cip_settings` requiring the document, its type and number go to the person's sealed CIP
+    record (identity/cip.py) in the same transaction; the case itself never holds the number."""
     today = today or _now().date()
     with _sealed(vault, exam) as stored, engine.begin() as conn:
         user = principals.get_user_by_id(conn, user_id)
@@ -216,6 +221,18 @@ def verify_document(
             )
         if digest is not None and not reused and verdict.status is not Outcome.REJECTED:
             bind_document(conn, digest, user_id, case_id)
+            if cip_settings is not None and exam.mrz is not None:
+                state = exam.mrz.issuing_state
+                cip.record_document(
+                    conn,
+                    cip.CipKeys.of(vault),
+                    cip_settings,
+                    user_id,
+                    document_type=exam.mrz.document_code,
+                    issuing_state=state.icao,
+                    number=exam.mrz.document_number,
+                    case_id=case_id,
+                )
         if within is not None:
             within(conn, case_id)
     return finish_document(engine, audit, case_id, method=method, max_age_days=max_age_days)

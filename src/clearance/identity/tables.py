@@ -5,6 +5,8 @@ identity_evidence        the vault files of a case (document, selfie, frames); e
 identity_documents       keyed digest of (issuing state, document number) -> the account it backs
 csca_master_lists        the CSCA certificates Passive Authentication trusts, one row per version
 identity_webhook_events  vendor webhook event ids already accepted (replay protection)
+cip_records              a person's Customer Identification Programme record, sealed (0024)
+cip_addresses            the addresses a person's keys were used from, per day, sealed (0024)
 """
 
 from __future__ import annotations
@@ -81,4 +83,34 @@ identity_webhook_events = sa.Table(
     sa.Column("vendor", sa.String(100), primary_key=True),
     sa.Column("event_id", sa.String(200), primary_key=True),
     sa.Column("received_at", UTC_TIME, nullable=False),
+)
+
+# The CIP record (identity/cip.py): the sealed values; `fields` names those present (no value).
+cip_records = sa.Table(
+    "cip_records",
+    metadata,
+    sa.Column(
+        "user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("sealed", sa.LargeBinary, nullable=False),
+    sa.Column("fields", sa.JSON, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", UTC_TIME, nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=False),
+)
+
+# One row per person, UTC day and address: found by the address's keyed MAC, the address sealed.
+cip_addresses = sa.Table(
+    "cip_addresses",
+    metadata,
+    sa.Column(
+        "user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("address_mac", sa.String(32), primary_key=True),
+    sa.Column("sealed", sa.LargeBinary, nullable=False),
+    sa.Column("first_seen", UTC_TIME, nullable=False),
+    sa.Column("last_seen", UTC_TIME, nullable=False),
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Index("ix_cip_addresses_day", "day"),
 )

@@ -150,4 +150,5 @@ class Verifications:
             method=method,
             max_age_days=self._settings.policy.verification_max_age_days,
             within=lambda conn, case_id: service.store_case(conn, job, case_id),
+            cip_settings=self._settings.cip,
         )

@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from clearance.audit.entries import admin_action
 from clearance.errors import InvalidInput, NotFound
+from clearance.identity import cip
 from clearance.identity.models import Case
 from clearance.identity.service import list_cases
 from clearance.policy.facts import principal_facts
@@ -69,6 +70,8 @@ class AccountViews:
         operator = await self.portal.db(lambda c: has_role(c, user.id, VIEWER))
         root = request.scope.get("root_path", "").removesuffix("/portal")
         admin_of = await self.portal.db(lambda c: administered_org(c, user.id))
+        settings = self.portal.settings.cip
+        cip_ask = await self.portal.db(lambda c: cip.to_supply(settings, c, user.id))
         return self.portal.page(
             request,
             "status.html",
@@ -77,6 +80,8 @@ class AccountViews:
             reviewer=reviewer,
             console=f"{root}/console/" if operator else None,
             admin_of=admin_of,
+            cip=bool(settings.require),
+            cip_ask=cip_ask,
         )
 
     async def keys(self, request: Request) -> Response:

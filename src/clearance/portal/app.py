@@ -27,6 +27,7 @@ from clearance.errors import ClearanceError
 from clearance.policy.state import DecisionState
 from clearance.portal.account_views import AccountViews
 from clearance.portal.chip_views import ChipApi
+from clearance.portal.cip_views import CipViews
 from clearance.portal.context import Portal, SignInRequired
 from clearance.portal.mailer import Mailer, mailer_for
 from clearance.portal.org_views import OrgViews
@@ -47,7 +48,7 @@ def csrf_key(settings: Settings) -> bytes:
 def build(portal: Portal) -> Starlette:
     signin, account, verify = SignInViews(portal), AccountViews(portal), VerifyViews(portal)
     chip = ChipApi(portal)  # the phone app's chip upload (docs/identity.md)
-    reviews, org = ReviewViews(portal), OrgViews(portal)
+    reviews, org, cip = ReviewViews(portal), OrgViews(portal), CipViews(portal)
 
     async def on_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPException):  # routing: unknown path or method
@@ -90,6 +91,9 @@ def build(portal: Portal) -> Starlette:
             Route("/org/owners", org.add_owner, methods=["POST"]),
             Route("/org/owners/{owner_id:int}/remove", org.remove_owner, methods=["POST"]),
             Route("/org/owners/import", org.import_file, methods=["POST"]),
+            Route("/cip", cip.page, methods=["GET"]),
+            Route("/cip", cip.submit, methods=["POST"]),
+            Route("/review/{case_id:int}/cip", cip.review, methods=["POST"]),
             Route("/review", reviews.queue, methods=["GET"]),
             Route("/review/{case_id:int}", reviews.case, methods=["GET"]),
             Route("/review/{case_id:int}/evidence/{position:int}", reviews.evidence),

@@ -185,6 +185,7 @@ class ReviewViews:
             document=[s for s in shown if s.kind != "frame"],
             frames=[s for s in shown if s.kind == "frame"],
             max_note=MAX_NOTE,
+            cip=bool(p.settings.cip.require),
         )
 
     async def evidence(self, request: Request) -> Response:
