@@ -5,13 +5,20 @@ field and the reason, before anything is stored or queued."""
 from __future__ import annotations
 
 import base64
+import subprocess
+import time
+from collections.abc import Callable
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
+from clearance.audit.service import AuditLog
+from clearance.identity import csca
+from clearance.identity.service import get_case
 from clearance.jobs import chip as chip_jobs
 from clearance.jobs import service as jobs
+from clearance.jobs.models import Job
 from clearance.jobs.tables import jobs as jobs_table
 from clearance.store import connect
 from tests.fixtures.identity import chip
@@ -131,3 +138,66 @@ def test_no_csrf_token_or_no_session_is_refused(
     finally:
         stranger.close()
     assert send(browser, [1, 2], csrf=session).status_code == 400
+
+
+def _finished(gateway: Running, job_id: int) -> Job | None:
+    engine = connect(gateway.settings.database_url)
+    try:
+        with engine.connect() as conn:
+            job = jobs.get(conn, job_id)
+    finally:
+        engine.dispose()
+    return job if job.state.value in ("done", "rejected") else None
+
+
+def _eventually(gateway: Running, job_id: int, timeout: float) -> Job:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = _finished(gateway, job_id)
+        if job is not None:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish within {timeout} s")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_worker_verifies_the_chip_and_rejects_a_forged_one(
+    gateway: Running,
+    browser: Browser,
+    session: str,
+    start_worker: Callable[[], subprocess.Popen[bytes]],
+) -> None:
+    """The whole path: the app's POST, a real `clearance worker`, the case page."""
+    engine = connect(gateway.settings.database_url)
+    audit = AuditLog(engine, gateway.settings.audit)
+    try:
+        csca.load(engine, audit, chip.pem([chip.default_csca().cert]), actor="cli:test")
+    finally:
+        audit.close()
+        engine.dispose()
+    good = send(browser, body(chip.passport()), csrf=session).json()["job"]
+    forged = chip.passport()
+    forged.dg1 = chip.dg1(chip.mrz_lines(surname="MALLORY"))
+    bad = send(browser, body(forged), csrf=session).json()["job"]
+    start_worker()
+    done = _eventually(gateway, good, 180)
+    rejected = _eventually(gateway, bad, 60)
+    assert done.case is not None and rejected.case is not None
+    engine = connect(gateway.settings.database_url)
+    try:
+        with engine.connect() as conn:
+            genuine, forgery = get_case(conn, done.case), get_case(conn, rejected.case)
+    finally:
+        engine.dispose()
+    # Remote without liveness frames: a person looks, for that reason alone.
+    assert (genuine.source, genuine.assurance, genuine.reasons) == (
+        "chip",
+        "chip",
+        ("liveness_missing",),
+    )
+    assert genuine.face is not None and genuine.face.distance < 0.5
+    assert forgery.status.value == "rejected"
+    assert forgery.reasons == ("chip_hash_mismatch",)
+    page = browser.get(f"/portal/cases/{rejected.case}")
+    assert page.status_code == 200

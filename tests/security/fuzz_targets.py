@@ -25,7 +25,7 @@ from clearance.audit.routes import parse_index
 from clearance.audit.tiles import parse_tile_path, split_bundle
 from clearance.errors import ClearanceError
 from clearance.identity.chip import masterlist, passive_authentication
-from clearance.identity.chip.lds import dg2_facial_record
+from clearance.identity.chip.lds import dg2_facial_record, parse_dg1
 from clearance.identity.chip.portrait import facial_record
 from clearance.identity.mrz import parse_mrz
 from clearance.screening.loaders import csl, ftm, ofac, un
@@ -53,9 +53,12 @@ def mrz(data: bytes) -> object:
 def chip_sod(data: bytes) -> object:
     """EF.SOD as a phone app sends it, verified beside a good DG1 and DG2 against the test CSCA
     (a fuzzer cannot forge the signature: the parsers before it are what it explores); the same
-    bytes as a DG2 and as a CSCA master list."""
+    bytes as a DG1, a DG2 and a CSCA master list (the serving process parses all three before
+    any signature is checked)."""
     with suppress(ClearanceError):
         facial_record(dg2_facial_record(data))
+    with suppress(ClearanceError):
+        parse_dg1(data)
     with suppress(ClearanceError):
         masterlist.parse(data)
     good = _chip_passport()
@@ -133,13 +136,15 @@ def _mrz_seeds() -> list[bytes]:
 
 
 def _chip_seeds() -> list[bytes]:
-    """The good passport's SOD (verifies), an ECDSA one, and a CMS master list."""
+    """The good passport's SOD (verifies), an ECDSA one, its DG1 and DG2, a CMS master list."""
     good = _chip_passport()
     ecdsa = chip.document_signer(chip.default_csca(), key=chip.ec_key("brainpoolP256r1"))
     opts = chip.SodOptions(signature="ecdsa", digest="sha384")
     return [
         good.sod,
         chip.sod({1: good.dg1, 2: good.dg2}, ecdsa, opts),
+        good.dg1,
+        good.dg2,
         chip.master_list_cms([chip.default_csca().cert], chip.default_csca()),
     ]
 

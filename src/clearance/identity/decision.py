@@ -177,7 +177,8 @@ def decide(
             today=today,
             reused=reused,
         )
-    reasons += _person_reasons(exam, method)
+    if chip_problem is None:  # without a trusted portrait there is no face to judge
+        reasons += _person_reasons(exam, method)
     unique = tuple(dict.fromkeys(reasons))
     nationalities: tuple[str, ...] = ()
     if mrz is not None and mrz.nationality.alpha2 and mrz.nationality.kind is CodeKind.STATE:
