@@ -134,6 +134,13 @@ class LimitExceeded(RateLimited):
     caller waits, unlike a bad-key client, which is held (the tarpit) first."""
 
 
+class BudgetExceeded(LimitExceeded):
+    """A spend budget for the period is used up: 429 with OpenAI's quota code (its SDK raises
+    RateLimitError; the code tells a client that waiting a minute will not help)."""
+
+    code = "insufficient_quota"
+
+
 class LegalDenial(ClearanceError):
     status = 451
     code = "unavailable_for_legal_reasons"

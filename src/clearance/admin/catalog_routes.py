@@ -6,7 +6,8 @@ GET  /upstreams                                        catalog:read
 POST /upstreams/{upstream}/update  {"kind"?, "base_url"?, "api_key_env"? (null: none)}
                                                        catalog:write
 POST /upstreams/{upstream}/remove                      catalog:write  (409 while a model uses it)
-POST /models/{model}/update  {"fallbacks"?, "upstream"?, "upstream_model"?}   catalog:write
+POST /models/{model}/update  {"fallbacks"?, "upstream"?, "upstream_model"?,
+                              "input_price"?, "output_price"?}  catalog:write
 POST /models/{model}/reclassify  {"classification", "rationale", "evidence"?}  catalog:write
 POST /models/{model}/retire  {"reason"}                catalog:write  (for good: no un-retire)
 POST /models/{model}/restore  {"percent"? | "orgs"? | "internal"?, "reason"?}   catalog:write
@@ -108,7 +109,9 @@ class CatalogRoutes:
         return JSONResponse(await run_in_threadpool(run))
 
     async def update_model(self, request: Request, token: AdminToken) -> Response:
-        body = await self.body(request, {"fallbacks", "upstream", "upstream_model"})
+        body = await self.body(
+            request, {"fallbacks", "upstream", "upstream_model", "input_price", "output_price"}
+        )
         fallbacks = body.get("fallbacks")
         if fallbacks is not None and (
             not isinstance(fallbacks, list)
@@ -118,6 +121,13 @@ class CatalogRoutes:
             raise InvalidInput(f"'fallbacks' must be a list of at most {MAX_FALLBACKS} model ids")
         upstream = optional_text(body, "upstream")
         upstream_model = optional_text(body, "upstream_model")
+        prices = {}
+        for name in ("input_price", "output_price"):  # per million tokens; "" or null: unpriced
+            if name in body:
+                value = body[name]
+                if value is not None and not isinstance(value, str | int | float):
+                    raise InvalidInput(f"'{name}' must be an amount")
+                prices[name] = "" if value is None else str(value)
         model_id = request.path_params["model"]
 
         def run() -> dict[str, object]:
@@ -128,6 +138,7 @@ class CatalogRoutes:
                 fallbacks=tuple(fallbacks) if fallbacks is not None else None,
                 upstream=upstream,
                 upstream_model=upstream_model,
+                **prices,
             )
 
         return JSONResponse(await run_in_threadpool(run))

@@ -220,6 +220,8 @@ def _catalog_model() -> Schema:
         retired_at=_NULLABLE_TEXT,
         fallbacks={"type": "array", "items": {"type": "string"}},
         unlinked_from={"type": "array", "items": {"type": "string"}},
+        input_price=_NULLABLE_TEXT,  # per million tokens, as a decimal string
+        output_price=_NULLABLE_TEXT,
         audit_index={"type": "integer", "minimum": 0},
         restore={  # the phased-restore cohort (catalog/restore.py); null when not restoring
             "type": ["object", "null"],
@@ -282,7 +284,7 @@ def _catalog_paths(bad: dict[str, str]) -> dict[str, Schema]:
         ),
         "/admin/api/models/{model}/update": _operation(
             "post",
-            "Change a model's fallbacks (acyclic, existing, not retired) or upstream "
+            "Change a model's fallbacks (acyclic, existing, not retired), upstream or prices "
             "(catalog:write)",
             "AdminModel",
             {**bad, "409": "A fallback cycle, a retired target, or the model is retired"},
@@ -296,6 +298,9 @@ def _catalog_paths(bad: dict[str, str]) -> dict[str, Schema]:
                 },
                 upstream=_TEXT,
                 upstream_model=_TEXT,
+                # Per million tokens, for spend budgets; null or "" unprices the model.
+                input_price={"type": ["string", "number", "null"]},
+                output_price={"type": ["string", "number", "null"]},
             ),
         ),
         "/admin/api/models/{model}/reclassify": _operation(

@@ -56,10 +56,18 @@ def update_model(
     fallbacks: tuple[str, ...] | None = None,
     upstream: str | None = None,
     upstream_model: str | None = None,
+    input_price: str | None = None,
+    output_price: str | None = None,
 ) -> dict[str, object]:
     with engine.begin() as conn:
         model, changes = service.update_model(
-            conn, model_id, fallbacks=fallbacks, upstream=upstream, upstream_model=upstream_model
+            conn,
+            model_id,
+            fallbacks=fallbacks,
+            upstream=upstream,
+            upstream_model=upstream_model,
+            input_price=input_price,
+            output_price=output_price,
         )
     index = record("model.update", model_id, {"changes": changes})
     return {**model_json(model), "audit_index": index}

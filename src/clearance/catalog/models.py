@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 
 from clearance.catalog.restore import RestoreCohort
@@ -61,6 +62,13 @@ class Model:
     classification_rule: str | None = None
     # Phased restore after a suspension (restore.py): None when not restoring.
     restore: RestoreCohort | None = None
+    # What a million input / output tokens cost, for spend budgets (limits/); None: not priced.
+    input_price: Decimal | None = None
+    output_price: Decimal | None = None
+
+    @property
+    def priced(self) -> bool:
+        return self.input_price is not None and self.output_price is not None
 
     @property
     def classification(self) -> Classification:
@@ -143,6 +151,8 @@ def model_json(m: Model) -> dict[str, object]:
         "retired_at": m.retired_at.isoformat() if m.retired_at else None,
         "fallbacks": list(m.fallbacks),
         "restore": m.restore.as_json() if m.restore is not None else None,
+        "input_price": None if m.input_price is None else f"{m.input_price.normalize():f}",
+        "output_price": None if m.output_price is None else f"{m.output_price.normalize():f}",
         **evidence_json(m),
     }
 

@@ -8,6 +8,7 @@ import hashlib
 import re
 from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -225,11 +226,26 @@ def update_model(
     fallbacks: tuple[str, ...] | None = None,
     upstream: str | None = None,
     upstream_model: str | None = None,
+    input_price: str | None = None,
+    output_price: str | None = None,
 ) -> tuple[Model, Changes]:
     catalog = load_catalog(conn)
     current = _changeable(catalog, model_id)
-    if fallbacks is None and upstream is None and upstream_model is None:
-        raise InvalidInput("nothing to change: give --fallback, --upstream or --upstream-model")
+    if (
+        fallbacks is None
+        and upstream is None
+        and upstream_model is None
+        and (input_price is None and output_price is None)
+    ):
+        raise InvalidInput(
+            "nothing to change: give --fallback, --upstream, --upstream-model or a price"
+        )
+    new_input = current.input_price if input_price is None else parse_price(input_price, "input")
+    new_output = (
+        current.output_price if output_price is None else parse_price(output_price, "output")
+    )
+    if (new_input is None) != (new_output is None):
+        raise InvalidInput("a model is priced for input and output tokens both, or not at all")
     if fallbacks is not None:
         _check_fallbacks(catalog, model_id, fallbacks)
     if upstream is not None and upstream not in catalog.upstreams:
@@ -244,11 +260,15 @@ def update_model(
             "upstream": current.upstream,
             "upstream_model": current.upstream_model,
             "fallbacks": list(current.fallbacks),
+            "input_price": _price_text(current.input_price),
+            "output_price": _price_text(current.output_price),
         },
         {
             "upstream": new_upstream,
             "upstream_model": new_upstream_model,
             "fallbacks": list(new_fallbacks),
+            "input_price": _price_text(new_input),
+            "output_price": _price_text(new_output),
         },
     )
     if not changes:
@@ -256,13 +276,40 @@ def update_model(
     conn.execute(
         sa.update(models)
         .where(models.c.id == model_id)
-        .values(upstream=new_upstream, upstream_model=new_upstream_model)
+        .values(
+            upstream=new_upstream,
+            upstream_model=new_upstream_model,
+            input_price=new_input,
+            output_price=new_output,
+        )
     )
     if fallbacks is not None:
         conn.execute(sa.delete(model_fallbacks).where(model_fallbacks.c.model_id == model_id))
         _write_fallbacks(conn, model_id, fallbacks)
     versions.bump(conn, versions.Kind.CATALOG)
     return load_catalog(conn).models[model_id], changes
+
+
+MAX_PRICE = Decimal(1_000_000)  # per million tokens
+
+
+def parse_price(text: str, which: str) -> Decimal | None:
+    """A price per million tokens, like 2.50 ("" or "none": not priced)."""
+    if text.strip().lower() in ("", "none"):
+        return None
+    try:
+        price = Decimal(text.strip())
+    except InvalidOperation:
+        raise InvalidInput(f"--{which}-price must be an amount, like 2.50; got {text!r}") from None
+    if not price.is_finite() or not 0 <= price <= MAX_PRICE or price.as_tuple().exponent < -6:  # type: ignore[operator]
+        raise InvalidInput(
+            f"--{which}-price must be from 0 to {MAX_PRICE} with at most 6 decimals; got {text!r}"
+        )
+    return price
+
+
+def _price_text(price: Decimal | None) -> str | None:
+    return None if price is None else f"{price.normalize():f}"
 
 
 def reclassify(
@@ -498,6 +545,8 @@ def load_catalog(conn: Connection, thresholds: Thresholds | None = None) -> Cata
             tokens=r.tokens,
             evaluations=tuple(evals.get(r.id, ())),
             classification_rule=r.classification_rule,
+            input_price=None if r.input_price is None else Decimal(r.input_price),
+            output_price=None if r.output_price is None else Decimal(r.output_price),
         )
         for r in conn.execute(sa.select(models).order_by(models.c.id))
     }

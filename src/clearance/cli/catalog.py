@@ -227,10 +227,18 @@ def models_update(
     ] = False,
     upstream: Annotated[str | None, typer.Option("--upstream")] = None,
     upstream_model: Annotated[str | None, typer.Option("--upstream-model")] = None,
+    input_price: Annotated[
+        str | None,
+        typer.Option("--input-price", metavar="AMOUNT", help="Per million input tokens."),
+    ] = None,
+    output_price: Annotated[
+        str | None,
+        typer.Option("--output-price", metavar="AMOUNT", help="Per million output tokens."),
+    ] = None,
     json_out: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Change a model's fallbacks (kept acyclic, existing, not retired) or upstream."""
+    """Change a model's fallbacks (kept acyclic, existing, not retired), upstream or prices."""
     if fallback and no_fallbacks:
         raise InvalidInput("give --fallback or --no-fallbacks, not both")
     fallbacks = () if no_fallbacks else tuple(fallback) if fallback else None
@@ -242,6 +250,8 @@ def models_update(
             fallbacks=fallbacks,
             upstream=upstream,
             upstream_model=upstream_model,
+            input_price=input_price,
+            output_price=output_price,
         )
     _answer(result, json_out, f"model {model_id} updated")
 

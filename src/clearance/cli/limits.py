@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from clearance.catalog.service import load_catalog
 from clearance.cli.context import ConfigOption, JsonOption, open_runtime, operator
 from clearance.errors import InvalidInput
 from clearance.limits import service
@@ -95,10 +96,19 @@ def set_limits(
         if period is not None:
             details["period"] = period.value
         index = rt.record("limits.set", f"{scope.value}:{name}" if name else scope.value, details)
+        unpriced = []
+        if budget is not None and change.budget:
+            with rt.engine.connect() as conn:
+                catalog = load_catalog(conn)
+            unpriced = sorted(m.id for m in catalog.models.values() if not m.priced)
     label = scope.value if not name else f"{scope.value} {name}"
-    if budget is not None and change.budget:
-        # Spend needs a price per model and token, which the catalog does not hold yet.
-        typer.echo("note: budgets are stored and shown, not yet enforced", err=True)
+    if unpriced:  # they are served without a charge while the budget lasts
+        typer.echo(
+            "note: models without a price are not charged to a budget: "
+            + ", ".join(unpriced)
+            + " (clearance models update MODEL --input-price P --output-price P)",
+            err=True,
+        )
     if as_json:
         shown = {"scope": scope.value, "target": name or None, "removed": True}
         typer.echo(json.dumps({**(shown if limit is None else limit.json()), "audit_index": index}))

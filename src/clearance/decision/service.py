@@ -35,6 +35,7 @@ from clearance.guard.service import CONTEXT_CHARS, Guard
 from clearance.guard.strikes import Strikes
 from clearance.identity.cip import AddressBook
 from clearance.limits.limiter import Limiter
+from clearance.limits.models import DEFAULT_OUTPUT_RESERVE, cost_micros
 from clearance.net.asgi import Headers, api_key
 from clearance.net.client import country_of
 from clearance.policy.models import Action, Decision, Effect, GuardFact, RequestContext
@@ -98,11 +99,20 @@ class DecisionService:
         self.metrics.decided(decision.effect.value, decision.rules[0])
         return decision
 
-    async def admit(self, attempt: Attempt, served: Model, client: str) -> None:
+    async def admit(
+        self,
+        attempt: Attempt,
+        served: Model,
+        client: str,
+        payload: dict[str, object] | None = None,
+        body_bytes: int = 0,
+    ) -> None:
         """Count an allowed attempt against the limits that hold its caller (none: nothing
         runs). At a limit: 429, counted into the interval's summary like a refusal before
         authentication (a client hammering at its limit must not grow the log one entry per
-        request); limits uncountable (Redis down, fail closed): 503, recorded."""
+        request); limits uncountable (Redis down, fail closed): 503, recorded. Under a spend
+        budget the request's worst-case cost at the served model's prices is reserved: its
+        input at a token per 3 bytes of body, its output at its max_tokens (limits/models.py)."""
         caller = attempt.caller
         assert caller is not None
         limiter = self.limiter
@@ -111,8 +121,15 @@ class DecisionService:
         buckets = limiter.buckets(caller.key.id, caller.key.user_id, caller.facts.org_id)
         if not buckets:
             return
+        prices = estimate = None
+        if served.priced and any(b.budget for b in buckets):
+            assert served.input_price is not None and served.output_price is not None
+            prices = (served.input_price, served.output_price)
+            estimate = (body_bytes // 3 + 1, max_output(payload))
         try:
-            attempt.ticket = await limiter.admit(buckets, controlled=served.controlled)
+            attempt.ticket = await limiter.admit(
+                buckets, controlled=served.controlled, prices=prices, estimate=estimate or (0, 0)
+            )
         except LimitExceeded as exc:
             _, limit, scope = exc.reason.split(".")
             self.metrics.limit_refusals.labels(scope, limit).inc()
@@ -137,7 +154,9 @@ class DecisionService:
         ticket, attempt.ticket = attempt.ticket, None
         if ticket is not None:
             meter = attempt.meter
-            await self.limiter.finish(ticket, 0 if meter is None else meter.tokens())
+            used = (0, 0) if meter is None else meter.split()
+            cost = 0 if ticket.prices is None else cost_micros(used[0], used[1], ticket.prices)
+            await self.limiter.finish(ticket, used[0] + used[1], cost)
 
     def refusal(
         self, surface: Surface, decision: Decision, index: int | None, headers: Headers
@@ -326,3 +345,14 @@ class DecisionService:
         models = self.state.catalog.models
         involved = {decision.model_requested, decision.model_served}
         return not any(models[m].controlled for m in involved if m in models)
+
+
+def max_output(payload: dict[str, object] | None) -> int:
+    """The most output tokens a request asks for (OpenAI chat's max_completion_tokens or
+    max_tokens, the responses API's max_output_tokens, Anthropic's max_tokens)."""
+    if payload is not None:
+        for field in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
+            value = payload.get(field)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+    return DEFAULT_OUTPUT_RESERVE

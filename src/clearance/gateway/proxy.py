@@ -147,7 +147,7 @@ class Proxy:
         assert decision.model_served is not None
         served = self.state.catalog.models[decision.model_served]
         # Limits count allowed requests only; a refused one never reaches the log one by one.
-        await self.decisions.admit(attempt, served, client)
+        await self.decisions.admit(attempt, served, client, payload, len(body))
         if attempt.ticket is not None and attempt.ticket.counts_tokens:
             payload = self._meter(attempt, payload)
         # The commit and the upstream call run side by side; `_release` holds the response.

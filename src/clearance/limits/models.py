@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -52,7 +53,14 @@ class Values:
     @property
     def counted(self) -> bool:
         """Whether the request path counts anything for these values."""
-        return bool(self.rpm or self.tpm or self.concurrent)
+        return bool(self.rpm or self.tpm or self.concurrent or self.budget_micros)
+
+    @property
+    def budget_micros(self) -> int:
+        """The budget in millionths of the currency unit (what the counters add up); 0: none."""
+        if not self.budget or self.period is None:
+            return 0
+        return int(self.budget * MICROS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +97,31 @@ class Bucket:
     rpm: int = 0  # 0: not counted
     tpm: int = 0
     concurrent: int = 0
+    budget: int = 0  # spend per period, in micros (MICROS per currency unit); 0: none
+    period: Period | None = None
+
+
+MICROS = 1_000_000  # spend is counted in integers: a millionth of the currency unit
+# A request's output is reserved at its max_tokens, or this many tokens when it names none.
+DEFAULT_OUTPUT_RESERVE = 4096
+
+
+def period_window(period: Period, now: float) -> tuple[str, int]:
+    """The budget period holding `now` (UTC: "d20261207", "m202612") and the whole seconds until
+    the next one starts (a refusal's retry-after)."""
+    t = datetime.fromtimestamp(now, UTC)
+    if period is Period.DAY:
+        end = datetime(t.year, t.month, t.day, tzinfo=UTC) + timedelta(days=1)
+        name = t.strftime("d%Y%m%d")
+    else:
+        end = datetime(t.year + (t.month == 12), t.month % 12 + 1, 1, tzinfo=UTC)
+        name = t.strftime("m%Y%m")
+    return name, max(1, math.ceil(end.timestamp() - now))
+
+
+def cost_micros(input_tokens: int, output_tokens: int, prices: tuple[Decimal, Decimal]) -> int:
+    """What the tokens cost, in micros: a price per million tokens is micros per token."""
+    return math.ceil(input_tokens * prices[0] + output_tokens * prices[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +129,7 @@ class Refusal:
     """Which bucket's which limit refused, and when to try again (whole seconds, >= 1)."""
 
     bucket: str
-    limit: str  # rpm | tpm | concurrent
+    limit: str  # rpm | tpm | concurrent | budget
     retry_after: int
 
     @property

@@ -39,4 +39,4 @@ class LimitTable:
 
 
 def _bucket(bucket_id: str, v: Values) -> Bucket:
-    return Bucket(bucket_id, v.rpm or 0, v.tpm or 0, v.concurrent or 0)
+    return Bucket(bucket_id, v.rpm or 0, v.tpm or 0, v.concurrent or 0, v.budget_micros, v.period)

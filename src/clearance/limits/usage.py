@@ -18,21 +18,26 @@ MAX_BODY = 8 * 1024 * 1024  # a whole answer longer than this is not read for it
 
 def tokens_of(usage: dict[str, object]) -> int:
     """The tokens one usage object counts, whichever API wrote it."""
+    return sum(split_of(usage))
+
+
+def split_of(usage: dict[str, object]) -> tuple[int, int]:
+    """Input and output tokens of one usage object, whichever API wrote it (what a budget is
+    charged: the two are priced apart). A total alone counts as output, the dearer side."""
 
     def n(name: str) -> int:
         v = usage.get(name)
         return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
 
-    if n("total_tokens"):
-        return n("total_tokens")
-    if "input_tokens" in usage or "output_tokens" in usage:
-        return (
-            n("input_tokens")
-            + n("output_tokens")
-            + n("cache_creation_input_tokens")
-            + n("cache_read_input_tokens")
-        )
-    return n("prompt_tokens") + n("completion_tokens")
+    if "input_tokens" in usage or "output_tokens" in usage:  # Anthropic; OpenAI responses
+        cached = n("cache_creation_input_tokens") + n("cache_read_input_tokens")
+        split = (n("input_tokens") + cached, n("output_tokens"))
+    else:  # OpenAI chat completions, embeddings
+        split = (n("prompt_tokens"), n("completion_tokens"))
+    total = n("total_tokens")
+    if total > sum(split):  # a total with no parts (or parts that miss some): the rest is output
+        split = (split[0], total - split[0])
+    return split
 
 
 def _usage_in(event: object) -> dict[str, object] | None:
@@ -113,11 +118,15 @@ class UsageMeter:
         return held
 
     def tokens(self) -> int:
+        return sum(self.split())
+
+    def split(self) -> tuple[int, int]:
+        """Input and output tokens the answer says it used."""
         if not self.stream and self._body:
             try:
                 body = orjson.loads(self._body)
             except orjson.JSONDecodeError:
-                return 0
+                return (0, 0)
             usage = _usage_in(body)
-            return 0 if usage is None else tokens_of(usage)
-        return tokens_of(self._usage) if self._usage else 0
+            return (0, 0) if usage is None else split_of(usage)
+        return split_of(self._usage) if self._usage else (0, 0)

@@ -66,6 +66,9 @@ models = sa.Table(
     sa.Column("restore_percent", sa.Integer, nullable=True),
     sa.Column("restore_orgs", sa.JSON, nullable=True),
     sa.Column("restore_internal", sa.Boolean, nullable=True),
+    # What a million tokens cost (input, output), for spend budgets (limits/); NULL: not priced.
+    sa.Column("input_price", sa.Numeric(18, 6), nullable=True),
+    sa.Column("output_price", sa.Numeric(18, 6), nullable=True),
 )
 
 # Named evaluation scores per model, the latest per name: evidence the classifier compares with
