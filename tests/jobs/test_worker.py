@@ -101,7 +101,7 @@ def test_uploads_are_queued_and_a_worker_decides_them(
         f"/portal/verifications/{good}", headers={"accept": "application/json"}
     ).json() == {"job": good, "state": "queued", "position": 1}
 
-    start_worker()
+    worker = start_worker()
     done = _eventually(lambda: _finished(gateway, good), 180, "the upload's job finished")
     rejected = _eventually(lambda: _finished(gateway, bad), 60, "the corrupt job finished")
 
@@ -122,6 +122,36 @@ def test_uploads_are_queued_and_a_worker_decides_them(
     vault = EvidenceVault.open(gateway.settings.identity)
     for job in (done, rejected):  # the staged uploads are gone; the case keeps its own copies
         assert not any(vault.exists(i) for i in staged_ids(job.payload))
+
+    # The runners that did the work yield the CPU to serving workers on a shared host.
+    runners = _children(worker.pid)
+    assert runners and {_nice(pid) for pid in runners} == {gateway.settings.jobs.nice}
+    assert _nice(worker.pid) == 0 and gateway.settings.jobs.nice == 10
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command name (proc(5)): [0] is the state."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
+def _children(pid: int) -> list[int]:
+    """The job runners a worker started (multiprocessing's spawn; not its resource tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (
+                    int(_stat(int(entry.name))[1]) == pid
+                    and b"spawn_main" in (entry / "cmdline").read_bytes()
+                ):
+                    found.append(int(entry.name))
+            except (OSError, IndexError):  # gone meanwhile
+                continue
+    return found
+
+
+def _nice(pid: int) -> int:
+    return int(_stat(pid)[16])  # proc(5) field 19, nice
 
 
 def test_a_worker_killed_mid_job_leaves_it_to_another_which_completes_it_once(

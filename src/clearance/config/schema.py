@@ -434,6 +434,11 @@ class JobsSettings:
         "verifications queued or running; beyond it the portal answers 503 with Retry-After",
         rule=at_least(1),
     )
+    nice: int = setting(
+        10,
+        "CPU niceness of job runners: on a shared host the serving workers come first (0: equal)",
+        rule=between(0, 19),
+    )
 
 
 GUARD_CATEGORY = Rule(

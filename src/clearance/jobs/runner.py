@@ -109,6 +109,10 @@ def main(config: str, slot: Slot, stop: Event, parent: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     settings = load_settings(config)
+    # OCR and face matching take seconds of CPU per job: where a runner shares a host with
+    # serving workers (the embedded default, or a small node), requests come first.
+    if settings.jobs.nice:
+        os.nice(settings.jobs.nice)
     engine = connect(settings.database_url)
     audit = AuditLog(engine, settings.audit)
     handlers: dict[JobKind, Handler] = {
