@@ -71,7 +71,7 @@ def test_the_string_false_does_not_turn_the_fail_closed_default_off(tmp_path: Pa
             "[zzz]\n",
             "[zzz]: unknown table (expected one of [audit], [cip], [clearance], [edge], [gateway], "
             "[guard], [identity], [jobs], [limits], [policy], [portal], [redis], [retention], "
-            "[screening])",
+            "[scim], [screening], [sso])",
         ),
         ("port = 9\n", "port: a key of [gateway], not a table"),
         ("gateway = 9\n", "gateway: expected a table [gateway], found the integer 9"),

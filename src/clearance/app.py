@@ -50,6 +50,7 @@ from clearance.openapi import openapi_json
 from clearance.policy.state import DecisionState
 from clearance.portal import portal_app
 from clearance.portal.console import console_app
+from clearance.portal.scim import scim_app
 from clearance.store import connect, migrate
 from clearance.store.listener import Listener
 from clearance.store.versions import Notice
@@ -107,6 +108,7 @@ class Clearance:
                 Mount("/portal", app=portal_app(settings, self.engine, self.audit, self.state)),
                 Mount("/console", app=console_app(settings, self.engine, self.audit, self.state)),
                 Mount("/admin/api", app=admin_app(settings, self.engine, self.audit)),
+                Mount("/scim/v2", app=scim_app(settings, self.engine, self.audit)),
                 Mount("/authz", app=forward_auth_app(self.decisions)),
             ],
             lifespan=self.lifespan,

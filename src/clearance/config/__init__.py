@@ -36,8 +36,10 @@ from clearance.config.schema import (
     PortalSettings,
     RedisSettings,
     RetentionSettings,
+    ScimSettings,
     ScreeningSettings,
     Settings,
+    SsoSettings,
 )
 
 __all__ = [
@@ -56,8 +58,10 @@ __all__ = [
     "PortalSettings",
     "RedisSettings",
     "RetentionSettings",
+    "ScimSettings",
     "ScreeningSettings",
     "Settings",
+    "SsoSettings",
     "_resolve_sqlite",
     "config_path",
     "load_effective",

@@ -407,6 +407,71 @@ class PortalSettings:
     )
 
 
+# OpenID Connect Core 1.0 §3.1.2.1: the scope must hold `openid`.
+OPENID_SCOPES = Rule("that includes openid", lambda v: "openid" in v)
+GROUP_ROLES = Rule(
+    ', each "GROUP=ROLE" with ROLE one of viewer, reviewer, operator, admin',
+    lambda v: all(
+        "=" in m
+        and m.rpartition("=")[0].strip() != ""
+        and m.rpartition("=")[2].strip() in ("viewer", "reviewer", "operator", "admin")
+        for m in v
+    ),
+)
+HEX_DIGESTS = Rule(
+    ", each the SHA-256 of a token in 64 lower-case hex digits",
+    lambda v: all(re.fullmatch("[0-9a-f]{64}", d) for d in v),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SsoSettings:
+    """[sso]: operators sign in with the provider's identity provider by OpenID Connect; its
+    groups give console roles, here and through SCIM (docs/console.md)."""
+
+    issuer: str = setting(
+        "",
+        "the OpenID Provider's issuer URL (https://; http only on loopback); empty: no SSO",
+    )
+    client_id: str = setting("", "Clearance's client id at the identity provider")
+    client_secret_env: str = setting(
+        "",
+        "the variable holding the client secret (never the secret itself); empty: a public client",
+    )
+    scopes: tuple[str, ...] = setting(
+        ("openid", "email", "profile"),
+        "the scopes asked for (the groups claim may need one more, e.g. groups)",
+        rule=OPENID_SCOPES,
+    )
+    groups_claim: str = setting(
+        "groups", "the ID token claim listing the person's groups", rule=ONE_LINE
+    )
+    group_roles: tuple[str, ...] = setting(
+        (),
+        'which group gives which console role, e.g. ["clearance-admins=admin"]; SCIM uses it too',
+        rule=GROUP_ROLES,
+    )
+    button: str = setting(
+        "Sign in with single sign-on", "the sign-in page's SSO button", rule=ONE_LINE
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.issuer != ""
+
+
+@dataclass(frozen=True, slots=True)
+class ScimSettings:
+    """[scim]: the identity provider provisions and deprovisions operators by SCIM 2.0 at
+    /scim/v2 (docs/console.md)."""
+
+    token_sha256: tuple[str, ...] = setting(
+        (),
+        "SHA-256 (hex) of each bearer token the identity provider may use; empty: SCIM off",
+        rule=HEX_DIGESTS,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class JobsSettings:
     """[jobs]: the queue of document verifications `clearance worker` runs (docs/identity.md)."""
@@ -654,6 +719,8 @@ class Settings:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     portal: PortalSettings = field(default_factory=PortalSettings)
+    sso: SsoSettings = field(default_factory=SsoSettings)
+    scim: ScimSettings = field(default_factory=ScimSettings)
     jobs: JobsSettings = field(default_factory=JobsSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     guard: GuardSettings = field(default_factory=GuardSettings)

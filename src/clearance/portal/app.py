@@ -10,6 +10,7 @@ with the error's own status.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -34,6 +35,8 @@ from clearance.portal.org_views import OrgViews
 from clearance.portal.review_views import ReviewViews
 from clearance.portal.security import PortalGuard
 from clearance.portal.signin_views import SignInViews
+from clearance.portal.sso import OpenIdProvider, provider_for
+from clearance.portal.sso.views import SsoViews
 from clearance.portal.verify_views import VerifyViews, wants_json
 
 STATIC = Path(__file__).parent / "static"
@@ -45,8 +48,9 @@ def csrf_key(settings: Settings) -> bytes:
     return hashlib.sha256(b"clearance/portal-csrf\0" + material).digest()
 
 
-def build(portal: Portal) -> Starlette:
+def build(portal: Portal, sso_provider: OpenIdProvider | None = None) -> Starlette:
     signin, account, verify = SignInViews(portal), AccountViews(portal), VerifyViews(portal)
+    sso = SsoViews(portal, sso_provider)  # its button shows on the sign-in page when configured
     chip = ChipApi(portal)  # the phone app's chip upload (docs/identity.md)
     reviews, org, cip = ReviewViews(portal), OrgViews(portal), CipViews(portal)
 
@@ -77,6 +81,8 @@ def build(portal: Portal) -> Starlette:
             Route("/signin/link/{token}", signin.link_page, methods=["GET"]),
             Route("/signin/link/{token}", signin.confirm, methods=["POST"]),
             Route("/signout", signin.signout, methods=["POST"]),
+            Route("/signin/sso", sso.start, methods=["GET"]),
+            Route("/signin/sso/callback", sso.callback, methods=["GET"]),
             Route("/verify", verify.page, methods=["GET"]),
             Route("/verify", verify.submit, methods=["POST"]),
             Route("/verifications/{job_id:int}", verify.job),
@@ -117,4 +123,5 @@ def portal_app(
     portal = Portal(
         settings, engine, audit, state, mailer or mailer_for(settings.portal), csrf_key(settings)
     )
-    return PortalGuard(build(portal), max_body=settings.portal.max_upload_bytes)
+    provider = provider_for(settings, os.environ)
+    return PortalGuard(build(portal, provider), max_body=settings.portal.max_upload_bytes)
