@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from clearance.audit.service import AuditLog
 from clearance.audit.tables import audit_entries
 from clearance.config import Settings, settings_from_mapping
-from clearance.identity import csca
+from clearance.identity import cip, csca
 from clearance.identity.chip import PaPolicy, passive_authentication
 from clearance.identity.decision import decide
 from clearance.identity.models import (
@@ -239,3 +239,18 @@ def test_the_policy_can_require_chip_assurance(engine: Engine, tmp_path: Path, d
         assert refused.reasons[0].rule == "controlled-requires-chip"
         assert on.decide(conn, by_chip, "mythos-5", RequestContext(), allow_fallback=False).allowed
         assert on.decide(conn, visual, "fable-4", RequestContext(), allow_fallback=False).allowed
+
+
+def test_a_chip_read_document_goes_to_the_cip_record(
+    engine: Engine, audit: AuditLog, tmp_path: Path, db_url: str
+) -> None:
+    """With [cip] require = ["document"], the chip's document number is kept as a photo's is."""
+    made = settings_from_mapping(
+        {"clearance": {"database_url": db_url}, "cip": {"require": ["document"]}}, base=tmp_path
+    )
+    made.identity.master_key_file.write_text(generate_master_key() + "\n")
+    _load_anchors(engine, audit)
+    case, user_id = _run(engine, Verifications(made, engine, audit), chip.passport(), "cip@ex.nl")
+    assert case is not None and case.status is Outcome.VERIFIED
+    with engine.connect() as conn:
+        assert "document" in cip.present(conn, user_id)

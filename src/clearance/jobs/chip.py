@@ -186,6 +186,7 @@ class ChipVerifications:
             method=method,
             max_age_days=self._settings.policy.verification_max_age_days,
             within=lambda conn, case_id: service.store_case(conn, job, case_id),
+            cip_settings=self._settings.cip,  # a chip-read document's number, like a photo's
         )
         if not service.complete(self._engine, job):
             raise service.LeaseLost(f"job {job.id} attempt {job.attempts}")
