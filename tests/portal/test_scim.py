@@ -208,7 +208,7 @@ def test_delete_deprovisions_and_forgets(
         assert roles_of(conn, get_user(conn, "dana@corp.example.com").id) == ()
 
 
-def test_filters_and_paging(scim: SyncSCIMClient) -> None:
+def test_filters_and_paging(scim: SyncSCIMClient, sso_gateway: Running) -> None:
     for n in range(3):
         scim.create(new_user(f"op{n}@corp.example.com"))
     found = scim.query(
@@ -229,6 +229,13 @@ def test_filters_and_paging(scim: SyncSCIMClient) -> None:
     assert isinstance(page, ListResponse)
     assert (page.total_results, page.start_index, page.items_per_page) == (3, 2, 1)
     assert page.resources and page.resources[0].user_name == "op1@corp.example.com"
+    only = httpx.get(
+        f"{sso_gateway.url}/scim/v2/Users",
+        headers={"authorization": f"Bearer {SCIM_TOKEN}"},
+        params={"filter": 'userName sw "op0"', "attributes": "userName"},
+    ).json()
+    assert only["totalResults"] == 1
+    assert set(only["Resources"][0]) == {"schemas", "id", "userName"}
 
 
 def test_errors_are_scim_errors(scim: SyncSCIMClient, sso_gateway: Running) -> None:

@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -18,7 +19,11 @@ from joserfc.jwk import RSAKey
 from sqlalchemy.engine import Engine
 
 from clearance.audit.tables import audit_entries
+from clearance.config import settings_from_mapping
+from clearance.errors import ConfigError
 from clearance.portal.operators import roles_of
+from clearance.portal.provisioning import GroupRoles
+from clearance.portal.sso import provider_for
 from clearance.portal.sso.tables import operator_identities
 from clearance.principals.service import get_user
 from clearance.store import connect
@@ -257,3 +262,40 @@ def test_a_token_without_a_groups_claim_changes_no_role(
     # Without a claim and without a role, no session either.
     stranger = Person("u-s", "s@corp.test", "S", None)
     assert sso_sign_in(browser, issuer, stranger).status_code == 403
+
+
+def test_the_client_secret_comes_from_the_environment_only(tmp_path: Path) -> None:
+    base = {
+        "sso": {
+            "issuer": "https://login.example.com",
+            "client_id": "c",
+            "client_secret_env": "MY_SSO_SECRET",
+        }
+    }
+    settings = settings_from_mapping(base, base=tmp_path)
+    with pytest.raises(ConfigError, match=r"\$MY_SSO_SECRET is not set"):
+        provider_for(settings, {})
+    provider = provider_for(settings, {"MY_SSO_SECRET": "s"})
+    assert provider is not None and provider.client_secret == "s"
+    assert provider.redirect_uri.endswith("/portal/signin/sso/callback")
+    plain = settings_from_mapping(
+        {"sso": {**base["sso"], "issuer": "http://idp.example.com"}}, base=tmp_path
+    )
+    with pytest.raises(ConfigError, match="https"):
+        provider_for(plain, {"MY_SSO_SECRET": "s"})
+    assert provider_for(settings_from_mapping({}, base=tmp_path), {}) is None
+
+
+def test_group_roles_read_from_the_settings(tmp_path: Path) -> None:
+    settings = settings_from_mapping(
+        {"sso": {"group_roles": ["a=admin", "a=reviewer", "team=x=viewer", "b=operator"]}},
+        base=tmp_path,
+    )
+    groups = GroupRoles.from_settings(settings.sso)
+    assert groups.managed == {"admin", "reviewer", "viewer", "operator"}
+    assert groups.roles(["a"]) == {"admin", "reviewer"}
+    assert groups.roles(["team=x", "nobody"]) == {"viewer"}
+    with pytest.raises(ConfigError, match="GROUP=ROLE"):
+        settings_from_mapping({"sso": {"group_roles": ["a=superuser"]}}, base=tmp_path)
+    with pytest.raises(ConfigError, match="openid"):
+        settings_from_mapping({"sso": {"scopes": ["email"]}}, base=tmp_path)
