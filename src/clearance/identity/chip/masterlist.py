@@ -24,7 +24,6 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 
 from asn1crypto import core  # type: ignore[import-untyped]
@@ -154,7 +153,7 @@ def _cms(data: bytes, policy: PaPolicy, signers: list[str]) -> list[bytes]:
     signed = lds.signed_content(data, what)
     if signed.content_type != lds.CSCA_MASTER_LIST:
         raise ChipFormatError(f"{what} is not an ICAO CSCA master list", reason="content_type")
-    signer = verify_signer(signed, at=datetime.now(UTC), policy=policy, what=what)
+    signer = verify_signer(signed, policy=policy, what=what)
 
     def read() -> list[bytes]:
         listed = CscaMasterList.load(signed.content, strict=True)

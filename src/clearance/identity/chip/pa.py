@@ -113,10 +113,9 @@ def _attributes(info: cms.SignerInfo) -> dict[str, list[object]]:
     return found
 
 
-def verify_signer(
-    signed: lds.SignedContent, *, at: datetime, policy: PaPolicy, what: str = "EF.SOD"
-) -> Signer:
-    """Step 2 for any CMS SignedData with encapsulated content (the SOD, a master list)."""
+def verify_signer(signed: lds.SignedContent, *, policy: PaPolicy, what: str = "EF.SOD") -> Signer:
+    """Step 2 for any CMS SignedData with encapsulated content (the SOD, a master list); the
+    signer's certificate is checked by the caller (dates, chain)."""
 
     def read() -> Signer:
         info = _signer_info(signed.signed_data)
@@ -200,7 +199,7 @@ def passive_authentication(
     """Verify the three files; `at` is now (UTC, aware): certificates must be valid then."""
     policy = policy or PaPolicy()
     security = lds.parse_sod(sod)
-    signer = verify_signer(security.signed, at=at, policy=policy)
+    signer = verify_signer(security.signed, policy=policy)
     check_ds(signer.certificate, at=at, policy=policy)
     _check_signing_time(signer)
     csca = issuer_of(signer.certificate, cscas, at=at, policy=policy)
