@@ -328,3 +328,19 @@ def test_a_ds_key_on_an_unknown_curve_is_refused() -> None:
     with pytest.raises(ChipAlgorithmError) as caught:
         verify(p)
     assert caught.value.reason == "key"
+
+
+def test_the_chip_room_points_inward() -> None:
+    """identity/chip/ is a room: it uses the mrz and document rooms and the error tree, never
+    the top of identity (decision, service, models) nor any other package of ours."""
+    from tests.test_architecture import GRAPH
+
+    allowed = ("clearance.identity.chip", "clearance.identity.mrz", "clearance.identity.document")
+    reached = {
+        target
+        for module, targets in GRAPH.items()
+        if module.startswith("clearance.identity.chip")
+        for target in targets
+    }
+    assert reached, "the walker saw the room's imports"
+    assert {t for t in reached if not t.startswith(allowed)} == {"clearance.errors"}
