@@ -99,6 +99,10 @@ def keys_create(
         str | None,
         typer.Option("--expires", metavar="YYYY-MM-DD", help="Valid through this day (UTC)."),
     ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", help="Scope the key to this model; repeatable (default: all)."),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Create an API key. The key is printed once, on the last line; only its hash is kept."""
@@ -108,7 +112,12 @@ def keys_create(
     with open_runtime(config) as rt:
         with rt.engine.begin() as conn:
             rec, secret = service.create_key(
-                conn, email, name=name, allow_fallback=not no_fallback, expires_at=expires_at
+                conn,
+                email,
+                name=name,
+                allow_fallback=not no_fallback,
+                expires_at=expires_at,
+                scope=tuple(model or ()),
             )
             subject = service.get_user_by_id(conn, rec.user_id).subject_id
         rt.record(
@@ -118,10 +127,14 @@ def keys_create(
                 "key_id": rec.id,
                 "allow_fallback": rec.allow_fallback,
                 "expires_at": expires_at.isoformat() if expires_at else None,
+                "models": list(rec.models) or None,
             },
             subject=subject,
         )
-    typer.echo(f"key {rec.id} for {email} (fallback {'on' if rec.allow_fallback else 'off'})")
+    scoped = f"; models {', '.join(rec.models)}" if rec.models else ""
+    typer.echo(
+        f"key {rec.id} for {email} (fallback {'on' if rec.allow_fallback else 'off'}{scoped})"
+    )
     typer.echo("store it now; it cannot be shown again:")
     typer.echo(secret)
 
@@ -136,6 +149,28 @@ def keys_revoke(
             service.revoke_key(conn, key_id)
         rt.record("key.revoke", key_id, {})
     typer.echo(f"key {key_id} revoked")
+
+
+@keys_app.command("scope")
+def keys_scope(
+    key_id: Annotated[str, typer.Argument(metavar="ID")],
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="A model the key may use; repeatable.")
+    ] = None,
+    all_models: Annotated[
+        bool, typer.Option("--all-models", help="Lift the scope: every model again.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Scope a key to some models (others are refused with 403), or lift its scope."""
+    if bool(model) == all_models:
+        raise InvalidInput("give --model (repeatable) or --all-models")
+    with open_runtime(config) as rt:
+        with rt.engine.begin() as conn:
+            key = service.scope_key(conn, key_id, tuple(model or ()))
+        index = rt.record("key.scope", key_id, {"models": list(key.models) or None})
+    shown = ", ".join(key.models) if key.models else "every model"
+    typer.echo(f"key {key_id}: {shown} (audit entry {index})")
 
 
 @keys_app.command("revoke-org")

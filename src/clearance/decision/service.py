@@ -28,6 +28,7 @@ from clearance.errors import (
     ClearanceError,
     LimitExceeded,
     LimitsUnavailable,
+    PermissionDenied,
 )
 from clearance.guard import conversation
 from clearance.guard.models import Check
@@ -83,11 +84,25 @@ class DecisionService:
             # The log keeps catalog ids only: a client-chosen string (an email, a prompt) never
             # becomes a permanent record, just its digest.
             attempt.model = model if model in self.state.catalog.models else unknown_model(model)
+            key = attempt.caller.key
+            if not key.allows(model):  # a key scoped to some models (`keys scope`)
+                raise PermissionDenied(
+                    f"this API key is not scoped for the model {model!r}", reason="key_model_scope"
+                )
             attempt.decision = self.state.decide(
                 attempt.caller,
                 model,
                 RequestContext(action=Action.INFERENCE, ip_country=attempt.ip_country),
             )
+            served = attempt.decision.model_served
+            if served is not None and served != model and not key.allows(served):
+                # A fallback outside the key's scope is not served: the policy's refusal instead.
+                attempt.decision = self.state.decide(
+                    attempt.caller,
+                    model,
+                    RequestContext(action=Action.INFERENCE, ip_country=attempt.ip_country),
+                    allow_fallback=False,
+                )
             guarded = self.guarded(attempt)
             if guarded is not None:  # before anything goes upstream: a flagged prompt never does
                 attempt.decision = await self.check_prompt(attempt, payload, guarded)

@@ -102,6 +102,10 @@ class ApiKey:
     created_at: datetime
     revoked_at: datetime | None
     expires_at: datetime | None = None  # None: valid until revoked
+    models: tuple[str, ...] = ()  # the models it may ask for (and be served); (): every model
+
+    def allows(self, model_id: str) -> bool:
+        return not self.models or model_id in self.models
 
 
 @dataclass(frozen=True, slots=True)

@@ -244,11 +244,14 @@ def create_key(
     name: str | None,
     allow_fallback: bool,
     expires_at: datetime | None = None,
+    scope: tuple[str, ...] = (),
 ) -> tuple[ApiKey, str]:
-    """Returns the stored key record and the secret, which is never stored or shown again."""
+    """Returns the stored key record and the secret, which is never stored or shown again.
+    `scope`: the models the key may ask for (() : every model)."""
     user = get_user(conn, email)
     if expires_at is not None and expires_at <= _now():
         raise InvalidInput("a key's expiry must be in the future")
+    scope = check_key_models(conn, scope)
     secret = keys.new_key()
     record = ApiKey(
         id=keys.new_key_id(),
@@ -259,6 +262,7 @@ def create_key(
         created_at=_now(),
         revoked_at=None,
         expires_at=expires_at,
+        models=scope,
     )
     conn.execute(
         sa.insert(api_keys).values(
@@ -270,10 +274,43 @@ def create_key(
             allow_fallback=allow_fallback,
             created_at=record.created_at,
             expires_at=expires_at,
+            models=list(scope) or None,
         )
     )
     versions.bump(conn, versions.Kind.PRINCIPALS)
     return record, secret
+
+
+MAX_KEY_MODELS = 64
+
+
+def check_key_models(conn: Connection, wanted: tuple[str, ...]) -> tuple[str, ...]:
+    """A key's model scope: catalog model ids, each once, in the given order."""
+    unique = tuple(dict.fromkeys(m.strip() for m in wanted))
+    if len(unique) > MAX_KEY_MODELS:
+        raise InvalidInput(f"a key is scoped to at most {MAX_KEY_MODELS} models")
+    if unique:
+        known = set(conn.execute(sa.select(models.c.id).where(models.c.id.in_(unique))).scalars())
+        unknown = [m for m in unique if m not in known]
+        if unknown:
+            raise NotFound(f"unknown model {unknown[0]!r}: a key is scoped to catalog models")
+    return unique
+
+
+def scope_key(conn: Connection, key_id: str, wanted: tuple[str, ...]) -> ApiKey:
+    """Scope an active key to `wanted` models (() : every model again); effective on every
+    worker within the invalidation bound."""
+    scope = check_key_models(conn, wanted)
+    done = conn.execute(
+        sa.update(api_keys)
+        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        .values(models=list(scope) or None)
+    )
+    if done.rowcount == 0:
+        raise NotFound(f"no active key {key_id!r}")
+    versions.bump(conn, versions.Kind.PRINCIPALS)
+    row = conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).one()
+    return key_record(row)
 
 
 def revoke_key(conn: Connection, key_id: str) -> None:
@@ -304,6 +341,7 @@ def key_record(r: Row[tuple[object, ...]]) -> ApiKey:
         aware(r.created_at),
         _maybe_aware(r.revoked_at),
         _maybe_aware(r.expires_at),
+        tuple(r.models or ()),
     )
 
 

@@ -77,6 +77,7 @@ def key_json(entry: tuple[ApiKey, str]) -> dict[str, object]:
         "hint": key.hint,  # the secret's last four characters, never more
         "owner": owner,
         "allow_fallback": key.allow_fallback,
+        "models": list(key.models) or None,  # null: every model
         "created_at": _when(key.created_at),
         "expires_at": _when(key.expires_at),
         "revoked_at": _when(key.revoked_at),

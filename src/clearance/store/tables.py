@@ -257,6 +257,8 @@ api_keys = sa.Table(
     sa.Column("created_at", UTC_TIME, nullable=False),
     sa.Column("revoked_at", UTC_TIME, nullable=True),
     sa.Column("expires_at", UTC_TIME, nullable=True),  # None: until revoked
+    # The model ids the key may ask for (a CI job's key for one model); NULL: every model.
+    sa.Column("models", sa.JSON, nullable=True),
 )
 
 licences = sa.Table(
