@@ -288,4 +288,11 @@ def test_typed_entries_say_what_happened(gateway: Running) -> None:
     query = gateway.cli("audit", "query", "--status", "451", "--subject", d["subject"])
     found = [orjson.loads(line) for line in query.output.splitlines()]
     assert [r["entry"]["reason"] for r in found] == ["controlled-foreign-person"]
+    rule = found[0]["entry"]["rules"][0]
+    by_rule = [
+        orjson.loads(x) for x in gateway.cli("audit", "query", "--rule", rule).output.split()
+    ]
+    assert found[0]["index"] in [r["index"] for r in by_rule]
+    assert all(rule in r["entry"]["rules"] for r in by_rule)
+    assert gateway.cli("audit", "query", "--rule", "no-such-rule").output == ""
     assert "OK:" in gateway.cli("audit", "verify").output

@@ -168,6 +168,10 @@ def query(
             help="forwarding | denied | rejected | failed | disconnected | suspended",
         ),
     ] = None,
+    rule: Annotated[
+        str | None,
+        typer.Option("--rule", help="A policy rule the decision applied, e.g. controlled-foreign"),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Print matching entries as JSON lines ({"index": N, "entry": {...}}), oldest first.
@@ -189,6 +193,7 @@ def query(
             effect=effect,
             endpoint=endpoint,
             outcome=outcome,
+            rule=rule,
         )
         reader = LogReader(rt.engine, open_archive(rt.settings.audit))
         for index, record in select(scan(reader), where):
