@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-import icu  # type: ignore[import-untyped]  # PyICU ships no type information
+import icu  # PyICU ships no type information (ignored in pyproject.toml)
 
 from clearance.screening import hangul
 

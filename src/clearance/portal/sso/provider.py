@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +29,9 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 
 # Authlib ships no type information (no py.typed): its three names are typed where they are used.
-from authlib.oauth2.rfc6749.parameters import prepare_grant_uri  # type: ignore[import-untyped]
-from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
-from authlib.oidc.core import CodeIDToken  # type: ignore[import-untyped]
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
@@ -44,11 +43,6 @@ from clearance.identity.assertions.oidc import ASYMMETRIC
 DISCOVERY_SECONDS = 3600
 LEEWAY_SECONDS = 60  # clock skew allowed on exp and iat
 TIMEOUT = aiohttp.ClientTimeout(total=10)
-
-
-def new_verifier() -> str:
-    """RFC 7636 §4.1: 32 random octets, base64url: 43 characters of the unreserved set."""
-    return secrets.token_urlsafe(32)
 
 
 def secure_url(url: str) -> bool:
