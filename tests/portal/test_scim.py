@@ -5,7 +5,10 @@ sessions and tokens at once, filters, paging and RFC 7644 §3.12 errors."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -291,3 +294,22 @@ def test_put_replaces_what_the_provider_sent(scim: SyncSCIMClient, engine: Engin
     assert fetched.meta is not None and fetched.meta.version == 'W/"2"'
     with engine.connect() as conn:  # the account keeps the address it was made with
         assert get_user(conn, "dana@corp.example.com")
+
+
+def test_without_configuration_scim_answers_404_and_loads_nothing(tmp_path: Path) -> None:
+    """Neither scim2-models nor Authlib is loaded by a worker that has no [scim] or [sso]."""
+    probe = (
+        "import sys\n"
+        "from clearance.config import Settings\n"
+        "from clearance.portal.scim import scim_app\n"
+        "from clearance.portal.sso import provider_for\n"
+        "from starlette.testclient import TestClient\n"
+        "assert provider_for(Settings(), {}) is None\n"
+        "answer = TestClient(scim_app(Settings(), None, None)).get('/Users')\n"
+        "print(answer.status_code, answer.json()['status'],\n"
+        "      [m for m in ('scim2_models', 'authlib', 'joserfc') if m in sys.modules])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.stdout.split() == ["404", "404", "[]"], done.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
@@ -35,9 +36,12 @@ from clearance.portal.org_views import OrgViews
 from clearance.portal.review_views import ReviewViews
 from clearance.portal.security import PortalGuard
 from clearance.portal.signin_views import SignInViews
-from clearance.portal.sso import OpenIdProvider, provider_for
+from clearance.portal.sso import provider_for
 from clearance.portal.sso.views import SsoViews
 from clearance.portal.verify_views import VerifyViews, wants_json
+
+if TYPE_CHECKING:
+    from clearance.portal.sso.provider import OpenIdProvider
 
 STATIC = Path(__file__).parent / "static"
 

@@ -4,10 +4,13 @@ as our client sees it), service.py (pending sign-ins, linked identities), views.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from clearance.config import Settings
 from clearance.errors import ConfigError
-from clearance.portal.sso.provider import OpenIdProvider
+
+if TYPE_CHECKING:
+    from clearance.portal.sso.provider import OpenIdProvider
 
 CALLBACK = "/signin/sso/callback"
 
@@ -26,7 +29,10 @@ def provider_for(settings: Settings, environ: Mapping[str, str]) -> OpenIdProvid
         if not secret:
             raise ConfigError(f"[sso] client_secret_env: ${sso.client_secret_env} is not set")
     redirect_uri = settings.gateway.portal_url.rstrip("/") + CALLBACK
+    # Authlib and joserfc load only where SSO is configured: every other worker is spared them.
+    from clearance.portal.sso.provider import OpenIdProvider
+
     return OpenIdProvider(sso, secret, redirect_uri)
 
 
-__all__ = ["CALLBACK", "OpenIdProvider", "provider_for"]
+__all__ = ["CALLBACK", "provider_for"]

@@ -79,6 +79,11 @@ class Identity:
         )
 
 
+def new_verifier() -> str:
+    """RFC 7636 §4.1: 32 random octets, base64url: 43 characters of the unreserved set."""
+    return secrets.token_urlsafe(32)
+
+
 def start(conn: Connection, browser: str, *, now: datetime, verifier: str) -> tuple[str, str]:
     """A new pending sign-in for this browser: its `state` and `nonce`."""
     conn.execute(sa.delete(portal_sso_requests).where(portal_sso_requests.c.expires_at <= now))

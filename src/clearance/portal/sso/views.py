@@ -15,6 +15,8 @@ one already.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy.engine import Connection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -27,8 +29,10 @@ from clearance.portal.operators import roles_of
 from clearance.portal.provisioning import GroupRoles, apply_roles
 from clearance.portal.security import SESSION_COOKIE, cookie_header
 from clearance.portal.sso import service
-from clearance.portal.sso.provider import OpenIdProvider, new_verifier
 from clearance.principals.models import User
+
+if TYPE_CHECKING:
+    from clearance.portal.sso.provider import OpenIdProvider
 
 
 class SsoViews:
@@ -47,7 +51,7 @@ class SsoViews:
 
     async def start(self, request: Request) -> Response:
         provider = self._provider()
-        browser, verifier = self.portal.browser(request), new_verifier()
+        browser, verifier = self.portal.browser(request), service.new_verifier()
         state, nonce = await self.portal.db(
             lambda c: service.start(c, browser, now=now(), verifier=verifier), write=True
         )
