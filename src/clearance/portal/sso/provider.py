@@ -27,8 +27,6 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import aiohttp
-
-# Authlib ships no type information (no py.typed): its three names are typed where they are used.
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oidc.core import CodeIDToken
