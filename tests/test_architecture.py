@@ -144,3 +144,38 @@ def test_the_walker_sees_what_it_must() -> None:
     assert "clearance.policy.state" in GRAPH["clearance.app"]
     assert "clearance.gateway.proxy" in GRAPH["clearance.app"]
     assert "clearance.net.forwarded" in GRAPH["clearance.net.client"]
+
+
+# The identity package's rooms (docs/identity.md) and the rooms each may import beneath it; the
+# top of the package (the decision, cases, review, vault) may import every room, never the reverse.
+ROOMS = {
+    "mrz": set(),
+    "document": {"mrz"},
+    "biometrics": set(),
+    "assertions": {"mrz"},  # ICAO nationality codes in asserted documents
+    "chip": {"mrz", "document"},
+}
+
+
+def test_identity_rooms_have_inward_arrows_only() -> None:
+    wrong = []
+    for module, targets in GRAPH.items():
+        parts = module.split(".")
+        if parts[:2] != ["clearance", "identity"] or len(parts) < 3 or parts[2] not in ROOMS:
+            continue
+        room = parts[2]
+        for target in targets:
+            where = target.split(".")
+            if where[:2] != ["clearance", "identity"] or len(where) < 3 or where[2] == room:
+                continue
+            if where[2] not in ROOMS[room]:
+                wrong.append(f"{module} -> {target}")
+    assert wrong == []
+    # The test reads real edges: the chip room does read MRZs, and the top does use the rooms.
+    assert "clearance.identity.mrz" in {
+        ".".join(t.split(".")[:3]) for t in GRAPH["clearance.identity.chip.pa"]
+    }
+    assert any(
+        t.startswith("clearance.identity.assertions")
+        for t in GRAPH["clearance.identity.assertion_cases"]
+    )

@@ -19,8 +19,8 @@ from sqlalchemy.engine import Engine
 
 from clearance.audit.service import AuditLog
 from clearance.errors import ConfigError, Conflict, VerificationError
+from clearance.identity import assertion_cases
 from clearance.identity.assertions import FileKeys, IssuerConfig, verify_id_token, webhooks
-from clearance.identity.assertions import service as assertion_cases
 from clearance.identity.models import Outcome
 from clearance.identity.vault import EvidenceVault
 from clearance.principals import service as principals

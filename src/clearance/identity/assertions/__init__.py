@@ -1,6 +1,7 @@
 """Identity asserted by someone else: an OpenID Connect for Identity Assurance ID token
-(`oidc.py`) or a signed vendor webhook (`webhooks.py`), both mapped to the same asserted facts,
-then decided and recorded like a document (`service.py`)."""
+(`oidc.py`) or a signed vendor webhook (`webhooks.py`), both mapped to the same asserted facts.
+Deciding and recording them, like a document, is the core's (`identity/assertion_cases.py`): a
+room only reads and checks, and never imports the core."""
 
 from clearance.identity.assertions.oidc import (
     AssertedDocument,
@@ -11,7 +12,6 @@ from clearance.identity.assertions.oidc import (
     key_source,
     verify_id_token,
 )
-from clearance.identity.assertions.service import accept_assertion, accept_webhook
 from clearance.identity.assertions.webhooks import VendorConfig, WebhookEvent, parse_event
 
 __all__ = [
@@ -22,8 +22,6 @@ __all__ = [
     "UrlKeys",
     "VendorConfig",
     "WebhookEvent",
-    "accept_assertion",
-    "accept_webhook",
     "key_source",
     "parse_event",
     "verify_id_token",
