@@ -58,8 +58,10 @@ def update_model(
     upstream_model: str | None = None,
     input_price: str | None = None,
     output_price: str | None = None,
+    version: str | None = None,
 ) -> dict[str, object]:
     with engine.begin() as conn:
+        _check(conn, model_id, version)
         model, changes = service.update_model(
             conn,
             model_id,
@@ -115,8 +117,11 @@ def reclassify(
     return {**model_json(model), "audit_index": index}
 
 
-def retire(engine: Engine, record: Record, model_id: str, reason: str) -> dict[str, object]:
+def retire(
+    engine: Engine, record: Record, model_id: str, reason: str, *, version: str | None = None
+) -> dict[str, object]:
     with engine.begin() as conn:
+        _check(conn, model_id, version)
         model, unlinked = service.retire(conn, model_id, reason)
     details: dict[str, object] = {"reason": model.retired_reason, "unlinked_from": unlinked}
     index = record("model.retire", model_id, details)

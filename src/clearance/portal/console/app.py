@@ -98,6 +98,8 @@ def build(console: Console) -> Starlette:
             Route("/models/{model}/suspend", models.suspend, methods=["POST"]),
             Route("/models/{model}/resume", models.resume, methods=["POST"]),
             Route("/models/{model}/reclassify", models.reclassify, methods=["POST"]),
+            Route("/models/{model}/update", models.update, methods=["POST"]),
+            Route("/models/{model}/retire", models.retire, methods=["POST"]),
             Route("/people", people.search),
             Route("/people/{subject}", people.person),
             Route("/people/{subject}/suspend", people.suspend, methods=["POST"]),

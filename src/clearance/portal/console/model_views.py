@@ -7,6 +7,10 @@ POST /models/{model}/suspend      `reason`                                   ope
 POST /models/{model}/resume       `step` percent|orgs|internal|everyone, `percent`, `orgs`
                                   (comma-separated names), `reason`          operator
 POST /models/{model}/reclassify   `classification`, `rationale`, `evidence`? operator
+POST /models/{model}/update       `fallbacks` (comma-separated, in order; blank: none),
+                                  `upstream`, `upstream_model`, `input_price`, `output_price`
+                                  (per million tokens; both blank: not priced), `reason` operator
+POST /models/{model}/retire       `reason`: refused to everyone for good      operator
 
 Viewers see everything; every POST checks the operator role server-side (a hidden button is
 no control). The changes go through `catalog.actions`, as `clearance models ...` and the
@@ -27,12 +31,14 @@ from starlette.responses import RedirectResponse, Response
 
 from clearance.catalog import actions, service
 from clearance.catalog.classification import Thresholds
-from clearance.catalog.models import Catalog, Classification
+from clearance.catalog.models import Catalog, Classification, model_json
+from clearance.errors import InvalidInput
 from clearance.portal.console.context import Console, FieldError, done_params, reason, text
 from clearance.portal.operators import OPERATOR, VIEWER
 from clearance.store import reading
 
 MAX_ORGS = 100
+MAX_FALLBACKS = 20
 
 
 class ModelViews:
@@ -68,6 +74,8 @@ class ModelViews:
             model=model,
             version=versions[model_id],
             chain=shown.fallback_chain(model_id),
+            upstreams=sorted(shown.upstreams),
+            prices=model_json(model),  # the prices as the CLI shows them (2.5, not 2.500000)
             can_change=signed.can(OPERATOR) and not model.retired,
             internal=bool(self.console.portal.settings.policy.internal_orgs),
             done=index,
@@ -150,6 +158,65 @@ class ModelViews:
             )
         )
         return self._back(request, model_id, "reclassify", result["audit_index"])
+
+    async def update(self, request: Request) -> Response:
+        """Fallbacks, upstream and prices, as `clearance models update` changes them; the form
+        sends every field as shown, so what the operator left alone is no change."""
+        signed = await self.console.require(request, OPERATOR)
+        form = await self.console.form(request)
+        model_id, why, version = request.path_params["model"], reason(form), _version(form)
+        fallbacks = tuple(f.strip() for f in text(form, "fallbacks", required=False).split(","))
+        fallbacks = tuple(f for f in fallbacks if f)
+        upstream = text(form, "upstream", limit=200)
+        upstream_model = text(form, "upstream_model", limit=200)
+        prices = {
+            k: text(form, k, required=False, limit=32) for k in ("input_price", "output_price")
+        }
+        for field, value in prices.items():
+            try:
+                service.parse_price(value, field.removesuffix("_price"))
+            except InvalidInput as exc:
+                raise FieldError(field, "an amount per million tokens, like 2.50") from exc
+        if bool(prices["input_price"]) != bool(prices["output_price"]):
+            raise FieldError("output_price", "price input and output tokens both, or neither")
+        shown, _ = await asyncio.to_thread(self._load)
+        if len(fallbacks) > MAX_FALLBACKS:
+            raise FieldError("fallbacks", f"at most {MAX_FALLBACKS} models")
+        unknown = [f for f in fallbacks if f not in shown.models]
+        if unknown:
+            raise FieldError("fallbacks", f"no model {unknown[0]!r} in the catalog")
+        if upstream not in shown.upstreams:
+            raise FieldError("upstream", f"no upstream {upstream!r}")
+        record = self.console.recorder(signed)
+        result = await asyncio.to_thread(
+            lambda: actions.update_model(
+                self.console.portal.engine,
+                lambda action, target, details: record(action, target, {**details, "reason": why}),
+                model_id,
+                fallbacks=fallbacks,
+                upstream=upstream,
+                upstream_model=upstream_model,
+                input_price=prices["input_price"],
+                output_price=prices["output_price"],
+                version=version,
+            )
+        )
+        return self._back(request, model_id, "update", result["audit_index"])
+
+    async def retire(self, request: Request) -> Response:
+        signed = await self.console.require(request, OPERATOR)
+        form = await self.console.form(request)
+        model_id, why, version = request.path_params["model"], reason(form), _version(form)
+        result = await asyncio.to_thread(
+            lambda: actions.retire(
+                self.console.portal.engine,
+                self.console.recorder(signed),
+                model_id,
+                why,
+                version=version,
+            )
+        )
+        return self._back(request, model_id, "retire", result["audit_index"])
 
 
 def _version(form: FormData) -> str:
