@@ -66,6 +66,20 @@ def _in_force(conn: Connection, licence_id: int) -> HeldLicence:
     return held
 
 
+def check_unchanged(conn: Connection, licence_id: int, expires: date) -> None:
+    """Refuse (409) unless the licence is in force and still expires on `expires`, as a page
+    showed it: a change made on a page rendered before another change is refused, not applied
+    over it. The row stays locked until the transaction ends (PostgreSQL; SQLite's write
+    transaction excludes other writers), so the change that follows is made on what was shown."""
+    conn.execute(sa.select(licences.c.id).where(licences.c.id == licence_id).with_for_update())
+    held = _in_force(conn, licence_id)
+    if held.licence.expires != expires:
+        raise Conflict(
+            f"licence {licence_id} ({held.licence.number}) was changed since you opened it: it "
+            f"now runs until {held.licence.expires.isoformat()}; reload it and try again"
+        )
+
+
 def _set(conn: Connection, licence_id: int, **values: object) -> HeldLicence:
     conn.execute(sa.update(licences).where(licences.c.id == licence_id).values(**values))
     versions.bump(conn, versions.Kind.LICENCES)

@@ -107,6 +107,8 @@ def build(console: Console) -> Starlette:
             Route("/orgs", directory.orgs),
             Route("/licences", directory.licences),
             Route("/licences/{licence:int}/revoke", directory.revoke, methods=["POST"]),
+            Route("/licences/{licence:int}/expire", directory.expire, methods=["POST"]),
+            Route("/licences/{licence:int}/renew", directory.renew, methods=["POST"]),
             Route("/screening", screening.page),
             Route("/screening/decide", screening.decide, methods=["POST"]),
             Route("/reviews", reviews.page),
