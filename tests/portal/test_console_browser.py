@@ -287,7 +287,7 @@ def test_reviewers_operators_and_a_viewer_in_the_console(
         people.append(operator)
         page = operator.open("/console/orgs")
         page.screenshot(path=str(shots / "orgs.png"))
-        page.click('#orgs tr[data-org="Acme Corp"] a')
+        page.click('#orgs tr[data-org="Acme Corp"] a.licences')
         row = '#licences tr[data-state="active"]'
         page.fill(f"{row} input[name=reason]", "BIS revoked D1234567 on 2026-12-01")
         page.click(f"{row} button")

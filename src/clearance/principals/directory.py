@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from clearance.errors import Conflict, InvalidInput
+from clearance.errors import Conflict, InvalidInput, NotFound
 from clearance.principals import service
 from clearance.principals.countries import country
 from clearance.principals.models import ApiKey, Org, User
@@ -157,6 +157,13 @@ def _org(r: sa.Row[tuple[object, ...]]) -> Org:
 def get_org(conn: Connection, name: str) -> Org:
     service.get_org(conn, name)  # the NotFound naming it
     return _org(conn.execute(sa.select(orgs).where(orgs.c.name == name)).one())
+
+
+def get_org_by_id(conn: Connection, org_id: int) -> Org:
+    row = conn.execute(sa.select(orgs).where(orgs.c.id == org_id)).first()
+    if row is None:
+        raise NotFound(f"unknown organisation {org_id}")
+    return _org(row)
 
 
 # Know-your-business details an operator or org admin declares: text, or a country code.

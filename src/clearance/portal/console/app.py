@@ -11,7 +11,9 @@ reason and answers with the audit entry's index.
 GET /             the dashboard                                                   viewer
 /models...        the catalog and the kill switch (model_views.py)                viewer / operator
 /people...        people: search, one record, suspension (people_views.py)        viewer / operator
-/orgs, /licences  organisations; licences, revoked (directory_views.py)           viewer / operator
+/orgs, /licences  organisations; licences, revoked, expired, renewed (directory_views.py)
+                                                                                  viewer / operator
+/orgs/{id}        one organisation: KYB, screening, owners, admins, members (org_views.py) viewer
 /screening...     screening hits with their evidence, decided (screening_views.py) viewer / operator
 /reviews          the identity review queue; cases open in the portal's review view reviewer
 /audit            the audit explorer, each entry with its inclusion proof           viewer
@@ -46,6 +48,7 @@ from clearance.portal.console.directory_views import DirectoryViews
 from clearance.portal.console.key_views import KeyViews
 from clearance.portal.console.model_views import ModelViews
 from clearance.portal.console.operator_views import OperatorViews
+from clearance.portal.console.org_views import OrgViews
 from clearance.portal.console.people_views import PeopleViews
 from clearance.portal.console.review_views import ReviewQueueViews
 from clearance.portal.console.screening_views import ScreeningViews
@@ -75,6 +78,7 @@ def build(console: Console) -> Starlette:
     directory, screening = DirectoryViews(console), ScreeningViews(console)
     reviews, audit = ReviewQueueViews(console), AuditViews(console)
     keys, admin_tokens = KeyViews(console), TokenViews(console)
+    one_org = OrgViews(console)
 
     async def on_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPException):  # routing: unknown path or method
@@ -105,6 +109,7 @@ def build(console: Console) -> Starlette:
             Route("/people/{subject}/suspend", people.suspend, methods=["POST"]),
             Route("/people/{subject}/reinstate", people.reinstate, methods=["POST"]),
             Route("/orgs", directory.orgs),
+            Route("/orgs/{org:int}", one_org.org),
             Route("/licences", directory.licences),
             Route("/licences/{licence:int}/revoke", directory.revoke, methods=["POST"]),
             Route("/licences/{licence:int}/expire", directory.expire, methods=["POST"]),

@@ -1,0 +1,85 @@
+"""One organisation's page in the console, through the running gateway on SQLite and PostgreSQL.
+
+Without a console role it is 403. A viewer opens Acme Corp from the list: its KYB details, its
+screening (name and ownership), its declared owners, its admins, its members linking their
+pages, links to its keys and licences; opening it is an `org.view` entry, as in the operator
+API. An organisation flagged by its screening shows the status read only, saying why no decision
+is offered. An unknown id is 404, a bad cursor names the field.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+
+from clearance.principals import directory, org_admins, owners
+from clearance.store.tables import orgs
+from tests.portal.conftest import Outbox, Running
+from tests.portal.review_cases import Instance
+from tests.portal.test_console import NOBODY, VIEWER, db, signed_in
+
+__all__ = ["db"]
+ACME = "Acme Corp"
+
+
+def test_a_viewer_opens_an_organisation_and_no_role_is_403(
+    gateway: Running, db: Instance, outbox: Outbox
+) -> None:
+    with db.engine.begin() as conn:
+        directory.update_org(conn, ACME, kyb={"legal_name": "Acme Corporation Inc."})
+        owners.add_owner(
+            conn, ACME, kind="person", name="Wile E. Coyote", percent=30.0, country_code="US",
+            actor="cli",
+        )  # fmt: skip
+        org_admins.grant(conn, ACME, "erik@demo.test", actor="cli")
+        conn.execute(
+            sa.update(orgs).where(orgs.c.name == ACME).values(screening_status="potential_match")
+        )
+    nobody, _ = signed_in(gateway, db, outbox, NOBODY)
+    browser, actor = signed_in(gateway, db, outbox, VIEWER, "viewer")
+    try:
+        listed = browser.get("/console/orgs")
+        found = re.search(r'<a href="/console/orgs/(\d+)" class="org">Acme Corp</a>', listed.text)
+        assert found, listed.text
+        page = f"/console/orgs/{found.group(1)}"
+        assert nobody.get(page).status_code == 403
+
+        shown = browser.get(page)
+        assert shown.status_code == 200
+        text = shown.text
+        assert 'data-kyb="legal_name">Acme Corporation Inc.<' in text
+        assert 'data-kyb="registry">not declared<' in text
+        assert 'id="name-screening"' in text and "potential_match" in text
+        assert 'id="org-hits-read-only"' in text  # no decision offered, and why
+        assert re.search(r'<tr data-owner="\d+"><td>Wile E. Coyote</td><td>person</td>', text)
+        assert 'id="admins"' in text and "erik@demo.test" in text
+        members = re.findall(r'<tr data-subject="([^"]+)"><td><a href="/console/people/\1">', text)
+        assert len(members) == 1  # erik, its one member
+        assert 'href="/console/keys?org=Acme%20Corp"' in text
+        assert 'href="/console/licences?org=Acme%20Corp"' in text
+        assert 'method="post" action="/console/orgs' not in text  # read only
+        viewed = db.entries(action="org.view")
+        assert [(e["actor"], e["target"]) for e in viewed] == [(actor, f"org:{found.group(1)}")]
+
+        assert browser.get("/console/orgs/999999").status_code == 404
+        assert browser.get("/console/orgs/99999999999").status_code == 404
+        bad = browser.get(page, params={"after": "x"})
+        assert bad.status_code == 400 and 'data-field="after"' in bad.text
+    finally:
+        nobody.close()
+        browser.close()
+
+
+def test_a_clear_organisation_shows_no_hit_note(
+    gateway: Running, db: Instance, outbox: Outbox
+) -> None:
+    browser, _ = signed_in(gateway, db, outbox, VIEWER, "viewer")
+    try:
+        with db.engine.connect() as conn:
+            org_id = directory.get_org(conn, ACME).id
+        text = browser.get(f"/console/orgs/{org_id}").text
+        assert 'data-screening="clear" data-ownership="clear"' in text
+        assert 'id="org-hits-read-only"' not in text and 'id="no-owners"' in text
+    finally:
+        browser.close()
