@@ -8,8 +8,11 @@ request is a `keys.revoke_org` entry whose index the progress page shows; a seco
 it runs, or one whose count is stale, is 409; the job (run by the real handler, as a runner
 claims it) revokes every key in chunks with one `key.revoke` entry each, and its page shows the
 count and the closing entry; a real `clearance worker` runs one too, and `clearance keys
-revoke-org` queues the same job. Admin tokens: for admins only; made with scopes and a reason, the
-secret shown once (in the answer, never a URL) works against the operator API until revoked.
+revoke-org` queues the same job. A key's expiry and model scope are shown; an operator scopes a
+key to a model with a reason (`key.scope`, as `clearance keys scope` writes it: the key is
+refused other models) and lifts the scope; a page showing an older scope is 409. Admin tokens:
+for admins only; made with scopes and a reason, the secret shown once (in the answer, never a
+URL) works against the operator API until revoked.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -349,5 +353,97 @@ def test_clearance_worker_runs_the_revocation_and_the_page_follows_it(
             time.sleep(0.5)
         assert f'data-revoked="{total}" data-total="{total}"' in shown
         assert len(db.entries(action="key.revoke")) == int(total)
+    finally:
+        browser.close()
+
+
+_MODELS = re.compile(r'<tr data-key="([^"]+)" data-state="active">(?:.|\n)*?data-models="([^"]*)"')
+
+
+def test_a_viewer_sees_expiry_and_scope_and_cannot_scope_a_key(
+    gateway: Running, db: Instance, outbox: Outbox
+) -> None:
+    with db.engine.begin() as conn:
+        scoped, _ = principals.create_key(
+            conn,
+            "erik@demo.test",
+            name="ci",
+            allow_fallback=True,
+            expires_at=datetime(2099, 1, 2, 3, 4, tzinfo=UTC),
+            scope=("fable-4",),
+        )
+    browser, _ = signed_in(gateway, db, outbox, VIEWER, operators.VIEWER)
+    try:
+        listed = browser.get("/console/keys", params={"user": "erik@demo.test"}).text
+        assert dict(_MODELS.findall(listed))[scoped.id] == "fable-4"
+        assert "2099-01-02 03:04" in listed and "every model" in listed
+        assert "/scope" not in listed
+        answer = browser.post(
+            f"/console/keys/{scoped.id}/scope",
+            data={
+                "csrf": browser.csrf("/console/keys"),
+                "models": "",
+                "current": "fable-4",
+                "reason": "viewer tries",
+            },
+        )
+        assert answer.status_code == 403
+    finally:
+        browser.close()
+    assert db.entries(action="key.scope") == []
+
+
+def test_an_operator_scopes_a_key_to_a_model_then_lifts_the_scope(
+    gateway: Running, db: Instance, outbox: Outbox
+) -> None:
+    secret = gateway.key("alice")
+    alice = key_id(secret, db)
+    browser, actor = signed_in(gateway, db, outbox, OPERATOR, operators.OPERATOR)
+    page = "/console/keys?user=alice%40demo.test"
+
+    def scope(**fields: str) -> httpx.Response:
+        data = {"csrf": browser.csrf(page), "back": "user=alice%40demo.test", **fields}
+        return browser.post(f"/console/keys/{alice}/scope", data=data)
+
+    try:
+        assert dict(_MODELS.findall(browser.get(page).text))[alice] == ""
+        for fields, field in (
+            ({"models": "fable-4", "current": "", "reason": " "}, "reason"),
+            ({"models": "fable-4, gpt-9", "current": "", "reason": "x"}, "models"),
+            ({"models": "", "current": "", "reason": "x"}, "models"),  # no change
+        ):
+            answer = scope(**fields)
+            assert answer.status_code == 400 and f'data-field="{field}"' in answer.text
+
+        answer = scope(models="fable-4", current="", reason="CI key: fable-4 only")
+        index, action = done(browser, answer)
+        assert action == "scope"
+        assert answer.headers["location"].startswith("/console/keys?user=alice%40demo.test&")
+        scoped = entry(db, index)
+        assert (scoped["action"], scoped["actor"], scoped["target"]) == ("key.scope", actor, alice)
+        assert scoped["details"] == {"models": ["fable-4"], "reason": "CI key: fable-4 only"}
+        assert scoped["subject"] and "@" not in scoped["subject"]
+        assert dict(_MODELS.findall(browser.get(page).text))[alice] == "fable-4"
+        gateway.poll()
+        with pytest.raises(openai.PermissionDeniedError):
+            gateway.openai(secret).chat.completions.create(model="mythos-5", messages=HELLO)
+        gateway.openai(secret).chat.completions.create(model="fable-4", messages=HELLO)
+
+        stale = scope(models="mythos-5", current="", reason="a tab opened before")
+        assert stale.status_code == 409 and len(db.entries(action="key.scope")) == 1
+
+        index, _ = done(browser, scope(models="", current="fable-4", reason="every model again"))
+        assert entry(db, index)["details"] == {"models": None, "reason": "every model again"}
+        gateway.poll()
+        gateway.openai(secret).chat.completions.create(model="mythos-5", messages=HELLO)
+        with db.engine.begin() as conn:
+            principals.revoke_key(conn, alice)
+        revoked = scope(models="fable-4", current="", reason="x")
+        assert revoked.status_code == 409
+        missing = browser.post(
+            "/console/keys/key_nope/scope",
+            data={"csrf": browser.csrf(page), "models": "", "current": "", "reason": "x"},
+        )
+        assert missing.status_code == 404
     finally:
         browser.close()

@@ -17,7 +17,7 @@ GET /             the dashboard                                                 
 /screening...     screening hits with their evidence, decided (screening_views.py) viewer / operator
 /reviews          the identity review queue; cases open in the portal's review view reviewer
 /audit            the audit explorer, each entry with its inclusion proof           viewer
-/keys, /jobs      API keys, revoked one by one or an org's all as a job (key_views.py)
+/keys, /jobs      API keys, scoped or revoked one by one, an org's all as a job (key_views.py)
                                                                                   viewer / operator
 /tokens...        admin tokens of the operator API (token_views.py)               admin
 /operators...     who holds which role (operator_views.py)                        admin
@@ -121,6 +121,7 @@ def build(console: Console) -> Starlette:
             Route("/keys", keys.page),
             Route("/keys/revoke-org", keys.revoke_org, methods=["POST"]),
             Route("/keys/{key}/revoke", keys.revoke, methods=["POST"]),
+            Route("/keys/{key}/scope", keys.scope, methods=["POST"]),
             Route("/jobs/{job:int}", keys.job),
             Route("/tokens", admin_tokens.page, methods=["GET"]),
             Route("/tokens", admin_tokens.create, methods=["POST"]),

@@ -1,9 +1,12 @@
-"""API keys in the console: find them by person or organisation, revoke one or an org's all.
+"""API keys in the console: find them by person or organisation; scope one, revoke one or all.
 
 GET  /keys?user=EMAIL|org=NAME&after=CURSOR   keys (never secrets): id, name, last four
                                               characters, owner (pseudonym), created, expiry,
-                                              state; 50 a page, by id               viewer
+                                              model scope, state; 50 a page, by id  viewer
 POST /keys/{id}/revoke                        `reason`: the key stops working at once operator
+POST /keys/{id}/scope                         `models` (comma-separated; blank: every model),
+                                              `current` (the scope the page showed), `reason`
+                                                                                    operator
 POST /keys/revoke-org                         `org`, `count` (the keys the page showed as not
                                               revoked), `reason`: every key of the organisation's
                                               members, as a job                     operator
@@ -12,8 +15,10 @@ GET  /jobs/{id}                               the job's progress (reloads itself
 The lists are `principals.directory.list_keys`, as `clearance keys list` and the operator API's
 GET /keys read them. Revoking one key is `principals.service.revoke_key`, recorded as the CLI
 records it (`key.revoke` on the key) with the owner's pseudonym and the reason; a key revoked
-since the page was rendered is 409. Revoking an organisation's keys is a job
-(`jobs.key_revocation`: thousands of keys are not revoked inside a request), queued with a
+since the page was rendered is 409. Scoping one is `principals.service.scope_key`, as `clearance
+keys scope` makes it (`key.scope`, the models or null for every model, and the reason); a key
+revoked or scoped otherwise since the page was rendered is 409. Revoking an organisation's keys
+is a job (`jobs.key_revocation`: thousands of keys are not revoked inside a request), queued with a
 `keys.revoke_org` entry whose index the progress page shows; each key then gets its own
 `key.revoke` entry (why: key_revocation.py). A second request for the same organisation while
 one runs is 409, and so is a request whose `count` no longer matches (keys were made or revoked
@@ -26,10 +31,11 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from clearance.errors import Conflict, NotFound
+from clearance.errors import Conflict, InvalidInput, NotFound
 from clearance.jobs import key_revocation
 from clearance.jobs import service as jobs
 from clearance.jobs.models import JobKind, Progress
@@ -42,6 +48,7 @@ from clearance.principals.models import ApiKey, Org
 from clearance.store.tables import api_keys
 
 PAGE = 50
+MAX_MODEL_ID = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +136,42 @@ class KeyViews:
         index = await self.console.record(
             signed, "key.revoke", key_id, {"reason": why}, subject=subject
         )
-        root = request.scope.get("root_path", "")
-        query = back if back.startswith(("user=", "org=")) and "&" not in back else ""
-        location = f"{root}/keys?{query + '&' if query else ''}done={index}&action=revoke"
-        return RedirectResponse(location, status_code=303)
+        return RedirectResponse(_back(request, back, index, "revoke"), status_code=303)
+
+    async def scope(self, request: Request) -> Response:
+        signed = await self.console.require(request, OPERATOR)
+        form = await self.console.form(request)
+        wanted = _models(form, "models")
+        shown = _models(form, "current")
+        why = reason(form)
+        key_id: str = request.path_params["key"]
+        back = text(form, "back", required=False, limit=600)
+
+        def run(conn: Connection) -> tuple[ApiKey, str]:
+            row = conn.execute(
+                sa.select(api_keys.c.user_id, api_keys.c.revoked_at, api_keys.c.models)
+                .where(api_keys.c.id == key_id)
+                .with_for_update()  # the check and the change on one version of the key
+            ).first()
+            if row is None:
+                raise NotFound(f"no key {key_id!r}")
+            if row.revoked_at is not None:
+                raise Conflict(f"key {key_id} was revoked (since you opened the page)")
+            if tuple(row.models or ()) != shown:
+                raise Conflict(f"key {key_id}'s models were changed since you opened it: reload")
+            try:
+                principals.check_key_models(conn, wanted)
+            except (InvalidInput, NotFound) as exc:
+                raise FieldError("models", exc.detail) from exc
+            if wanted == shown:
+                raise FieldError("models", "the key already has this scope")
+            key = principals.scope_key(conn, key_id, wanted)
+            return key, principals.get_user_by_id(conn, int(row.user_id)).subject_id
+
+        key, subject = await self.console.portal.db(run, write=True)
+        details: dict[str, object] = {"models": list(key.models) or None, "reason": why}
+        index = await self.console.record(signed, "key.scope", key_id, details, subject=subject)
+        return RedirectResponse(_back(request, back, index, "scope"), status_code=303)
 
     async def revoke_org(self, request: Request) -> Response:
         signed = await self.console.require(request, OPERATOR)
@@ -191,3 +230,19 @@ class KeyViews:
             done=index,
             action=action,
         )
+
+
+def _back(request: Request, back: str, index: int, action: str) -> str:
+    """The list the change was made from (`user=` or `org=`), showing the change's entry."""
+    root = request.scope.get("root_path", "")
+    query = back if back.startswith(("user=", "org=")) and "&" not in back else ""
+    return f"{root}/keys?{query + '&' if query else ''}done={index}&action={action}"
+
+
+def _models(form: FormData, field: str) -> tuple[str, ...]:
+    """Model ids, comma-separated, in order; blank: none (a key for every model)."""
+    names = tuple(m.strip() for m in text(form, field, required=False).split(","))
+    names = tuple(m for m in names if m)
+    if any(len(m) > MAX_MODEL_ID for m in names):
+        raise FieldError(field, f"model ids are at most {MAX_MODEL_ID} characters")
+    return names
