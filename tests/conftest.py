@@ -7,16 +7,19 @@ in which case the run fails: CI must never pass by skipping the database.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from xdist.scheduler import LoadScopeScheduling
 
 from clearance.audit.keys import generate_signing_key
 from clearance.audit.service import AuditLog
@@ -98,10 +101,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
-    admin, server, template = request.getfixturevalue("_postgres_template")
+    with postgres_database(request.getfixturevalue("_postgres_template")) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def postgres_database(template: tuple[Engine, sa.URL, str]) -> Iterator[str]:
+    """A throwaway PostgreSQL database made from the session's migrated template (the
+    `_postgres_template` fixture's value); its URL, dropped at the end."""
+    admin, server, name_of_template = template
     name = f"clearance_t_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{name_of_template}"'))
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
@@ -130,3 +141,23 @@ def audit(engine: Engine, tmp_path: Path) -> Iterator[AuditLog]:
 def vault(tmp_path: Path) -> EvidenceVault:
     """An evidence vault under a fresh master key."""
     return EvidenceVault(tmp_path / "evidence", parse_master_key(generate_master_key()))
+
+
+# Test modules whose tests run in one pytest-xdist worker, in order, under `make test`'s
+# `--dist loadgroup`: a module-scoped fixture that is a costly set of processes (tests/scale's
+# cluster) is then built once. xdist's own loadgroup groups by `xdist_group` marks, renaming each
+# marked test's id on the worker, which pytest 9.2 no longer lets it do (Node.nodeid is read-only
+# there): every test would go its own way, each building the cluster again.
+TOGETHER = ("tests/scale/",)
+
+
+class _Together(LoadScopeScheduling):
+    """Like xdist's `load`, but the tests of each module under `TOGETHER` are one unit."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        path = nodeid.split("::", 1)[0]
+        return path if path.startswith(TOGETHER) else nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
+    return _Together(config, log) if config.getvalue("dist") == "loadgroup" else None

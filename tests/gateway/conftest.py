@@ -180,6 +180,13 @@ CLEARANCE = str(Path(sys.executable).parent / "clearance")
 def start_serve(config: Path, *, workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
     """`clearance serve` on a free port as a process of its own; returns it and its base URL
     once /healthz answers. The caller stops it."""
+    server, base = spawn_serve(config, workers=workers)
+    wait_serving(server, base)
+    return server, base
+
+
+def spawn_serve(config: Path, *, workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
+    """`clearance serve` on a free port, started: it answers once `wait_serving` returns."""
     port = free_port()
     server = subprocess.Popen(
         [
@@ -194,12 +201,15 @@ def start_serve(config: Path, *, workers: int = 1) -> tuple[subprocess.Popen[byt
         ],
         env={**os.environ, "CLEARANCE_CONFIG": str(config)},
     )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    return server, f"http://127.0.0.1:{port}"
+
+
+def wait_serving(server: subprocess.Popen[bytes], base: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
     while True:
         try:
             if httpx.get(f"{base}/healthz", timeout=5).status_code == 200:
-                return server, base
+                return
         except httpx.TransportError:
             pass
         if server.poll() is not None or time.monotonic() > deadline:

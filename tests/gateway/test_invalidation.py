@@ -10,10 +10,9 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import json
-import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -26,36 +25,18 @@ from clearance.config import Settings
 from clearance.demo.run import seed
 from clearance.demo.upstream import demo_upstream_app
 from clearance.net.serving import serve_in_thread
-from clearance.principals.service import create_key, revoke_key
+from clearance.principals.service import revoke_key
 from clearance.store import connect, migrate
 from clearance.store.listener import APPLICATION_NAME
 
-from .conftest import CLEARANCE, Running, start_serve
+from .conftest import Running
+from .nodes import DEADLINE, cli, new_key, nodes, wait_until
 
 pytestmark = pytest.mark.parametrize(
     "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
 )
 
-DEADLINE = 30.0  # seconds before a wait is a failure: far above any bound, below CI's timeout
 CHAT = {"model": "fable-5", "messages": [{"role": "user", "content": "hi"}]}
-
-
-def wait_until(what: str, done: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not done():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.01)
-
-
-def new_key(settings: Settings, email: str) -> tuple[str, str]:
-    """A new key (fallback off, so a suspension is a refusal); its id and secret."""
-    engine = connect(settings.database_url)
-    try:
-        with engine.begin() as conn:
-            rec, secret = create_key(conn, email, name="probe", allow_fallback=False)
-    finally:
-        engine.dispose()
-    return rec.id, secret
 
 
 def listener_pids(settings: Settings) -> set[int]:
@@ -215,29 +196,6 @@ def every_worker(base: str, workers: int) -> list[Worker]:
         else:
             found[worker.pid] = worker
     return list(found.values())
-
-
-@contextmanager
-def nodes(config: Path, count: int, workers: int) -> Iterator[list[str]]:
-    """`count` separate `clearance serve --workers N` processes on the same database."""
-    with ExitStack() as stack:
-        bases = []
-        for _ in range(count):
-            server, base = start_serve(config, workers=workers)
-            stack.callback(_stop, server)
-            bases.append(base)
-        yield bases
-
-
-def _stop(server: subprocess.Popen[bytes]) -> None:
-    server.terminate()
-    server.wait(timeout=60)
-
-
-def cli(config: Path, *args: str) -> None:
-    subprocess.run(
-        [CLEARANCE, *args, "--config", str(config)], check=True, capture_output=True, timeout=60
-    )
 
 
 @pytest.mark.slow

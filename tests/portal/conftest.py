@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from http.cookies import SimpleCookie
+from pathlib import Path
 
 import httpx
 import pytest
@@ -139,33 +140,42 @@ def other_browser(gateway: Running) -> Iterator[Browser]:
     b.close()
 
 
-@pytest.fixture
-def start_worker(gateway: Running) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """`clearance worker` processes on the gateway's instance, each in a session of its own (a
-    kill of the group reaches its runners); stopped when the test ends."""
-    started: list[subprocess.Popen[bytes]] = []
+def spawn_worker(config: Path, time_limit: int = WORKER_TIME_LIMIT) -> subprocess.Popen[bytes]:
+    """`clearance worker` on the instance of `config`, in a session of its own (a kill of the
+    group reaches its runners). The caller stops it (`stop_workers`)."""
+    env = {
+        **os.environ,
+        "CLEARANCE_CONFIG": str(config),
+        "CLEARANCE_JOBS_TIME_LIMIT_SECONDS": str(time_limit),
+    }
+    return subprocess.Popen(
+        [CLEARANCE, "worker", "--config", str(config)], env=env, start_new_session=True
+    )
 
-    def start(time_limit: int = WORKER_TIME_LIMIT) -> subprocess.Popen[bytes]:
-        env = {
-            **os.environ,
-            "CLEARANCE_CONFIG": str(gateway.config_file),
-            "CLEARANCE_JOBS_TIME_LIMIT_SECONDS": str(time_limit),
-        }
-        process = subprocess.Popen(
-            [CLEARANCE, "worker", "--config", str(gateway.config_file)],
-            env=env,
-            start_new_session=True,
-        )
-        started.append(process)
-        return process
 
-    yield start
-    for process in started:
+def stop_workers(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to each one still running, then SIGKILL to any still there 20 s later: a job
+    still running at the end is not waited for."""
+    for process in processes:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
-    for process in started:
+    for process in processes:
         try:
-            process.wait(20)  # a job still running at the end is not waited for
+            process.wait(20)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.fixture
+def start_worker(gateway: Running) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """`clearance worker` processes on the gateway's instance (`spawn_worker`); stopped when the
+    test ends."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(time_limit: int = WORKER_TIME_LIMIT) -> subprocess.Popen[bytes]:
+        started.append(spawn_worker(gateway.config_file, time_limit))
+        return started[-1]
+
+    yield start
+    stop_workers(started)
