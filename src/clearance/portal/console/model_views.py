@@ -172,12 +172,14 @@ class ModelViews:
         prices = {
             k: text(form, k, required=False, limit=32) for k in ("input_price", "output_price")
         }
+        priced: set[str] = set()
         for field, value in prices.items():
             try:
-                service.parse_price(value, field.removesuffix("_price"))
+                if service.parse_price(value, field.removesuffix("_price")) is not None:
+                    priced.add(field)
             except InvalidInput as exc:
                 raise FieldError(field, "an amount per million tokens, like 2.50") from exc
-        if bool(prices["input_price"]) != bool(prices["output_price"]):
+        if len(priced) == 1:  # the catalog refuses it too; here the field is named
             raise FieldError("output_price", "price input and output tokens both, or neither")
         shown, _ = await asyncio.to_thread(self._load)
         if len(fallbacks) > MAX_FALLBACKS:
