@@ -27,8 +27,11 @@ def update_upstream(
     base_url: str | None = None,
     api_key_env: str | None = None,
     clear_api_key_env: bool = False,
+    version: str | None = None,
 ) -> dict[str, object]:
     with engine.begin() as conn:
+        if version is not None:
+            service.check_upstream_version(conn, name, version)
         upstream, changes = service.update_upstream(
             conn,
             name,
@@ -41,8 +44,12 @@ def update_upstream(
     return {**upstream_json(upstream), "audit_index": index}
 
 
-def remove_upstream(engine: Engine, record: Record, name: str) -> dict[str, object]:
+def remove_upstream(
+    engine: Engine, record: Record, name: str, *, version: str | None = None
+) -> dict[str, object]:
     with engine.begin() as conn:
+        if version is not None:
+            service.check_upstream_version(conn, name, version)
         service.remove_upstream(conn, name)
     index = record("upstream.remove", name, {})
     return {"name": name, "removed": True, "audit_index": index}

@@ -36,13 +36,13 @@ def _check_name(value: str, what: str) -> str:
     return value
 
 
-def _check_base_url(base_url: str) -> str:
+def check_base_url(base_url: str) -> str:
     if not re.match(r"^https?://[^\s]+$", base_url) or len(base_url) > 512:
         raise InvalidInput(f"invalid base URL {base_url!r}: expected http(s)://host[:port][/path]")
     return base_url.rstrip("/")
 
 
-def _check_env_name(name: str | None) -> str | None:
+def check_env_name(name: str | None) -> str | None:
     if name is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", name):
         raise InvalidInput(f"invalid --api-key-env {name!r}: an environment variable name")
     return name
@@ -52,7 +52,7 @@ def add_upstream(
     conn: Connection, name: str, kind: UpstreamKind, base_url: str, api_key_env: str | None
 ) -> Upstream:
     _check_name(name, "upstream name")
-    _check_base_url(base_url)
+    check_base_url(base_url)
     if conn.execute(sa.select(upstreams.c.name).where(upstreams.c.name == name)).first():
         raise Conflict(f"upstream {name!r} already exists")
     conn.execute(
@@ -174,11 +174,11 @@ def update_upstream(
         raise NotFound(f"unknown upstream {name!r}")
     if api_key_env is not None and clear_api_key_env:
         raise InvalidInput("give --api-key-env or --clear-api-key-env, not both")
-    new_env = None if clear_api_key_env else _check_env_name(api_key_env) or current.api_key_env
+    new_env = None if clear_api_key_env else check_env_name(api_key_env) or current.api_key_env
     updated = Upstream(
         name,
         kind or current.kind,
-        _check_base_url(base_url) if base_url is not None else current.base_url,
+        check_base_url(base_url) if base_url is not None else current.base_url,
         new_env,
     )
     changes = _diff(
@@ -389,6 +389,25 @@ def _changeable(catalog: Catalog, model_id: str) -> Model:
 
 def _diff(before: dict[str, object], after: dict[str, object]) -> Changes:
     return {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
+
+
+def upstream_version(upstream: Upstream) -> str:
+    """A digest of an upstream as stored, for the same purpose as `model_version`."""
+    return hashlib.sha256(repr(upstream).encode()).hexdigest()[:20]
+
+
+def check_upstream_version(conn: Connection, name: str, expected: str) -> None:
+    """Refuse (409) unless the upstream is as it was when `expected` was read, its row locked
+    until the transaction ends (as `check_version` does for a model)."""
+    conn.execute(sa.select(upstreams.c.name).where(upstreams.c.name == name).with_for_update())
+    upstream = load_catalog(conn).upstreams.get(name)
+    if upstream is None:
+        raise NotFound(f"unknown upstream {name!r}")
+    if upstream_version(upstream) != expected:
+        raise Conflict(
+            f"upstream {name!r} was changed since you opened it (by someone else, or in another "
+            "tab): reload it, check it, and try again"
+        )
 
 
 def model_version(model: Model) -> str:

@@ -10,6 +10,8 @@ reason and answers with the audit entry's index.
 
 GET /             the dashboard                                                   viewer
 /models...        the catalog and the kill switch (model_views.py)                viewer / operator
+/upstreams...     where models are served from, changed or removed (upstream_views.py)
+                                                                                  viewer / operator
 /people...        people: search, one record, suspension (people_views.py)        viewer / operator
 /orgs, /licences  organisations; licences, revoked, expired, renewed (directory_views.py)
                                                                                   viewer / operator
@@ -53,6 +55,7 @@ from clearance.portal.console.people_views import PeopleViews
 from clearance.portal.console.review_views import ReviewQueueViews
 from clearance.portal.console.screening_views import ScreeningViews
 from clearance.portal.console.token_views import TokenViews
+from clearance.portal.console.upstream_views import UpstreamViews
 from clearance.portal.context import Portal, SignInRequired
 from clearance.portal.mailer import mailer_for
 from clearance.portal.operators import VIEWER
@@ -78,7 +81,7 @@ def build(console: Console) -> Starlette:
     directory, screening = DirectoryViews(console), ScreeningViews(console)
     reviews, audit = ReviewQueueViews(console), AuditViews(console)
     keys, admin_tokens = KeyViews(console), TokenViews(console)
-    one_org = OrgViews(console)
+    one_org, upstreams = OrgViews(console), UpstreamViews(console)
 
     async def on_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPException):  # routing: unknown path or method
@@ -104,6 +107,9 @@ def build(console: Console) -> Starlette:
             Route("/models/{model}/reclassify", models.reclassify, methods=["POST"]),
             Route("/models/{model}/update", models.update, methods=["POST"]),
             Route("/models/{model}/retire", models.retire, methods=["POST"]),
+            Route("/upstreams", upstreams.page),
+            Route("/upstreams/{name:path}/update", upstreams.update, methods=["POST"]),
+            Route("/upstreams/{name:path}/remove", upstreams.remove, methods=["POST"]),
             Route("/people", people.search),
             Route("/people/{subject}", people.person),
             Route("/people/{subject}/suspend", people.suspend, methods=["POST"]),
