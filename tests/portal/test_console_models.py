@@ -166,3 +166,73 @@ def test_an_operator_retires_a_model_with_a_reason(
         assert refused.status_code == 451 and "model-retired" in refused.message
     finally:
         browser.close()
+
+
+def test_an_operator_records_classification_evidence(
+    gateway: Running, db: Instance, outbox: Outbox
+) -> None:
+    viewer, _ = signed_in(gateway, db, outbox, VIEWER, operators.VIEWER)
+    browser, actor = signed_in(gateway, db, outbox, OPERATOR, operators.OPERATOR)
+    page = "/console/models/fable-4"
+    try:
+        shown = viewer.get(page).text
+        assert 'id="evidence-form"' not in shown
+        version = _VERSION.search(shown)
+        assert version
+        sneaky = viewer.post(
+            f"{page}/evidence",
+            data={
+                "csrf": viewer.csrf(page),
+                "version": version.group(1),
+                "training_compute": "3e26",
+                "reason": "viewer tries",
+            },
+        )
+        assert sneaky.status_code == 403
+
+        for fields, field in (
+            ({"training_compute": "3e26", "reason": " "}, "reason"),
+            ({"evaluations": "cyber-uplift", "reason": "x"}, "evaluations"),
+            ({"training_compute": "lots", "reason": "x"}, "training_compute"),
+            ({"parameters": "-1", "tokens": "1e13", "reason": "x"}, "parameters"),
+        ):
+            answer, _ = change(browser, page, f"{page}/evidence", **fields)
+            assert answer.status_code == 400 and f'data-field="{field}"' in answer.text
+        nothing, _ = change(browser, page, f"{page}/evidence", reason="x")
+        assert nothing.status_code == 400 and "no evidence" in nothing.text
+
+        stale = _VERSION.search(browser.get(page).text)
+        assert stale
+        answer, _ = change(
+            browser,
+            page,
+            f"{page}/evidence",
+            training_compute="3e26",
+            source="https://example.org/model-card",
+            reason="the model card reports 3e26 FLOP",
+        )
+        index, action = done(browser, answer)
+        recorded = entry(db, index)
+        assert (action, recorded["action"], recorded["actor"]) == (
+            "evidence",
+            "model.evidence",
+            actor,
+        )
+        assert recorded["details"]["training_compute"] == 3e26
+        assert recorded["details"]["reason"] == "the model card reports 3e26 FLOP"
+        assert recorded["details"]["classification_rule"].startswith("training-compute>")
+        assert 'id="classification">controlled' in browser.get(page).text
+        late = browser.post(
+            f"{page}/evidence",
+            data={
+                "csrf": browser.csrf(page),
+                "version": stale.group(1),
+                "evaluations": "cyber-uplift=0.1",
+                "reason": "an old tab",
+            },
+        )
+        assert late.status_code == 409
+        assert len(db.entries(action="model.evidence")) == 1
+    finally:
+        viewer.close()
+        browser.close()

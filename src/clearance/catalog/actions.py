@@ -146,9 +146,11 @@ def record_evidence(
     parameters: float | None = None,
     tokens: float | None = None,
     training_compute: float | None = None,
+    version: str | None = None,
 ) -> dict[str, object]:
     """Classification evidence for a model, classified again at once; audit "model.evidence"."""
     with engine.begin() as conn:
+        _check(conn, model_id, version)
         model, changes = evidence.record(
             conn,
             thresholds,

@@ -107,6 +107,7 @@ def build(console: Console) -> Starlette:
             Route("/models/{model}/reclassify", models.reclassify, methods=["POST"]),
             Route("/models/{model}/update", models.update, methods=["POST"]),
             Route("/models/{model}/retire", models.retire, methods=["POST"]),
+            Route("/models/{model}/evidence", models.evidence, methods=["POST"]),
             Route("/upstreams", upstreams.page),
             Route("/upstreams/{name:path}/update", upstreams.update, methods=["POST"]),
             Route("/upstreams/{name:path}/remove", upstreams.remove, methods=["POST"]),

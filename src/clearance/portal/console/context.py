@@ -30,7 +30,7 @@ _NUMBER = re.compile(r"[0-9]{1,12}")
 ACTIONS = (
     *("suspend", "resume", "reclassify", "reinstate", "grant", "revoke", "clear", "confirm"),
     *("verified", "rejected", "cleared", "confirmed", "create", "revoke_org"),
-    *("update", "retire", "expire", "renew", "scope", "remove"),
+    *("update", "retire", "expire", "renew", "scope", "remove", "evidence"),
 )
 MAX_REASON = 2000
 
@@ -104,10 +104,14 @@ class Console:
         )
         return await self.portal.audit.append_async(entry)
 
-    def recorder(self, signed: Signed) -> Record:
-        """`catalog.actions.Record` for a worker thread: a blocking append (thread-safe)."""
+    def recorder(self, signed: Signed, reason: str | None = None) -> Record:
+        """`catalog.actions.Record` for a worker thread: a blocking append (thread-safe). With
+        `reason`, the entry's details carry it (where the CLI's entry has none, the console
+        still asks for one)."""
 
         def record(action: str, target: str, details: dict[str, object]) -> int:
+            if reason is not None:
+                details = {**details, "reason": reason}
             entry = admin_action(actor=signed.actor, action=action, target=target, details=details)
             return self.portal.audit.append(entry)
 

@@ -11,6 +11,9 @@ POST /models/{model}/update       `fallbacks` (comma-separated, in order; blank:
                                   `upstream`, `upstream_model`, `input_price`, `output_price`
                                   (per million tokens; both blank: not priced), `reason` operator
 POST /models/{model}/retire       `reason`: refused to everyone for good      operator
+POST /models/{model}/evidence     `evaluations` (NAME=SCORE, comma-separated), `source`?,
+                                  `training_compute`? or `parameters` and `tokens`, `reason`:
+                                  stored, and the model classified again      operator
 
 Viewers see everything; every POST checks the operator role server-side (a hidden button is
 no control). The changes go through `catalog.actions`, as `clearance models ...` and the
@@ -30,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from clearance.catalog import actions, service
-from clearance.catalog.classification import Thresholds
+from clearance.catalog.classification import Thresholds, check_score, parse_pair
 from clearance.catalog.models import Catalog, Classification, model_json
 from clearance.errors import InvalidInput
 from clearance.portal.console.context import Console, FieldError, done_params, reason, text
@@ -189,11 +192,10 @@ class ModelViews:
             raise FieldError("fallbacks", f"no model {unknown[0]!r} in the catalog")
         if upstream not in shown.upstreams:
             raise FieldError("upstream", f"no upstream {upstream!r}")
-        record = self.console.recorder(signed)
         result = await asyncio.to_thread(
             lambda: actions.update_model(
                 self.console.portal.engine,
-                lambda action, target, details: record(action, target, {**details, "reason": why}),
+                self.console.recorder(signed, why),
                 model_id,
                 fallbacks=fallbacks,
                 upstream=upstream,
@@ -219,6 +221,48 @@ class ModelViews:
             )
         )
         return self._back(request, model_id, "retire", result["audit_index"])
+
+    async def evidence(self, request: Request) -> Response:
+        """Classification evidence, as `clearance models evidence` records it (the model is
+        classified again at once against the configured thresholds)."""
+        signed = await self.console.require(request, OPERATOR)
+        form = await self.console.form(request)
+        model_id, why, version = request.path_params["model"], reason(form), _version(form)
+        evaluations: list[tuple[str, float]] = []
+        for pair in text(form, "evaluations", required=False).replace("\n", ",").split(","):
+            if pair.strip():
+                try:
+                    evaluations.append(parse_pair(pair.strip(), "evaluation"))
+                except InvalidInput as exc:
+                    raise FieldError("evaluations", exc.detail) from exc
+        numbers = {f: _number(form, f) for f in ("training_compute", "parameters", "tokens")}
+        source = text(form, "source", required=False, limit=2000) or None
+        result = await asyncio.to_thread(
+            lambda: actions.record_evidence(
+                self.console.portal.engine,
+                self.console.recorder(signed, why),
+                Thresholds.configured(self.console.portal.settings),
+                model_id,
+                evaluations=tuple(evaluations),
+                source=source,
+                version=version,
+                **numbers,
+            )
+        )
+        return self._back(request, model_id, "evidence", result["audit_index"])
+
+
+def _number(form: FormData, field: str) -> float | None:
+    value = text(form, field, required=False, limit=64)
+    if not value:
+        return None
+    try:
+        number = check_score(value, field)
+    except InvalidInput as exc:
+        raise FieldError(field, exc.detail) from exc
+    if number <= 0:
+        raise FieldError(field, "a positive number, like 3.8e25")
+    return number
 
 
 def _version(form: FormData) -> str:

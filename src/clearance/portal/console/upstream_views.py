@@ -24,7 +24,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from clearance.catalog import actions, service
-from clearance.catalog.actions import Record
 from clearance.catalog.models import Catalog, UpstreamKind
 from clearance.errors import InvalidInput
 from clearance.portal.console.context import (
@@ -77,7 +76,7 @@ class UpstreamViews:
         result = await asyncio.to_thread(
             lambda: actions.update_upstream(
                 self.console.portal.engine,
-                _with_reason(self.console.recorder(signed), why),
+                self.console.recorder(signed, why),
                 name,
                 kind=UpstreamKind(kind),
                 base_url=base_url,
@@ -95,17 +94,12 @@ class UpstreamViews:
         result = await asyncio.to_thread(
             lambda: actions.remove_upstream(
                 self.console.portal.engine,
-                _with_reason(self.console.recorder(signed), why),
+                self.console.recorder(signed, why),
                 name,
                 version=version,
             )
         )
         return _back(request, "remove", result["audit_index"])
-
-
-def _with_reason(record: Record, why: str) -> Record:
-    """The CLI's entry, with the reason the console asks of every change."""
-    return lambda action, target, details: record(action, target, {**details, "reason": why})
 
 
 def _checked(
