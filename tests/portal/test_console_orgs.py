@@ -1,5 +1,9 @@
 """One organisation's page in the console, through the running gateway on SQLite and PostgreSQL.
 
+An operator changes its KYB details with a reason (`org.update`, as `clearance orgs update`
+writes it, with the reason); a page rendered before another change is 409, a bad country code
+or a missing reason names the field, a viewer's POST is 403.
+
 Without a console role it is 403. A viewer opens Acme Corp from the list: its KYB details, its
 screening (name and ownership), its declared owners, its admins, its members linking their
 pages, links to its keys and licences; opening it is an `org.view` entry, as in the operator
@@ -13,11 +17,22 @@ import re
 
 import sqlalchemy as sa
 
+from clearance.portal import operators
 from clearance.principals import directory, org_admins, owners
 from clearance.store.tables import orgs
 from tests.portal.conftest import Outbox, Running
 from tests.portal.review_cases import Instance
-from tests.portal.test_console import NOBODY, VIEWER, db, signed_in
+from tests.portal.test_console import (
+    _VERSION,
+    NOBODY,
+    OPERATOR,
+    VIEWER,
+    change,
+    db,
+    done,
+    entry,
+    signed_in,
+)
 
 __all__ = ["db"]
 ACME = "Acme Corp"
@@ -82,4 +97,70 @@ def test_a_clear_organisation_shows_no_hit_note(
         assert 'data-screening="clear" data-ownership="clear"' in text
         assert 'id="org-hits-read-only"' not in text and 'id="no-owners"' in text
     finally:
+        browser.close()
+
+
+def test_an_operator_changes_an_organisations_details(
+    gateway: Running, db: Instance, outbox: Outbox
+) -> None:
+    with db.engine.connect() as conn:
+        org_id = directory.get_org(conn, ACME).id
+    page = f"/console/orgs/{org_id}"
+    viewer, _ = signed_in(gateway, db, outbox, VIEWER, operators.VIEWER)
+    browser, actor = signed_in(gateway, db, outbox, OPERATOR, operators.OPERATOR)
+    shown = {"name": ACME, "country": "US"}
+    try:
+        version = _VERSION.search(viewer.get(page).text)
+        assert version
+        sneaky = viewer.post(
+            f"{page}/update",
+            data={"csrf": viewer.csrf(page), "version": version.group(1), **shown, "reason": "v"},
+        )
+        assert sneaky.status_code == 403
+        for fields, field in (
+            ({"reason": " "}, "reason"),
+            ({"headquarters_country": "Sweden", "reason": "x"}, "headquarters_country"),
+            ({"name": "", "reason": "x"}, "name"),
+        ):
+            answer, _ = change(browser, page, f"{page}/update", **{**shown, **fields})
+            assert answer.status_code == 400 and f'data-field="{field}"' in answer.text
+        nothing, _ = change(browser, page, f"{page}/update", **shown, reason="x")
+        assert nothing.status_code == 400 and "nothing to change" in nothing.text
+
+        answer, _ = change(
+            browser,
+            page,
+            f"{page}/update",
+            **shown,
+            legal_name="Acme Corporation Inc.",
+            headquarters_country="se",
+            reason="KYB review 2026-12",
+        )
+        index, action = done(browser, answer)
+        updated = entry(db, index)
+        assert (action, updated["action"], updated["actor"], updated["target"]) == (
+            "update",
+            "org.update",
+            actor,
+            f"org:{org_id}",
+        )
+        assert updated["details"] == {
+            "legal_name": "Acme Corporation Inc.",
+            "headquarters_country": "SE",
+            "reason": "KYB review 2026-12",
+        }
+        assert 'data-kyb="headquarters_country">SE<' in browser.get(page).text
+        late = browser.post(
+            f"{page}/update",
+            data={
+                "csrf": browser.csrf(page),
+                "version": version.group(1),
+                **shown,
+                "registry": "Delaware",
+                "reason": "an old tab",
+            },
+        )
+        assert late.status_code == 409 and len(db.entries(action="org.update")) == 1
+    finally:
+        viewer.close()
         browser.close()

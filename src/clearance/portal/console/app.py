@@ -117,6 +117,7 @@ def build(console: Console) -> Starlette:
             Route("/people/{subject}/reinstate", people.reinstate, methods=["POST"]),
             Route("/orgs", directory.orgs),
             Route("/orgs/{org:int}", one_org.org),
+            Route("/orgs/{org:int}/update", one_org.update, methods=["POST"]),
             Route("/licences", directory.licences),
             Route("/licences/{licence:int}/revoke", directory.revoke, methods=["POST"]),
             Route("/licences/{licence:int}/expire", directory.expire, methods=["POST"]),

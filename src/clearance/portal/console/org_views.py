@@ -6,9 +6,15 @@ GET /orgs/{id}?after=CURSOR   the organisation: country and know-your-business d
                               its admins, its members (50 a page, linking their pages), links to
                               its keys and licences (viewer; audited `org.view`, as the operator
                               API's GET /orgs/{org} records it)
+POST /orgs/{id}/update        `name`, `country`, the KYB details (blank: not declared), `version`
+                              (the organisation as the page showed it), `reason`       operator
 
-Read only. The changes are the CLI's (`clearance orgs update|owners|admins`) and the portal's
-organisation page for its admins. An organisation's screening hits have no decision here:
+The change is `principals.directory.update_org`, then the organisation screened again at once
+(`screening.service.screen_org`), as `clearance orgs update` and the operator API make it: the
+`org.update` entry with the changes (and the reason), then a `screening_decision` if its status
+changed. An organisation changed since the page was rendered is 409. Its owners and admins are
+changed from the CLI (`clearance orgs owners|admins`) and the portal's organisation page.
+An organisation's screening hits have no decision here:
 `screening.service.screen_org` keeps the status of its name screening, not the list entries it
 matched, and `resolve` (`clearance lists resolve`) decides people's hits only, so the page
 shows the status and the ownership path read only and says so.
@@ -16,20 +22,26 @@ shows the status and the ownership path read only and says so.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
-from clearance.errors import NotFound
-from clearance.portal.console.context import Console, FieldError
-from clearance.portal.operators import VIEWER
+from clearance.errors import Conflict, InvalidInput, NotFound
+from clearance.portal.console.context import Console, FieldError, done_params, reason, text
+from clearance.portal.operators import OPERATOR, VIEWER
 from clearance.principals import directory, org_admins, owners
+from clearance.principals.countries import country
 from clearance.principals.directory import KYB_FIELDS, Page, PageRequest
 from clearance.principals.models import Org, User
 from clearance.principals.org_admins import OrgAdmin
 from clearance.principals.owners import Owner
+from clearance.screening.service import screen_org
+from clearance.store.tables import orgs
 
 PAGE = 50
 
@@ -49,9 +61,7 @@ class OrgViews:
 
     async def org(self, request: Request) -> Response:
         signed = await self.console.require(request, VIEWER)
-        org_id: int = request.path_params["org"]
-        if not 0 < org_id < 2**31:  # ids are 32-bit: PostgreSQL would refuse the query
-            raise NotFound(f"unknown organisation {org_id}")
+        org_id = _org_id(request)
         after = request.query_params.get("after") or None
         if after is not None and not (after.isascii() and after.isdigit() and len(after) < 12):
             raise FieldError("after", "not a cursor from this list")
@@ -69,4 +79,73 @@ class OrgViews:
         record = await self.console.portal.db(run)
         # The page names its members: a look at people, recorded as the operator API does.
         await self.console.record(signed, "org.view", f"org:{record.org.id}", {})
-        return self.console.page(request, "org.html", record=record, kyb_fields=KYB_FIELDS)
+        index, action = done_params(request)
+        return self.console.page(
+            request,
+            "org.html",
+            record=record,
+            kyb_fields=KYB_FIELDS,
+            version=org_version(record.org),
+            can_change=signed.can(OPERATOR),
+            done=index,
+            action=action,
+        )
+
+    async def update(self, request: Request) -> Response:
+        signed = await self.console.require(request, OPERATOR)
+        form = await self.console.form(request)
+        org_id, why = _org_id(request), reason(form)
+        version = text(form, "version", limit=64)
+        name = text(form, "name", limit=200)
+        new_country = _country(form, "country") or None  # blank: unchanged (never cleared)
+        kyb = {
+            f: _country(form, f)
+            if f.endswith("_country")
+            else text(form, f, required=False, limit=400)
+            for f in KYB_FIELDS
+        }
+        outbox: list[bytes] = []
+
+        def run(conn: Connection) -> tuple[int, dict[str, object]]:
+            conn.execute(sa.select(orgs.c.id).where(orgs.c.id == org_id).with_for_update())
+            current = directory.get_org_by_id(conn, org_id)
+            if org_version(current) != version:
+                raise Conflict(
+                    f"organisation {current.name!r} was changed since you opened it: reload it"
+                )
+            org, changes = directory.update_org(
+                conn, current.name, new_name=name, new_country=new_country, kyb=kyb
+            )
+            screen_org(conn, org.id, outbox=outbox)
+            return org.id, changes
+
+        changed_id, changes = await self.console.portal.db(run, write=True)
+        index = await self.console.record(
+            signed, "org.update", f"org:{changed_id}", {**changes, "reason": why}
+        )
+        for entry in outbox:  # the screening decision follows the change, as in the CLI
+            await self.console.portal.audit.append_async(entry)
+        root = request.scope.get("root_path", "")
+        location = f"{root}/orgs/{changed_id}?done={index}&action=update"
+        return RedirectResponse(location, status_code=303)
+
+
+def org_version(org: Org) -> str:
+    """A digest of the organisation as stored: the form carries it (no last write wins)."""
+    return hashlib.sha256(repr(org).encode()).hexdigest()[:20]
+
+
+def _org_id(request: Request) -> int:
+    org_id: int = request.path_params["org"]
+    if not 0 < org_id < 2**31:  # ids are 32-bit: PostgreSQL would refuse the query
+        raise NotFound(f"unknown organisation {org_id}")
+    return org_id
+
+
+def _country(form: FormData, field: str) -> str:
+    """A country code, checked as the directory checks it; blank stays blank."""
+    value = text(form, field, required=False, limit=8)
+    try:
+        return country(value) if value else ""
+    except InvalidInput as exc:
+        raise FieldError(field, "an ISO 3166-1 alpha-2 country code, like SE") from exc
