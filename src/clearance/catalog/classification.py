@@ -201,6 +201,26 @@ class Reclassification:
         }
 
 
+def propose(
+    current: Thresholds,
+    *,
+    compute: float | None = None,
+    evaluations: Iterable[tuple[str, float]] = (),
+    drop: Iterable[str] = (),
+) -> Thresholds:
+    """The configured thresholds with a proposed change: a new compute threshold, evaluation
+    thresholds set (NAME=T) or dropped (`clearance models thresholds`, the console's preview)."""
+    if compute is not None and (not math.isfinite(compute) or compute <= 0):
+        raise InvalidInput(f"--compute must be positive, not {compute!r}")
+    proposed = dict(current.evaluations)
+    for name in drop:
+        if name not in proposed:
+            raise InvalidInput(f"--drop-eval {name!r}: no such threshold is configured")
+        del proposed[name]
+    proposed.update(evaluations)
+    return Thresholds(current.compute if compute is None else compute, proposed)
+
+
 def preview(
     models: Iterable[Model], current: Thresholds, proposed: Thresholds
 ) -> list[Reclassification]:

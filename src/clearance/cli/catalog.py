@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clearance.catalog import actions, service
-from clearance.catalog.classification import Thresholds, classify, parse_pair, preview
+from clearance.catalog.classification import Thresholds, classify, parse_pair, preview, propose
 from clearance.catalog.models import Classification, UpstreamKind, model_json, upstream_json
 from clearance.cli.context import ConfigOption, JsonOption, open_runtime
 from clearance.errors import InvalidInput
@@ -350,17 +350,14 @@ def models_thresholds(
 ) -> None:
     """Preview a threshold change: the models it would reclassify, from -> to and why. Nothing
     is applied: to apply it, change [policy] in the configuration (docs/catalog.md)."""
-    if compute is not None and compute <= 0:
-        raise InvalidInput(f"--compute must be positive, not {compute!r}")
     with open_runtime(config) as rt:
         current = Thresholds.configured(rt.settings)
-        proposed_evals = dict(current.evaluations)
-        for name in drop_evals or ():
-            if name not in proposed_evals:
-                raise InvalidInput(f"--drop-eval {name!r}: no such threshold is configured")
-            del proposed_evals[name]
-        proposed_evals.update(parse_pair(e, "--eval") for e in evals or ())
-        proposed = Thresholds(current.compute if compute is None else compute, proposed_evals)
+        proposed = propose(
+            current,
+            compute=compute,
+            evaluations=[parse_pair(e, "--eval") for e in evals or ()],
+            drop=drop_evals or (),
+        )
         with reading(rt.engine) as conn:
             catalog = service.load_catalog(conn, current)
     changes = preview(catalog.models.values(), current, proposed)

@@ -10,6 +10,7 @@ reason and answers with the audit entry's index.
 
 GET /             the dashboard                                                   viewer
 /models...        the catalog and the kill switch (model_views.py)                viewer / operator
+/thresholds       a threshold change previewed: the models it would reclassify       viewer
 /upstreams...     where models are served from, changed or removed (upstream_views.py)
                                                                                   viewer / operator
 /people...        people: search, one record, suspension (people_views.py)        viewer / operator
@@ -54,6 +55,7 @@ from clearance.portal.console.org_views import OrgViews
 from clearance.portal.console.people_views import PeopleViews
 from clearance.portal.console.review_views import ReviewQueueViews
 from clearance.portal.console.screening_views import ScreeningViews
+from clearance.portal.console.threshold_views import ThresholdViews
 from clearance.portal.console.token_views import TokenViews
 from clearance.portal.console.upstream_views import UpstreamViews
 from clearance.portal.context import Portal, SignInRequired
@@ -82,6 +84,7 @@ def build(console: Console) -> Starlette:
     reviews, audit = ReviewQueueViews(console), AuditViews(console)
     keys, admin_tokens = KeyViews(console), TokenViews(console)
     one_org, upstreams = OrgViews(console), UpstreamViews(console)
+    thresholds = ThresholdViews(console)
 
     async def on_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPException):  # routing: unknown path or method
@@ -108,6 +111,7 @@ def build(console: Console) -> Starlette:
             Route("/models/{model}/update", models.update, methods=["POST"]),
             Route("/models/{model}/retire", models.retire, methods=["POST"]),
             Route("/models/{model}/evidence", models.evidence, methods=["POST"]),
+            Route("/thresholds", thresholds.page),
             Route("/upstreams", upstreams.page),
             Route("/upstreams/{name:path}/update", upstreams.update, methods=["POST"]),
             Route("/upstreams/{name:path}/remove", upstreams.remove, methods=["POST"]),
