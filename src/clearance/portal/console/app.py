@@ -119,6 +119,7 @@ def build(console: Console) -> Starlette:
             Route("/people/{subject}", people.person),
             Route("/people/{subject}/suspend", people.suspend, methods=["POST"]),
             Route("/people/{subject}/reinstate", people.reinstate, methods=["POST"]),
+            Route("/people/{subject}/erase", people.erase, methods=["POST"]),
             Route("/orgs", directory.orgs),
             Route("/orgs/{org:int}", one_org.org),
             Route("/orgs/{org:int}/update", one_org.update, methods=["POST"]),

@@ -6,14 +6,21 @@ GET  /people/{subject}               one person: facts, organisation, keys, scre
                                      (viewer; audited `user.view`, as in the operator API)
 POST /people/{subject}/suspend       `reason`: refused every model until reinstated   operator
 POST /people/{subject}/reinstate     `reason`                                         operator
+POST /people/{subject}/erase         `reason`, `confirm` (the subject id typed again): every
+                                     image of their identity evidence goes; the account, facts,
+                                     decisions and entries stay (export records)      operator
 
 People are addressed by their pseudonymous subject id, so no email is in a URL (or a log).
 The changes are `principals.directory`'s, as `clearance users suspend|reinstate` and the
-operator API make them, with the same entries.
+operator API make them, with the same entries. Erasure is `identity.service.erase_evidence`, as
+`clearance users erase` makes it: refused whole (409) while a legal hold binds the person, its
+own `identity.evidence.erase` entry (or `..._refused`), then the CLI's `user.erase` with the
+reason and the count of files.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +28,8 @@ from sqlalchemy.engine import Connection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from clearance.portal.console.context import Console, FieldError, done_params, reason
+from clearance.identity import service as identity
+from clearance.portal.console.context import Console, FieldError, done_params, reason, text
 from clearance.portal.operators import OPERATOR, VIEWER
 from clearance.principals import directory
 from clearance.principals import service as principals
@@ -108,3 +116,30 @@ class PeopleViews:
         root = request.scope.get("root_path", "")
         location = f"{root}/people/{subject}?done={index}&action={verb}"
         return RedirectResponse(location, status_code=303)
+
+    async def erase(self, request: Request) -> Response:
+        signed = await self.console.require(request, OPERATOR)
+        form = await self.console.form(request)
+        why = reason(form)
+        subject = request.path_params["subject"]
+        if text(form, "confirm", limit=64) != subject:  # irreversible: the id typed, not a click
+            raise FieldError("confirm", "type the person's subject id to confirm the erasure")
+
+        def find(conn: Connection) -> User:
+            return principals.get_user_by_subject(conn, subject)
+
+        user = await self.console.portal.db(find)
+        portal = self.console.portal
+        count = await asyncio.to_thread(
+            identity.erase_evidence,
+            portal.engine,
+            portal.vault(),
+            portal.audit,
+            user.id,
+            actor=signed.actor,
+        )
+        index = await self.console.record(
+            signed, "user.erase", subject, {"reason": why, "files": count}, subject=subject
+        )
+        root = request.scope.get("root_path", "")
+        return RedirectResponse(f"{root}/people/{subject}?done={index}&action=erase", 303)
