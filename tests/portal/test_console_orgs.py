@@ -2,7 +2,9 @@
 
 An operator changes its KYB details with a reason (`org.update`, as `clearance orgs update`
 writes it, with the reason); a page rendered before another change is 409, a bad country code
-or a missing reason names the field, a viewer's POST is 403.
+or a missing reason names the field, a viewer's POST is 403. It declares and removes an owner
+(`org.owner.add|remove`) and grants and takes back an admin (`org.admin.grant|revoke`), each
+with a reason, as `clearance orgs owners|admins` do.
 
 Without a console role it is 403. A viewer opens Acme Corp from the list: its KYB details, its
 screening (name and ownership), its declared owners, its admins, its members linking their
@@ -16,11 +18,12 @@ from __future__ import annotations
 import re
 
 import sqlalchemy as sa
+from httpx import Response
 
 from clearance.portal import operators
 from clearance.principals import directory, org_admins, owners
 from clearance.store.tables import orgs
-from tests.portal.conftest import Outbox, Running
+from tests.portal.conftest import Browser, Outbox, Running
 from tests.portal.review_cases import Instance
 from tests.portal.test_console import (
     _VERSION,
@@ -161,6 +164,75 @@ def test_an_operator_changes_an_organisations_details(
             },
         )
         assert late.status_code == 409 and len(db.entries(action="org.update")) == 1
+    finally:
+        viewer.close()
+        browser.close()
+
+
+def test_an_operator_declares_owners_and_grants_admins(
+    gateway: Running, db: Instance, outbox: Outbox
+) -> None:
+    with db.engine.connect() as conn:
+        org_id = directory.get_org(conn, ACME).id
+    page = f"/console/orgs/{org_id}"
+    viewer, _ = signed_in(gateway, db, outbox, VIEWER, operators.VIEWER)
+    browser, actor = signed_in(gateway, db, outbox, OPERATOR, operators.OPERATOR)
+
+    def post(who: Browser, path: str, **fields: str) -> Response:
+        return who.post(f"{page}/{path}", data={"csrf": who.csrf(page), **fields})
+
+    owner = {"kind": "person", "name": "Wile E. Coyote", "percent": "30", "country": "us"}
+    try:
+        assert post(viewer, "owners/add", **owner, reason="v").status_code == 403
+        assert post(viewer, "admins/grant", email="erik@demo.test", reason="v").status_code == 403
+        for fields, field in (
+            ({**owner, "reason": ""}, "reason"),
+            ({**owner, "kind": "trust", "reason": "x"}, "kind"),
+            ({**owner, "percent": "130", "reason": "x"}, "percent"),
+            ({**owner, "percent": "lots", "reason": "x"}, "percent"),
+            ({**owner, "country": "USA!", "reason": "x"}, "country"),
+        ):
+            answer = post(browser, "owners/add", **fields)
+            assert answer.status_code == 400 and f'data-field="{field}"' in answer.text
+
+        index, action = done(browser, post(browser, "owners/add", **owner, reason="KYB file"))
+        added = entry(db, index)
+        assert (action, added["action"], added["actor"]) == ("add", "org.owner.add", actor)
+        assert added["details"] == {
+            "org": ACME,
+            "kind": "person",
+            "percent": 30.0,
+            "country": "US",
+            "reason": "KYB file",
+        }
+        shown = re.search(r'<tr data-owner="(\d+)"><td>Wile E. Coyote</td>', browser.get(page).text)
+        assert shown
+        too_much = post(browser, "owners/add", **{**owner, "percent": "80"}, reason="x")
+        assert too_much.status_code in (400, 409)  # over 100 %: the directory refuses it
+        removal = f"owners/{shown.group(1)}/remove"
+        index, action = done(browser, post(browser, removal, reason="sold its stake"))
+        removed = entry(db, index)
+        assert (action, removed["action"]) == ("remove", "org.owner.remove")
+        assert removed["details"]["reason"] == "sold its stake"
+        assert post(browser, removal, reason="again").status_code == 404
+
+        index, action = done(
+            browser, post(browser, "admins/grant", email="erik@demo.test", reason="KYB contact")
+        )
+        granted = entry(db, index)
+        assert (action, granted["action"], granted["target"]) == (
+            "grant",
+            "org.admin.grant",
+            f"org:{ACME}",
+        )
+        assert granted["subject"] and "@" not in granted["subject"]
+        assert 'id="admins"' in browser.get(page).text
+        outsider = post(browser, "admins/grant", email="alice@demo.test", reason="x")
+        assert outsider.status_code == 400 and "not a member" in outsider.text
+        index, action = done(
+            browser, post(browser, "admins/revoke", email="erik@demo.test", reason="left")
+        )
+        assert (action, entry(db, index)["action"]) == ("revoke", "org.admin.revoke")
     finally:
         viewer.close()
         browser.close()

@@ -16,7 +16,8 @@ GET /             the dashboard                                                 
 /people...        people: search, one record, suspension (people_views.py)        viewer / operator
 /orgs, /licences  organisations; licences, revoked, expired, renewed (directory_views.py)
                                                                                   viewer / operator
-/orgs/{id}        one organisation: KYB, screening, owners, admins, members (org_views.py) viewer
+/orgs/{id}...     one organisation: KYB, screening, owners, admins, members, changed
+                  (org_views.py, owner_views.py)                                  viewer / operator
 /screening...     screening hits with their evidence, decided (screening_views.py) viewer / operator
 /reviews          the identity review queue; cases open in the portal's review view reviewer
 /audit            the audit explorer, each entry with its inclusion proof           viewer
@@ -52,6 +53,7 @@ from clearance.portal.console.key_views import KeyViews
 from clearance.portal.console.model_views import ModelViews
 from clearance.portal.console.operator_views import OperatorViews
 from clearance.portal.console.org_views import OrgViews
+from clearance.portal.console.owner_views import OwnerViews
 from clearance.portal.console.people_views import PeopleViews
 from clearance.portal.console.review_views import ReviewQueueViews
 from clearance.portal.console.screening_views import ScreeningViews
@@ -84,7 +86,7 @@ def build(console: Console) -> Starlette:
     reviews, audit = ReviewQueueViews(console), AuditViews(console)
     keys, admin_tokens = KeyViews(console), TokenViews(console)
     one_org, upstreams = OrgViews(console), UpstreamViews(console)
-    thresholds = ThresholdViews(console)
+    thresholds, org_owners = ThresholdViews(console), OwnerViews(console)
 
     async def on_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPException):  # routing: unknown path or method
@@ -123,6 +125,14 @@ def build(console: Console) -> Starlette:
             Route("/orgs", directory.orgs),
             Route("/orgs/{org:int}", one_org.org),
             Route("/orgs/{org:int}/update", one_org.update, methods=["POST"]),
+            Route("/orgs/{org:int}/owners/add", org_owners.add_owner, methods=["POST"]),
+            Route(
+                "/orgs/{org:int}/owners/{owner:int}/remove",
+                org_owners.remove_owner,
+                methods=["POST"],
+            ),
+            Route("/orgs/{org:int}/admins/grant", org_owners.grant_admin, methods=["POST"]),
+            Route("/orgs/{org:int}/admins/revoke", org_owners.revoke_admin, methods=["POST"]),
             Route("/licences", directory.licences),
             Route("/licences/{licence:int}/revoke", directory.revoke, methods=["POST"]),
             Route("/licences/{licence:int}/expire", directory.expire, methods=["POST"]),

@@ -30,7 +30,7 @@ _NUMBER = re.compile(r"[0-9]{1,12}")
 ACTIONS = (
     *("suspend", "resume", "reclassify", "reinstate", "grant", "revoke", "clear", "confirm"),
     *("verified", "rejected", "cleared", "confirmed", "create", "revoke_org"),
-    *("update", "retire", "expire", "renew", "scope", "remove", "evidence", "erase"),
+    *("update", "retire", "expire", "renew", "scope", "remove", "evidence", "erase", "add"),
 )
 MAX_REASON = 2000
 
