@@ -232,9 +232,12 @@ def clearance_instance(
 # --- measuring -------------------------------------------------------------------------------
 
 
-def wrk(url: str, load: Load, connections: int, seconds: float, script: Path) -> Result:
+def wrk(
+    url: str, load: Load, connections: int, seconds: float, script: Path, lua: str = ""
+) -> Result:
+    """`lua`: more of wrk's script, e.g. a `request` function that varies the key per request."""
     headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in load.headers.items())
-    script.write_text(LUA.format(body=load.body.decode(), headers=headers))
+    script.write_text(LUA.format(body=load.body.decode(), headers=headers) + lua)
     argv = [
         "wrk",
         "-t1",

@@ -175,6 +175,12 @@ class PolicySettings:
     decision_cache_size: int = setting(
         100_000, "policy decisions cached per worker (oldest evicted first)", rule=at_least(1)
     )
+    caller_cache_size: int = setting(
+        30_000,
+        "API keys whose caller (key and person's facts) a worker keeps (least recently used "
+        "evicted first)",
+        rule=at_least(1),
+    )
     # Who `clearance models resume MODEL --internal` restores a suspended model to first.
     internal_orgs: tuple[str, ...] = setting(
         (), "organisations whose members are internal users (the first cohort of a phased restore)"

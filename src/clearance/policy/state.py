@@ -5,6 +5,11 @@ version counters (one small read) and drops exactly the kind of state that chang
 (app.py) runs it when PostgreSQL announces a change (LISTEN/NOTIFY) and, as the safety net or on
 SQLite, every 250 ms to 1 s, so a suspension or a new identity fact reaches every worker at once
 on PostgreSQL and within a second on either (docs/architecture.md).
+
+The callers are loaded lazily, one key at a time on its first use, and at most `[policy]
+caller_cache_size` of them are kept, the least recently used dropped first: a worker's memory
+does not grow with the number of principals (bench/scale.py: a million people with three million
+keys).
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -50,7 +57,9 @@ class DecisionState:
         self.engine = engine
         self.policy = PolicyService(settings)
         self.versions: dict[str, int] = {}
-        self._callers: dict[str, Caller] = {}
+        self._callers: OrderedDict[str, Caller] = OrderedDict()
+        self._caller_cache_size = settings.policy.caller_cache_size
+        self._evicting = threading.Lock()
         self._unknown: dict[str, str] = {}  # key digest -> why it was refused
         self._list_versions: dict[str, str] = {}
         self._pseudonym_key = derived_key(settings.audit.signing_key_file, "upstream-pseudonym")
@@ -80,7 +89,7 @@ class DecisionState:
         # cache already dropped, never into the one the next request reads.
         self.versions = current
         if versions.Kind.PRINCIPALS.value in changed or versions.Kind.LISTS.value in changed:
-            self._callers = {}  # the dangerous one first: a revoked key is never served
+            self._callers = OrderedDict()  # the dangerous one first: a revoked key is never served
             self._unknown = {}
         return changed
 
@@ -91,11 +100,16 @@ class DecisionState:
     def cached_caller(self, secret: str) -> Caller | None:
         """The caller for a key from memory, or None when the database must be asked."""
         digest = api_keys.key_hash(secret)
-        caller = self._callers.get(digest)
+        callers = self._callers
+        caller = callers.get(digest)
         if caller is None:
             if digest in self._unknown:
                 raise AuthenticationError("invalid API key", reason=self._unknown[digest])
             return None
+        try:
+            callers.move_to_end(digest)  # the most recently used now
+        except KeyError:
+            pass  # evicted meanwhile by a lookup in a thread: still served this once
         if caller.expires <= _clock():
             self._callers.pop(digest, None)
             if len(self._unknown) < _NEGATIVE_CACHE:
@@ -118,7 +132,10 @@ class DecisionState:
             raise
         expires = math.inf if key.expires_at is None else key.expires_at.timestamp()
         caller = Caller(key, principal_facts(user), self._pseudonym(user.subject_id), expires)
-        callers[digest] = caller
+        with self._evicting:  # lookups run in threads; the event loop only reads and reorders
+            callers[digest] = caller
+            while len(callers) > self._caller_cache_size:
+                callers.popitem(last=False)  # the least recently used
         return caller
 
     def decide(
