@@ -71,7 +71,11 @@ class MrzReader:
     """Holds the OCR models (loaded once, ~0.5 s); `read` is safe to call repeatedly."""
 
     def __init__(self) -> None:
-        self._engine: Any = RapidOCR()
+        # One thread per session: onnxruntime's default pool starts a thread per core and pins
+        # each to its core itself, overriding the worker's affinity (taskset, systemd
+        # CPUAffinity=), so OCR ran on the cores kept for serving (bench/scale.py's burst). A
+        # worker scales with its runner processes ([jobs] concurrency) instead.
+        self._engine: Any = RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1)
         self._pitch = PitchDecoder(self._engine)
 
     def _ocr(self, rgb: NDArray[np.uint8]) -> list[TextLine]:
