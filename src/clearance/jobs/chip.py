@@ -31,10 +31,9 @@ from clearance.identity.document import LoadedImage, load_image
 from clearance.identity.models import Case, ChipFiles, VerificationMethod
 from clearance.identity.vault import EvidenceVault
 from clearance.jobs import service
-from clearance.jobs.models import Job, JobKind
-from clearance.jobs.uploads import MAX_FRAMES, Uploads
+from clearance.jobs.models import Job
+from clearance.jobs.uploads import MAX_FRAMES, Uploads, enqueue_staged
 from clearance.jobs.uploads import precheck as image_precheck
-from clearance.store import reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,20 +111,14 @@ def enqueue(
 ) -> int:
     """As `uploads.enqueue_verification`: room checked, files sealed, the job queued, and the
     sealed files erased again if the job is not stored."""
-    with reading(engine) as conn:
-        service.check_room(conn, max_pending)
-    payload = stage(vault, uploads, method)
-    queued = False
-    try:
-        with engine.begin() as conn:
-            job_id = service.enqueue(
-                conn, JobKind.VERIFY_DOCUMENT, payload, user_id=user_id, max_attempts=max_attempts
-            )
-        queued = True
-    finally:
-        if not queued:
-            unstage(vault, payload)
-    return job_id
+    return enqueue_staged(
+        engine,
+        lambda: stage(vault, uploads, method),
+        lambda payload: unstage(vault, payload),
+        user_id=user_id,
+        max_attempts=max_attempts,
+        max_pending=max_pending,
+    )
 
 
 def load(uploads: ChipUploads) -> tuple[LoadedImage, list[LoadedImage]]:

@@ -10,7 +10,7 @@ ids, and the staged files are erased when the job ends, whatever its end.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,9 +94,31 @@ def enqueue_verification(
 ) -> int:
     """Check there is room (`QueueFull`), seal the uploads and queue the job; the sealed files
     are erased again if the job is not stored."""
+    return enqueue_staged(
+        engine,
+        lambda: stage(vault, uploads, method),
+        lambda payload: unstage(vault, payload),
+        user_id=user_id,
+        max_attempts=max_attempts,
+        max_pending=max_pending,
+    )
+
+
+def enqueue_staged(
+    engine: Engine,
+    stage_files: Callable[[], dict[str, Any]],
+    unstage_files: Callable[[dict[str, Any]], None],
+    *,
+    user_id: int,
+    max_attempts: int,
+    max_pending: int,
+) -> int:
+    """Room checked, the files sealed (`stage_files` returns the job's payload), the job queued;
+    the sealed files erased again (`unstage_files`) if the job is not stored. Photo uploads and
+    chip files (jobs/chip.py) queue through here."""
     with reading(engine) as conn:
         service.check_room(conn, max_pending)
-    payload = stage(vault, uploads, method)
+    payload = stage_files()
     queued = False
     try:
         with engine.begin() as conn:
@@ -106,5 +128,5 @@ def enqueue_verification(
         queued = True
     finally:
         if not queued:
-            unstage(vault, payload)
+            unstage_files(payload)
     return job_id
