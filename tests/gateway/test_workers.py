@@ -135,7 +135,8 @@ def test_the_integrator_runs_beside_the_workers(instance: tuple[Settings, Path])
         assert helpers, "serve started no background process"
         server.kill()
         server.wait()
-        deadline = time.monotonic() + 10
+        # A bound on a busy machine, not a timing figure: the helpers notice within a second.
+        deadline = time.monotonic() + 30
         while any(Path(f"/proc/{pid}").exists() and _alive(pid) for pid in helpers):
             assert time.monotonic() < deadline, "the background process outlived serve"
             time.sleep(0.1)

@@ -41,6 +41,7 @@ from clearance.store import connect, reading
 
 log = logging.getLogger("clearance.worker")
 WATCH_SECONDS = 0.25
+IDLE_GRACE_SECONDS = 1.0  # what a runner holding no job gets to leave before it is killed
 PURGE_SECONDS = 600.0
 KEEP_DAYS = 7  # finished jobs stay this long (the portal shows their outcome)
 _YOUNG_SECONDS = 10.0  # a runner that dies younger than this makes the next start wait
@@ -164,12 +165,17 @@ class Worker:
         return len(old)
 
     def shutdown(self) -> None:
-        """Runners finish the job they hold (within the time limit), then the rest is killed."""
+        """Runners finish the job they hold (within the time limit), then the rest is killed. A
+        runner holding no job (idle, or still loading its models: seconds at a low priority on
+        a busy host) has nothing to finish: it gets a moment to leave, then is killed, so the
+        worker ends with `serve` instead of outliving it by a model load."""
         self.stop.set()
         deadline = time.monotonic() + self.settings.jobs.time_limit_seconds
         for r in self.runners:
             if r.process is not None:
-                r.process.join(max(0.0, deadline - time.monotonic()))
+                holding = bool(r.slot.job.value)
+                grace = deadline - time.monotonic() if holding else IDLE_GRACE_SECONDS
+                r.process.join(max(0.0, grace))
                 if r.process.is_alive():
                     r.process.kill()
                     r.process.join()
