@@ -88,6 +88,14 @@ leave), not with CPUAffinity= or taskset. Run 1 finished 30 of the 200 jobs in 1
 (median job 26.9 s), run 2 31 in 8 minutes (20.0 s): half the windows stopped, one niced core
 beside the load generator; the goal is read on these, not on all 200.
 
+Run 3, after the OCR sessions were given one thread (identity/document/ocr.py) and the runners
+their nice level, on a quiet machine (load 0.7-3.0), `--enrolments 80 --burst-seconds 300`:
+running 937 req/s, p50 15.91 ms, p99 35.75 ms; stopped 1,174 req/s, 13.22 ms, 28.05 ms (medians
+of 10 windows each): 1.27x, goal missed (1.15x against the c=16 load before the burst); 40 jobs
+done, median 3.66 s at nice 19. The gateway loses a fifth of its throughput, not a quarter to a
+third: what is left is the worker sharing CPU 0 with wrk and the upstream, which a deployment
+does not do.
+
 drain, two runs, `clearance worker --concurrency 2` on 2 cores (load 3-6): 30 enrolments in
 81 s from the worker's start (76 s first job start to last end, median job 4.41 s), 100 in 271 s
 (262 s, median 4.93 s): 0.38-0.40 enrolments a second, 0.19-0.20 per core (about 700 per core an
