@@ -222,6 +222,9 @@ def _entries(gw: Running) -> list[dict[str, Any]]:
         engine.dispose()
 
 
+# The proxy asks Clearance over HTTP, whichever database is behind it: one database is enough
+# for the half-minute it takes LiteLLM to start (the gateway's own tests run both).
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_real_litellm_proxy_enforces_clearances_decision(
     gateway: Running,
     demo_upstream: tuple[DemoUpstream, str],

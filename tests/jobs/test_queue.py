@@ -64,6 +64,32 @@ def test_an_expired_lease_is_taken_over_and_fences_the_first_holder(engine: Engi
         assert service.get(conn, job_id).state is JobState.DONE
 
 
+def test_a_renewed_lease_keeps_the_job_and_renews_nothing_it_no_longer_holds(
+    engine: Engine,
+) -> None:
+    """The heartbeat: a live worker's renewals keep its job past the first lease; a job taken
+    over since, or ended, is not extended by the old holder."""
+    first_id, other_id = _queue(engine, 2)
+    t0 = service.utc_now()
+    first = service.claim(engine, lease_seconds=8, runner="a", now=t0)
+    assert first is not None and first.id == first_id
+    beat = t0 + timedelta(seconds=6)
+    assert service.renew(engine, [(first.id, first.attempts)], lease_seconds=8, now=beat) == 1
+    # Past the first lease, within the renewed one: nobody can take it.
+    taken = service.claim(engine, lease_seconds=8, runner="b", now=t0 + timedelta(seconds=10))
+    assert taken is not None and taken.id == other_id  # the other job, not the renewed one
+    # Once the renewals stop (the worker is gone), the lease passes and it is taken over ...
+    second = service.claim(engine, lease_seconds=8, runner="b", now=t0 + timedelta(seconds=15))
+    assert second is not None and (second.id, second.attempts) == (first_id, 2)
+    # ... and the first holder, back, renews nothing: the job is no longer its attempt's.
+    late = t0 + timedelta(seconds=16)
+    assert service.renew(engine, [(first.id, first.attempts)], lease_seconds=60, now=late) == 0
+    assert service.complete(engine, second)
+    # An ended job is not renewed either.
+    assert service.renew(engine, [(second.id, second.attempts)], lease_seconds=60) == 0
+    assert service.renew(engine, [], lease_seconds=60) == 0
+
+
 def test_a_failed_attempt_backs_off_and_the_last_one_rejects(engine: Engine) -> None:
     (job_id,) = _queue(engine, 1, max_attempts=2)
     t0 = service.utc_now()

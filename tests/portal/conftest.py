@@ -26,10 +26,11 @@ from tests.gateway.conftest import CLEARANCE, Running
 __all__ = ["Browser", "Outbox", "Running"]
 
 # The job time limit of the workers tests start (the production default): a verification takes
-# seconds, but a loaded CI machine has been seen to take over 15 s for the first one. A test that
-# kills a worker mid-job passes a shorter one, since the lease (limit + a quarter, 5 s at least)
-# is what the job waits before another worker takes it over.
+# seconds, but a loaded CI machine has been seen to take over 15 s for the first one.
 WORKER_TIME_LIMIT = 120
+# Their lease ([jobs] lease_seconds, renewed every quarter of it by a live worker): what the job
+# of a worker killed mid-job waits before another worker takes it over.
+WORKER_LEASE_SECONDS = 6
 
 _CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 _LINK = re.compile(r"https?://\S+/portal/signin/link/([A-Za-z0-9_-]+)")
@@ -140,13 +141,16 @@ def other_browser(gateway: Running) -> Iterator[Browser]:
     b.close()
 
 
-def spawn_worker(config: Path, time_limit: int = WORKER_TIME_LIMIT) -> subprocess.Popen[bytes]:
+def spawn_worker(
+    config: Path, time_limit: int = WORKER_TIME_LIMIT, lease: int = WORKER_LEASE_SECONDS
+) -> subprocess.Popen[bytes]:
     """`clearance worker` on the instance of `config`, in a session of its own (a kill of the
     group reaches its runners). The caller stops it (`stop_workers`)."""
     env = {
         **os.environ,
         "CLEARANCE_CONFIG": str(config),
         "CLEARANCE_JOBS_TIME_LIMIT_SECONDS": str(time_limit),
+        "CLEARANCE_JOBS_LEASE_SECONDS": str(lease),
     }
     return subprocess.Popen(
         [CLEARANCE, "worker", "--config", str(config)], env=env, start_new_session=True
@@ -173,8 +177,10 @@ def start_worker(gateway: Running) -> Iterator[Callable[..., subprocess.Popen[by
     test ends."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(time_limit: int = WORKER_TIME_LIMIT) -> subprocess.Popen[bytes]:
-        started.append(spawn_worker(gateway.config_file, time_limit))
+    def start(
+        time_limit: int = WORKER_TIME_LIMIT, lease: int = WORKER_LEASE_SECONDS
+    ) -> subprocess.Popen[bytes]:
+        started.append(spawn_worker(gateway.config_file, time_limit, lease))
         return started[-1]
 
     yield start

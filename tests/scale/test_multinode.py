@@ -39,8 +39,9 @@ from clearance.principals.service import add_user, create_key, get_user
 from tests.gateway.nodes import new_key, wait_until
 from tests.gateway.windows import redis_clock, wait_for_room
 from tests.portal import camera
+from tests.portal.conftest import WORKER_LEASE_SECONDS, WORKER_TIME_LIMIT
 
-from .conftest import KILLED_TIME_LIMIT, LIMITS, SURVIVOR_TIME_LIMIT, Cluster
+from .conftest import LIMITS, Cluster
 
 pytestmark = pytest.mark.postgres  # one xdist worker runs them all, in order (tests/conftest.py)
 
@@ -255,7 +256,7 @@ def test_a_worker_killed_mid_job_leaves_it_to_the_other_which_completes_it_once(
     with cluster.db.engine.begin() as conn:
         user = add_user(conn, EMAIL, name=inputs.declared_name)
     files = ["--document", str(inputs.document), "--selfie", str(inputs.selfie)]
-    # The survivor pauses while the job is queued, so that the worker of the short lease takes it.
+    # The survivor pauses while the job is queued, so that the victim takes it.
     os.killpg(survivor.pid, signal.SIGSTOP)
     try:
         queued = cluster.cli("identity", "verify", EMAIL, *files, "--no-wait", "--json")
@@ -271,7 +272,7 @@ def test_a_worker_killed_mid_job_leaves_it_to_the_other_which_completes_it_once(
 
     # The survivor takes it over once the lease passes, and runs it to its end.
     done = _state_in(cluster, job_id, FINISHED)
-    wait_until("the job ends", done, timeout=KILLED_TIME_LIMIT + 5 + SURVIVOR_TIME_LIMIT)
+    wait_until("the job ends", done, timeout=WORKER_LEASE_SECONDS + 5 + WORKER_TIME_LIMIT)
     job, runner = _job(cluster, job_id)
     assert (job.state, job.attempts) == (JobState.DONE, 2), job.last_error
     assert job.case is not None and _owner(cluster, runner) is survivor

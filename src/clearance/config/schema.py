@@ -510,6 +510,12 @@ class JobsSettings:
         "CPU niceness of job runners: on a shared host the serving workers come first (0: equal)",
         rule=between(0, 19),
     )
+    lease_seconds: int = setting(
+        30,
+        "a job's claim, renewed by its live worker: a worker gone this long leaves its job to"
+        " another",
+        rule=between(4, 3600),
+    )
 
 
 GUARD_CATEGORY = Rule(

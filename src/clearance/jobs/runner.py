@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from clearance.audit.service import AuditLog
-from clearance.config import Settings, load_settings
+from clearance.config import load_settings
 from clearance.errors import ClearanceError
 from clearance.jobs import service
 from clearance.jobs.key_revocation import KeyRevocations
@@ -62,10 +62,6 @@ class Slot:
 
     def clear(self) -> None:
         self.job.value = 0
-
-
-def lease_seconds(settings: Settings) -> float:
-    return service.lease_seconds(settings.jobs.time_limit_seconds)
 
 
 def describe(exc: BaseException) -> str:
@@ -121,7 +117,7 @@ def main(config: str, slot: Slot, stop: Event, parent: int) -> None:
     }
     for handler in handlers.values():
         handler.warm()
-    name, lease = service.runner_name(), lease_seconds(settings)
+    name, lease = service.runner_name(), settings.jobs.lease_seconds
     try:
         while not stop.is_set():
             try:

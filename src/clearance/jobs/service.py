@@ -3,7 +3,9 @@
 States: queued -> running -> done | rejected, and running -> queued again on a failed attempt
 (back-off `BACKOFF_SECONDS * 2 ** (attempt - 1)`, at most `BACKOFF_MAX_SECONDS`) until
 `max_attempts`, when the job ends rejected with the last error as its reason. A running job whose
-lease has passed is due again: its runner died.
+lease has passed is due again: its worker died. The worker renews its runners' leases (`renew`,
+every quarter of `[jobs] lease_seconds`), so the lease measures how long a worker has been gone,
+not how long a job may run (the worker enforces the time limit itself).
 
 Every write of a holder names the attempt it claimed (`WHERE id = ? AND attempts = ? AND state =
 'running'`): if another runner has claimed the job since, the write changes nothing and the
@@ -15,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +31,6 @@ from clearance.jobs.tables import jobs
 
 BACKOFF_SECONDS = 10.0
 BACKOFF_MAX_SECONDS = 600.0
-LEASE_GRACE_SECONDS = 30.0  # the most a lease outlasts the time limit (see `lease_seconds`)
 _ESTIMATE_SAMPLE = 50  # recent jobs whose durations estimate the wait when the queue is full
 _DEFAULT_JOB_SECONDS = 10.0  # the estimate before any job has run
 
@@ -48,12 +49,6 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
-
-
-def lease_seconds(time_limit: float) -> float:
-    """The time limit, plus a quarter of it (5 to 30 s) for the supervisor to stop a job over it
-    and record the attempt: a lease passes only when its worker is gone."""
-    return time_limit + min(LEASE_GRACE_SECONDS, max(5.0, time_limit / 4))
 
 
 def runner_name() -> str:
@@ -189,6 +184,30 @@ def claim(
             .returning(*jobs.c)
         ).first()
     return None if row is None else _job(row)
+
+
+def renew(
+    engine: Engine,
+    held: Sequence[tuple[int, int]],
+    *,
+    lease_seconds: float,
+    now: datetime | None = None,
+) -> int:
+    """Extend the leases of the jobs (id, attempt) a live worker's runners hold: the heartbeat
+    that lets a lease be short whatever the time limit, so that a worker killed outright leaves
+    its jobs to another within one lease. A job another runner has claimed since, or that has
+    ended, is left alone. Returns how many leases were extended."""
+    if not held:
+        return 0
+    now = now or utc_now()
+    mine = sa.or_(*(sa.and_(jobs.c.id == i, jobs.c.attempts == a) for i, a in held))
+    with engine.begin() as conn:
+        done = conn.execute(
+            sa.update(jobs)
+            .where(mine, jobs.c.state == JobState.RUNNING.value)
+            .values(locked_until=now + timedelta(seconds=lease_seconds))
+        )
+    return int(done.rowcount)
 
 
 def _held(job: Job) -> sa.ColumnElement[bool]:

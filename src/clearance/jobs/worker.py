@@ -7,8 +7,10 @@ and every quarter second looks at each one's `Slot`:
   rejected after the last), and a new runner started;
 - a runner that died: its job's attempt is recorded the same way, and a new runner started (after
   a pause that doubles while runners keep dying young, so a broken set-up does not spin).
-A worker killed outright (-9, or its host gone) leaves its jobs claimed: their leases pass and
-another worker's runners claim them (runner.py watches its parent and exits with it).
+Every quarter of `[jobs] lease_seconds` it renews the leases of the jobs its runners hold. A
+worker killed outright (-9, or its host gone) renews nothing: its jobs' leases pass within
+`lease_seconds` and another worker's runners claim them (runner.py watches its parent and exits
+with it).
 
 Stopping (SIGTERM, SIGINT): runners finish the job they hold, within the time limit, then exit.
 Every `PURGE_SECONDS` it deletes jobs finished more than `KEEP_DAYS` ago, erasing any staged
@@ -74,6 +76,7 @@ class Worker:
             Runner(runner.Slot(_spawn.Value("q", 0), _spawn.Value("q", 0), _spawn.Value("d", 0)))
             for _ in range(self.concurrency)
         ]
+        self._renewed = 0.0  # time.monotonic() of the last lease renewal
 
     def run(self) -> None:
         """Until SIGTERM or SIGINT (or the parent's end): watch, restart, purge."""
@@ -93,7 +96,24 @@ class Worker:
         finally:
             self.shutdown()
 
+    def heartbeat(self, *, force: bool = False) -> None:
+        """Renew the leases of the jobs the live runners hold, every quarter of a lease."""
+        lease = self.settings.jobs.lease_seconds
+        if not force and time.monotonic() - self._renewed < lease / 4:
+            return
+        self._renewed = time.monotonic()
+        held = [
+            (r.slot.job.value, r.slot.attempt.value)
+            for r in self.runners
+            if r.process is not None and r.process.is_alive() and r.slot.job.value
+        ]
+        try:
+            service.renew(self.engine, held, lease_seconds=lease)
+        except SQLAlchemyError as exc:  # the next beat tries again; the lease covers three more
+            log.warning("renewing the leases of %d jobs failed: %s", len(held), type(exc).__name__)
+
     def watch(self) -> None:
+        self.heartbeat()
         limit = self.settings.jobs.time_limit_seconds
         for r in self.runners:
             process = r.process
@@ -174,8 +194,11 @@ class Worker:
         for r in self.runners:
             if r.process is not None:
                 holding = bool(r.slot.job.value)
-                grace = deadline - time.monotonic() if holding else IDLE_GRACE_SECONDS
-                r.process.join(max(0.0, grace))
+                end = deadline if holding else time.monotonic() + IDLE_GRACE_SECONDS
+                # The jobs still running keep their leases while they finish.
+                while r.process.is_alive() and time.monotonic() < end:
+                    self.heartbeat()
+                    r.process.join(min(WATCH_SECONDS, max(0.0, end - time.monotonic())))
                 if r.process.is_alive():
                     r.process.kill()
                     r.process.join()
