@@ -159,12 +159,14 @@ def test_one_scrape_sees_every_worker(instance: tuple[Settings, Path]) -> None:
             """`n` requests, four at a time, each on a connection of its own."""
             nonlocal sent
 
-            def post(_: int) -> int:
+            def post(_: int) -> tuple[int, str]:
                 url = f"{base}/v1/chat/completions"
-                return httpx.post(url, json=body, headers=auth, timeout=30).status_code
+                answer = httpx.post(url, json=body, headers=auth, timeout=30)
+                return answer.status_code, "" if answer.status_code == 200 else answer.text
 
             with ThreadPoolExecutor(4) as pool:
-                assert set(pool.map(post, range(n))) == {200}
+                answers = list(pool.map(post, range(n)))
+            assert {status for status, _ in answers} == {200}, answers
             sent += n
 
         try:
