@@ -6,6 +6,8 @@ screening_hits         the current matches of each user (the review queue)
 screening_resolutions  operator decisions on a (user, list entry): false positive or true
                        match, valid while the entry's hash is unchanged
 list_ownership         ownership the list data carries (FtM `Ownership`), per version (0017)
+org_screening_hits     the current matches of each organisation screened as an entity (0027)
+org_screening_resolutions  operator decisions on an (organisation, list entry), as for a user
 """
 
 from __future__ import annotations
@@ -58,6 +60,35 @@ screening_resolutions = sa.Table(
     "screening_resolutions",
     metadata,
     sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("list_name", sa.String(100), primary_key=True),
+    sa.Column("entry_id", sa.String(200), primary_key=True),
+    sa.Column("entry_hash", sa.String(64), nullable=False),
+    sa.Column("resolution", sa.String(20), nullable=False),  # false_positive | true_match
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("resolved_by", sa.String(200), nullable=False),
+    sa.Column("resolved_at", UTC_TIME, nullable=False),
+)
+
+# An organisation's hits and resolutions: the same columns keyed by organisation (0027). Tables
+# of their own rather than a nullable subject column, so the person path keeps its keys.
+org_screening_hits = sa.Table(
+    "org_screening_hits",
+    metadata,
+    sa.Column("org_id", sa.ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("list_name", sa.String(100), primary_key=True),
+    sa.Column("entry_id", sa.String(200), primary_key=True),
+    sa.Column("entry_hash", sa.String(64), nullable=False),
+    sa.Column("matched_name", sa.Text, nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("why", sa.JSON, nullable=False),
+    sa.Column("screened_at", UTC_TIME, nullable=False),
+)
+
+org_screening_resolutions = sa.Table(
+    "org_screening_resolutions",
+    metadata,
+    sa.Column("org_id", sa.ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("list_name", sa.String(100), primary_key=True),
     sa.Column("entry_id", sa.String(200), primary_key=True),
     sa.Column("entry_hash", sa.String(64), nullable=False),
