@@ -129,6 +129,10 @@ def _document_reasons(
     reasons += _nationality_reasons(mrz)
     if not exam.name_confirmed:
         reasons.append(Reason.OCR_REPAIR_UNCHECKED)
+    if exam.visual_zone_name is False:
+        # 9303-3 §3.4: the VIZ prints the name the MRZ encodes; an MRZ name edited alone, or
+        # misread, is not there. No check digit covers the name (9303-3 §4.9).
+        reasons.append(Reason.NAME_NOT_IN_VISUAL_ZONE)
     if not declared_name:
         reasons.append(Reason.NAME_NOT_DECLARED)
     elif not name_agrees(
@@ -192,4 +196,5 @@ def decide(
         face=exam.face,
         expires=mrz.expiry_date if mrz is not None else None,
         assurance=exam.assurance if mrz is not None else None,
+        confirmed_repairs=exam.confirmed_repairs if mrz is not None else (),
     )

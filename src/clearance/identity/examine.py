@@ -2,7 +2,8 @@
 
 Images are decoded only through `images.load_image` (type sniffed, size and pixel limits), so a
 file that is not an image is refused here with `UnsupportedImage` before anything is stored.
-Then the MRZ is read (`ocr.MrzReader`), the document portrait and the selfie are compared
+Then the MRZ is read (`ocr.MrzReader`) and its name looked for in the visual zone the same OCR
+pass read (`names.visual_zone_shows`), the document portrait and the selfie are compared
 (`face`), and the liveness frames are checked (`liveness`) and matched to the document. Refusals
 of the MRZ or of a face are kept as reason codes: they are decisions, not errors.
 
@@ -22,7 +23,8 @@ from clearance.identity.biometrics.face import Face, distance, single_face
 from clearance.identity.biometrics.liveness import check_liveness
 from clearance.identity.chip import ChipEvidence, decode, passive_authentication
 from clearance.identity.document import LoadedImage, load_image
-from clearance.identity.document.ocr import MrzReader
+from clearance.identity.document.ocr import MrzRead, MrzReader
+from clearance.identity.document.repair import Repair, code_field
 from clearance.identity.models import (
     ChipCheck,
     ChipFiles,
@@ -32,13 +34,14 @@ from clearance.identity.models import (
     LivenessCheck,
     TrustAnchors,
 )
+from clearance.identity.names import visual_zone_shows
 
 
 def _faces(
     document: LoadedImage, selfie: LoadedImage
 ) -> tuple[Face | None, Face | None, str | None]:
     try:
-        portrait = single_face(document.rgb, role="document portrait")
+        portrait = single_face(document.rgb, role="document portrait", document=True)
         live = single_face(selfie.rgb, role="selfie")
     except FaceError as exc:
         return None, None, exc.code
@@ -74,9 +77,18 @@ def examine(
     review: float,
     today: date,
 ) -> Examination:
+    viz: bool | None = None
+    confirmed_repairs: tuple[str, ...] = ()
     try:
         read = reader.read(doc_image.rgb, today=today)
-        mrz, problem, confirmed = read.result, None, not read.unchecked_repairs
+        mrz, problem = read.result, None
+        viz = visual_zone_shows(
+            read.visual_zone,
+            mrz.primary_identifier,
+            mrz.secondary_identifier,
+            truncated=mrz.name_possibly_truncated,
+        )
+        confirmed, confirmed_repairs = _confirmed(read, viz)
     except MrzError as exc:
         mrz, problem, confirmed = None, exc.code, False
     portrait, live, face_problem = _faces(doc_image, selfie_image)
@@ -93,7 +105,41 @@ def examine(
         face=face,
         face_problem=face_problem,
         liveness=_liveness(frame_images, portrait, match, review),
+        visual_zone_name=viz,
+        confirmed_repairs=confirmed_repairs,
+        portrait_detection=portrait.detection.value if portrait is not None else None,
+        portrait_ghosts=portrait.ghosts if portrait is not None else 0,
     )
+
+
+def _confirmed(read: MrzRead, visual_zone_name: bool) -> tuple[bool, tuple[str, ...]]:
+    """(name_confirmed, the repairs confirmed). Repairs of fields no check digit covers are
+    trusted only when each is confirmed by a second, independent reading:
+
+    - a repair in the name, when the visual zone prints the repaired name (read by the same
+      OCR pass, 9303-3 §3.4);
+    - a repair in the issuing state or the nationality, when the other of the two codes was read
+      as the same code with no repair (a passport or identity card is issued by the holder's own
+      state, 9303-3 §5; where they differ the decision sends the case to review anyway).
+
+    Anything else (a repaired document code or sex, both codes repaired) stays unchecked."""
+    unchecked = [r for r in read.repairs if r.unchecked]
+    if not unchecked:
+        return True, ()
+    mrz = read.result
+    width = len(mrz.lines[0])
+    fields = {r: code_field(width, r.line, r.position) for r in unchecked}
+    repaired_codes = set(fields.values()) - {None}
+    codes_agree = mrz.issuing_state.icao == mrz.nationality.icao and len(repaired_codes) == 1
+
+    def confirmed(repair: Repair) -> bool:
+        if repair.name:
+            return visual_zone_name
+        return fields[repair] is not None and codes_agree
+
+    if all(confirmed(r) for r in unchecked):
+        return True, tuple(f"line {r.line + 1} position {r.position}" for r in unchecked)
+    return False, ()
 
 
 def _authenticate(

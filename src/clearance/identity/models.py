@@ -47,6 +47,7 @@ class Reason(StrEnum):
     NATIONALITY_DIFFERS = "nationality_differs_from_issuer"
     NATIONALITY_NOT_ESTABLISHED = "nationality_not_established"
     OCR_REPAIR_UNCHECKED = "ocr_repair_unchecked"
+    NAME_NOT_IN_VISUAL_ZONE = "name_not_in_visual_zone"  # the MRZ name is not printed above it
     NAME_MISMATCH = "name_mismatch"
     NAME_NOT_DECLARED = "name_not_declared"
     BIRTH_DATE_MISMATCH = "birth_date_mismatch"
@@ -176,6 +177,15 @@ class Examination:
     liveness: LivenessCheck | None  # None when no frames were given
     assurance: DocumentAssurance = DocumentAssurance.VISUAL
     chip: ChipCheck | None = None  # the chip path only
+    # Whether the visual zone, read by the same OCR, shows the MRZ name (9303-3 §3.4); None when
+    # it was not looked at (no MRZ read, the chip path, an MRZ given as text).
+    visual_zone_name: bool | None = None
+    # OCR repairs of unchecked fields that a second reading confirmed (the name by the visual
+    # zone, a state code by the other code), kept with the case ("line 1 position 7");
+    # `name_confirmed` is then True.
+    confirmed_repairs: tuple[str, ...] = ()
+    portrait_detection: str | None = None  # face.Detection of the document portrait
+    portrait_ghosts: int = 0  # further faces of the same person on the document (ghost images)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +205,7 @@ class Verdict:
     face: FaceCheck | None
     expires: date | None  # the document's expiry; the service caps it at the maximum age
     assurance: DocumentAssurance | None = None  # of the document; None without one
+    confirmed_repairs: tuple[str, ...] = ()  # unchecked OCR repairs a second reading confirmed
 
 
 @dataclass(frozen=True, slots=True)

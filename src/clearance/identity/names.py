@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
 # 9303-3 §6.A: characters with more than one recommended form, or none by decomposition.
 _ALTERNATIVES: dict[str, tuple[str, ...]] = {
@@ -80,4 +81,42 @@ def name_agrees(declared: str, primary: str, secondary: str, *, truncated: bool)
         if last and truncated and any(k.startswith(component) for k in known):
             continue
         return False
+    return True
+
+
+def _letters(text: str) -> set[str]:
+    """Every MRZ spelling of a run of VIZ words, the words joined: the recogniser often drops
+    the space between two words, so words are compared joined, never split."""
+    return _variants(re.sub(r"[^\w]|[\d_]", "", text))
+
+
+def _word_runs(line: str) -> list[str]:
+    """Every run of consecutive words of a VIZ line (9303-3 §3.4: a hyphen or space within a
+    name, a comma between its two parts when they share a field)."""
+    words = [w for w in re.split(r"[\s,/\-'`.\u2019]+", line) if w]
+    return ["".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)]
+
+
+def visual_zone_shows(
+    lines: Iterable[str], primary: str, secondary: str, *, truncated: bool
+) -> bool:
+    """Both parts of the MRZ name appear in the visual zone, each as whole words of one VIZ line.
+
+    9303-3 §3.1 and §3.4: the VIZ prints the primary and secondary identifiers in Latin letters
+    (diacritics allowed, transliterated in the MRZ per §6.A; a transliteration is given beside
+    a non-Latin name). A part the MRZ marks as possibly truncated (9303-4 §4.2.3) may be the
+    start of the VIZ's words. The caption and other text on the page is harmless: only the MRZ
+    name must be found."""
+    runs = [_letters(run) for line in lines for run in _word_runs(line)]
+    parts = [p for p in (primary, secondary) if p.strip()]
+    if not primary.strip():
+        return False
+    for index, part in enumerate(parts):
+        wanted = part.replace(" ", "")
+        prefix_ok = truncated and index == len(parts) - 1
+        if not any(
+            wanted in spellings or (prefix_ok and any(s.startswith(wanted) for s in spellings))
+            for spellings in runs
+        ):
+            return False
     return True

@@ -103,6 +103,8 @@ def facts_json(verdict: Verdict, chip: ChipCheck | None = None) -> dict[str, Any
         "face": None
         if face is None
         else {"distance": face.distance, "match": face.match, "review": face.review},
+        # OCR repairs of unchecked fields a second reading confirmed: positions, never letters.
+        "ocr_repairs_confirmed": list(verdict.confirmed_repairs),
     }
 
 

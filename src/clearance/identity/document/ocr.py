@@ -60,6 +60,9 @@ class MrzRead:
     repairs: tuple[Repair, ...]
     skew_degrees: float
     passes: int  # 1 read on the character pitch, 2 the detector's read, 3 the de-skewed strips
+    # The page's other text lines as the same OCR pass read them (the visual zone, captions):
+    # what the name no check digit covers can be compared with (9303-3 §3.4).
+    visual_zone: tuple[str, ...] = ()
 
     @property
     def unchecked_repairs(self) -> bool:
@@ -78,13 +81,17 @@ class MrzReader:
         self._engine: Any = RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1)
         self._pitch = PitchDecoder(self._engine)
 
-    def _ocr(self, rgb: NDArray[np.uint8]) -> list[TextLine]:
+    def _detect(self, rgb: NDArray[np.uint8]) -> list[TextLine]:
+        """Every text line on the photo as the recogniser wrote it (case and spaces kept)."""
         # The engine wants BGR; we de-skew ourselves, so its 180-degree classifier is off.
         found, _ = self._engine(np.ascontiguousarray(rgb[:, :, ::-1]), use_cls=False)
         return [
-            TextLine(normalise(str(text)), np.asarray(box, dtype=np.float32), float(score))
+            TextLine(str(text), np.asarray(box, dtype=np.float32), float(score))
             for box, text, score in (found or [])
         ]
+
+    def _ocr(self, rgb: NDArray[np.uint8]) -> list[TextLine]:
+        return [TextLine(normalise(t.text), t.box, t.score) for t in self._detect(rgb)]
 
     def _strips(
         self, image: NDArray[np.uint8], group: list[TextLine], name_at: int, name: str
@@ -170,16 +177,18 @@ class MrzReader:
 
     def read(self, rgb: NDArray[np.uint8], *, today: date, allow_specimen: bool = False) -> MrzRead:
         image = _limit_size(rgb)
-        found = mrz_group(self._ocr(image))
+        detected = self._detect(image)
+        found = mrz_group([TextLine(normalise(t.text), t.box, t.score) for t in detected])
         if not found:
             raise MrzNotFound("no machine readable zone was found in the image")
         skew, group = skew_degrees(found), level(found)
+        viz = visual_zone(detected, found)
         name_at = 2 if len(group) == 3 else 0
         error: MrzError | None = None
         try:
             for lines in self._pitch_candidates(image, group, name_at):
                 try:
-                    return _parse(lines, skew, 1, today, allow_specimen)
+                    return _parse(lines, skew, 1, today, allow_specimen, viz)
                 except MrzError as failed:
                     error = failed if error is None else _more_specific(error, failed)
         except MrzFormatError as unfit:
@@ -187,7 +196,7 @@ class MrzReader:
         for passes in (2, 3):
             try:
                 lines = self._greedy_lines(image, group, name_at, passes)
-                return _parse(lines, skew, passes, today, allow_specimen)
+                return _parse(lines, skew, passes, today, allow_specimen, viz)
             except MrzError as failed:
                 error = failed if error is None else _more_specific(error, failed)
         raise error or MrzNotFound("no machine readable zone was found in the image")
@@ -198,11 +207,29 @@ def _lines(group: list[TextLine], texts: list[str]) -> list[TextLine]:
 
 
 def _parse(
-    group: list[TextLine], skew: float, passes: int, today: date, allow_specimen: bool
+    group: list[TextLine],
+    skew: float,
+    passes: int,
+    today: date,
+    allow_specimen: bool,
+    viz: tuple[str, ...],
 ) -> MrzRead:
     lines, repairs = repair([g.text for g in group])
     result = parse_mrz(lines, today=today, allow_specimen=allow_specimen)
-    return MrzRead(result=result, repairs=repairs, skew_degrees=skew, passes=passes)
+    return MrzRead(result, repairs, skew, passes, viz)
+
+
+def visual_zone(detected: list[TextLine], mrz: list[TextLine]) -> tuple[str, ...]:
+    """The text lines that are not part of the MRZ band: a line whose centre lies within a line
+    height of any MRZ line's axis is a piece of the MRZ (the detector splits long lines)."""
+    axes = []
+    for line in mrz:
+        along = line.box[1] - line.box[0]
+        normal = np.array([-along[1], along[0]]) / max(float(np.linalg.norm(along)), 1e-6)
+        axes.append((line.centre, normal, line.height))
+    return tuple(
+        t.text for t in detected if all(abs(float((t.centre - c) @ n)) > h for c, n, h in axes)
+    )
 
 
 def _more_specific(a: MrzError, b: MrzError) -> MrzError:

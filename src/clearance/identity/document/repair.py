@@ -45,6 +45,8 @@ class Repair:
     kind: str  # "length" or "class"
     unchecked: bool  # touches a field no check digit covers (name, codes, sex)
     note: str
+    name: bool = False  # in the name field itself, which the visual zone can confirm
+    position: int = 0  # 1-based position in the line of a class repair
 
 
 def _classes(width: int, count: int) -> tuple[str, ...]:
@@ -93,6 +95,25 @@ def _fix_length(line: str, width: int, index: int) -> tuple[str, list[Repair]]:
     return fixed, [Repair(index, "length", False, f"filler run changed by {delta:+d}")]
 
 
+def name_field(width: int, index: int, position: int) -> bool:
+    """The 0-based position is in the name: all of TD1's lower line (9303-5 §4.2.2), from the
+    sixth character of the others' upper line (9303-4 §4.2.2.1: code, issuing state, name)."""
+    return name_line(width, index) and (width == 30 or position >= 5)
+
+
+def code_field(width: int, index: int, position: int) -> str | None:
+    """ "issuing_state" or "nationality" when the 1-based position is in that code (9303-4
+    §4.2.2, 9303-5 §4.2.2, 9303-6: the state at 3-5 of the upper line; the nationality at 11-13
+    of TD3/TD2's lower line, 16-18 of TD1's middle line), else None."""
+    if index == 0 and 3 <= position <= 5:
+        return "issuing_state"
+    if width == 30 and index == 1 and 16 <= position <= 18:
+        return "nationality"
+    if width != 30 and index == 1 and 11 <= position <= 13:
+        return "nationality"
+    return None
+
+
 def _fix_classes(line: str, classes: str, index: int) -> tuple[str, list[Repair]]:
     chars = list(line)
     repairs: list[Repair] = []
@@ -100,7 +121,9 @@ def _fix_classes(line: str, classes: str, index: int) -> tuple[str, list[Repair]
         target = _TO_DIGIT.get(char) if cls == "D" else _TO_LETTER.get(char) if cls == "A" else None
         if target is not None:
             chars[i] = target
-            repairs.append(Repair(index, "class", cls == "A", f"position {i + 1} read as {target}"))
+            note = f"position {i + 1} read as {target}"
+            in_name = cls == "A" and name_field(len(line), index, i)
+            repairs.append(Repair(index, "class", cls == "A", note, in_name, i + 1))
     return "".join(chars), repairs
 
 
