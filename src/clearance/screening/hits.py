@@ -1,10 +1,12 @@
-"""A user's current hits (the review queue) and the operator's resolutions of them."""
+"""Current hits (the review queue) and the operator's resolutions of them, for a person and for
+an organisation screened as an entity: the same rows, kept apart by who holds them."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -12,7 +14,32 @@ from sqlalchemy.engine import Connection
 from clearance.screening.matcher import Matcher
 from clearance.screening.models import Match, Outcome, ScreeningResult
 from clearance.screening.repository import entry_hash
-from clearance.screening.tables import screening_hits, screening_resolutions
+from clearance.screening.tables import (
+    org_screening_hits,
+    org_screening_resolutions,
+    screening_hits,
+    screening_resolutions,
+)
+
+
+class Holder(StrEnum):
+    """Who was screened: a person (`users`) or an organisation (`orgs`)."""
+
+    USER = "user"
+    ORG = "org"
+
+
+@dataclass(frozen=True, slots=True)
+class _Book:
+    hits: sa.Table
+    resolutions: sa.Table
+    key: str  # the holder's column in both tables
+
+
+_BOOKS = {
+    Holder.USER: _Book(screening_hits, screening_resolutions, "user_id"),
+    Holder.ORG: _Book(org_screening_hits, org_screening_resolutions, "org_id"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +50,8 @@ class Hit:
 
 @dataclass(frozen=True, slots=True)
 class StoredHit:
-    user_id: int
+    holder: Holder
+    holder_id: int  # a user's id or an organisation's, as `holder` says
     list_name: str
     entry_id: str
     entry_hash: str
@@ -31,6 +59,14 @@ class StoredHit:
     score: float
     outcome: Outcome
     why: tuple[str, ...]
+
+    @property
+    def user_id(self) -> int | None:
+        return self.holder_id if self.holder is Holder.USER else None
+
+    @property
+    def org_id(self) -> int | None:
+        return self.holder_id if self.holder is Holder.ORG else None
 
 
 def now() -> datetime:
@@ -41,11 +77,15 @@ def with_hashes(matches: Sequence[Match], matcher: Matcher) -> list[Hit]:
     return [Hit(m, entry_hash(matcher.entries[(m.list_name, m.entry_id)])) for m in matches]
 
 
-def store(conn: Connection, user_id: int, found: Sequence[Hit]) -> None:
-    """Replace the user's stored hits, writing only when they differ (re-screens are frequent)."""
+def store(
+    conn: Connection, holder_id: int, found: Sequence[Hit], holder: Holder = Holder.USER
+) -> None:
+    """Replace the holder's stored hits, writing only when they differ (re-screens are
+    frequent)."""
+    book = _BOOKS[holder]
     old = {
         (h.list_name, h.entry_id, h.entry_hash, h.outcome.value, round(h.score, 6))
-        for h in for_user(conn, user_id)
+        for h in _held(conn, holder, holder_id)
     }
     new = {
         (m.list_name, m.entry_id, h.entry_hash, m.outcome.value, round(m.score, 6))
@@ -54,13 +94,13 @@ def store(conn: Connection, user_id: int, found: Sequence[Hit]) -> None:
     }
     if old == new:
         return
-    conn.execute(sa.delete(screening_hits).where(screening_hits.c.user_id == user_id))
+    conn.execute(sa.delete(book.hits).where(book.hits.c[book.key] == holder_id))
     if found:
         conn.execute(
-            sa.insert(screening_hits),
+            sa.insert(book.hits),
             [
                 {
-                    "user_id": user_id,
+                    book.key: holder_id,
                     "list_name": h.match.list_name,
                     "entry_id": h.match.entry_id,
                     "entry_hash": h.entry_hash,
@@ -76,28 +116,40 @@ def store(conn: Connection, user_id: int, found: Sequence[Hit]) -> None:
 
 
 def for_user(conn: Connection, user_id: int) -> list[StoredHit]:
+    return _held(conn, Holder.USER, user_id)
+
+
+def for_org(conn: Connection, org_id: int) -> list[StoredHit]:
+    return _held(conn, Holder.ORG, org_id)
+
+
+def _held(conn: Connection, holder: Holder, holder_id: int) -> list[StoredHit]:
+    book = _BOOKS[holder]
     rows = conn.execute(
-        sa.select(screening_hits)
-        .where(screening_hits.c.user_id == user_id)
-        .order_by(screening_hits.c.score.desc())
+        sa.select(book.hits)
+        .where(book.hits.c[book.key] == holder_id)
+        .order_by(book.hits.c.score.desc())
     )
-    return [_stored(r) for r in rows]
+    return [_stored(r, holder) for r in rows]
 
 
 def queue(conn: Connection) -> list[StoredHit]:
-    """Every stored hit, worst first: what operators review."""
-    rows = conn.execute(
-        sa.select(screening_hits).order_by(screening_hits.c.score.desc(), screening_hits.c.user_id)
-    )
-    return [_stored(r) for r in rows]
+    """Every stored hit, people's and organisations', worst first: what operators review."""
+    found: list[StoredHit] = []
+    for holder, book in _BOOKS.items():
+        rows = conn.execute(sa.select(book.hits).order_by(book.hits.c[book.key]))
+        found += [_stored(r, holder) for r in rows]
+    # Stable: among equal scores, people before organisations, each by id.
+    return sorted(found, key=lambda h: -h.score)
 
 
-def pending(conn: Connection, limit: int) -> list[StoredHit]:
+def pending(conn: Connection, limit: int, holder: Holder = Holder.USER) -> list[StoredHit]:
     """Stored hits no resolution decides (none, or one made against another version of the
     entry), worst first: what waits for an operator."""
-    h, r = screening_hits, screening_resolutions
+    book = _BOOKS[holder]
+    h, r = book.hits, book.resolutions
     decided = sa.exists().where(
-        r.c.user_id == h.c.user_id,
+        r.c[book.key] == h.c[book.key],
         r.c.list_name == h.c.list_name,
         r.c.entry_id == h.c.entry_id,
         r.c.entry_hash == h.c.entry_hash,
@@ -105,29 +157,67 @@ def pending(conn: Connection, limit: int) -> list[StoredHit]:
     rows = conn.execute(
         sa.select(h)
         .where(~decided)
-        .order_by(h.c.score.desc(), h.c.user_id, h.c.list_name, h.c.entry_id)
+        .order_by(h.c.score.desc(), h.c[book.key], h.c.list_name, h.c.entry_id)
         .limit(limit)
     )
-    return [_stored(row) for row in rows]
+    return [_stored(row, holder) for row in rows]
 
 
-def current(conn: Connection, user_id: int, list_name: str, entry_id: str) -> StoredHit | None:
+def current(
+    conn: Connection,
+    holder_id: int,
+    list_name: str,
+    entry_id: str,
+    holder: Holder = Holder.USER,
+) -> StoredHit | None:
+    book = _BOOKS[holder]
     row = conn.execute(
-        sa.select(screening_hits).where(
-            screening_hits.c.user_id == user_id,
-            screening_hits.c.list_name == list_name,
-            screening_hits.c.entry_id == entry_id,
+        sa.select(book.hits).where(
+            book.hits.c[book.key] == holder_id,
+            book.hits.c.list_name == list_name,
+            book.hits.c.entry_id == entry_id,
         )
     ).first()
-    return _stored(row) if row is not None else None
+    return _stored(row, holder) if row is not None else None
 
 
-def resolutions(conn: Connection, user_id: int) -> dict[tuple[str, str], tuple[str, str]]:
+def resolutions(
+    conn: Connection, holder_id: int, holder: Holder = Holder.USER
+) -> dict[tuple[str, str], tuple[str, str]]:
     """(list, entry id) -> (resolution, entry hash it was made against)."""
+    book = _BOOKS[holder]
     rows = conn.execute(
-        sa.select(screening_resolutions).where(screening_resolutions.c.user_id == user_id)
+        sa.select(book.resolutions).where(book.resolutions.c[book.key] == holder_id)
     )
     return {(r.list_name, r.entry_id): (r.resolution, r.entry_hash) for r in rows}
+
+
+def record(conn: Connection, hit: StoredHit, resolution: str, reason: str, actor: str) -> None:
+    """Keep an operator's decision on `hit`, made against its entry hash, replacing any earlier
+    decision on the same list entry."""
+    book = _BOOKS[hit.holder]
+    table = book.resolutions
+    conn.execute(
+        sa.delete(table).where(
+            table.c[book.key] == hit.holder_id,
+            table.c.list_name == hit.list_name,
+            table.c.entry_id == hit.entry_id,
+        )
+    )
+    conn.execute(
+        sa.insert(table).values(
+            {
+                book.key: hit.holder_id,
+                "list_name": hit.list_name,
+                "entry_id": hit.entry_id,
+                "entry_hash": hit.entry_hash,
+                "resolution": resolution,
+                "reason": reason,
+                "resolved_by": actor,
+                "resolved_at": now(),
+            }
+        )
+    )
 
 
 def resolve(
@@ -153,9 +243,10 @@ def resolve(
     return ScreeningResult(raw.query, status, tuple(kept))
 
 
-def _stored(row: sa.Row[tuple[object, ...]]) -> StoredHit:
+def _stored(row: sa.Row[tuple[object, ...]], holder: Holder) -> StoredHit:
     return StoredHit(
-        user_id=int(row.user_id),
+        holder=holder,
+        holder_id=int(row.org_id if holder is Holder.ORG else row.user_id),
         list_name=str(row.list_name),
         entry_id=str(row.entry_id),
         entry_hash=str(row.entry_hash),

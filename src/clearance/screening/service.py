@@ -6,6 +6,10 @@ is `potential_match`, nothing (or only resolved false positives) is `clear`. Eve
 the user's `facts_version` and the `principals` counter in the same transaction, so the next
 request is decided on the new facts; it also yields a `screening_decision` audit entry.
 
+An organisation screened as an entity is treated the same way (`screen_org`, `resolve_org`):
+its hits and resolutions are kept in tables of their own, and a change of its status bumps
+every member's facts (`touch_members`), since it applies to all of them.
+
 Audit entries are collected in an `outbox` (a list of encoded entries) and appended by the
 caller after the transaction commits (see `publish`).
 """
@@ -28,6 +32,7 @@ from clearance.errors import Conflict, InvalidInput, NotFound
 from clearance.principals.models import ScreeningStatus
 from clearance.principals.service import get_user, get_user_by_id, touch_members
 from clearance.screening import hits, loaders, ownership, repository
+from clearance.screening.hits import Holder
 from clearance.screening.matcher import Matcher
 from clearance.screening.models import (
     EntityType,
@@ -37,7 +42,6 @@ from clearance.screening.models import (
     ScreeningResult,
     Thresholds,
 )
-from clearance.screening.tables import screening_resolutions
 from clearance.store import versions
 from clearance.store.tables import orgs, users
 
@@ -161,11 +165,16 @@ def screen_org(
     *,
     outbox: list[bytes] | None = None,
 ) -> ScreeningResult:
-    """Screen an organisation as an entity; its status applies to every member at once."""
+    """Screen an organisation as an entity, store the hits and update its status, which applies
+    to every member at once (in the caller's transaction). As for a person, the result's status
+    counts resolutions: false positives drop out, true matches block."""
     matcher = matcher if matcher is not None else build_matcher(conn)
     row = conn.execute(sa.select(orgs).where(orgs.c.id == org_id)).one()
     countries = (row.country,) if row.country else ()
-    result = matcher.screen(Query(row.name, None, countries, EntityType.ENTITY))
+    raw = matcher.screen(Query(row.name, None, countries, EntityType.ENTITY))
+    current = hits.with_hashes(raw.matches, matcher)
+    hits.store(conn, org_id, current, Holder.ORG)
+    result = hits.resolve(raw, current, hits.resolutions(conn, org_id, Holder.ORG))
     status = _STATUS[result.status]
     if status.value != row.screening_status:
         conn.execute(sa.update(orgs).where(orgs.c.id == org_id).values(screening_status=status))
@@ -322,29 +331,8 @@ def resolve(
             # Lock the person's row for the check and the change (PostgreSQL; SQLite's write
             # transaction excludes other writers), so two operators cannot both pass it.
             conn.execute(sa.select(users.c.id).where(users.c.id == user.id).with_for_update())
-        hit = hits.current(conn, user.id, list_name, entry_id)
-        if pending is not None:
-            _check_pending(conn, user.id, hit, pending)
-        if hit is None:
-            raise NotFound(f"{email} has no current hit on {list_name} entry {entry_id}")
-        key = sa.and_(
-            screening_resolutions.c.user_id == user.id,
-            screening_resolutions.c.list_name == list_name,
-            screening_resolutions.c.entry_id == entry_id,
-        )
-        conn.execute(sa.delete(screening_resolutions).where(key))
-        conn.execute(
-            sa.insert(screening_resolutions).values(
-                user_id=user.id,
-                list_name=list_name,
-                entry_id=entry_id,
-                entry_hash=hit.entry_hash,
-                resolution=resolution.value,
-                reason=reason.strip(),
-                resolved_by=actor,
-                resolved_at=hits.now(),
-            )
-        )
+        hit = _decide(conn, Holder.USER, user.id, email, list_name, entry_id, pending)
+        hits.record(conn, hit, resolution.value, reason.strip(), actor)
         outbox.append(_resolution_entry(actor, user.subject_id, hit.entry_hash, resolution, reason))
         matcher = build_matcher(conn, thresholds)
         result = screen_user(conn, user.id, matcher, outbox=outbox)
@@ -352,12 +340,68 @@ def resolve(
     return result
 
 
-def _check_pending(conn: Connection, user_id: int, hit: hits.StoredHit | None, shown: str) -> None:
+def resolve_org(
+    engine: Engine,
+    org_id: int,
+    list_name: str,
+    entry_id: str,
+    resolution: Resolution,
+    reason: str,
+    *,
+    actor: str = "cli",
+    thresholds: Thresholds | None = None,
+    audit: AuditSink | None = None,
+    pending: str | None = None,
+) -> ScreeningResult:
+    """`resolve` for an organisation's hit: the decision is kept, the organisation screened
+    again at once (its members' facts bumped if its status changes), and `pending` refuses a
+    stale decision with 409, all as for a person."""
+    if not reason.strip():
+        raise InvalidInput("a resolution needs a reason")
+    outbox: list[bytes] = []
+    with engine.begin() as conn:
+        # Locked as `resolve` locks the person's row, when a form says what it was shown.
+        query = sa.select(orgs.c.id, orgs.c.name).where(orgs.c.id == org_id)
+        row = conn.execute(query.with_for_update() if pending is not None else query).first()
+        if row is None:
+            raise NotFound(f"unknown organisation {org_id}")
+        hit = _decide(conn, Holder.ORG, org_id, row.name, list_name, entry_id, pending)
+        hits.record(conn, hit, resolution.value, reason.strip(), actor)
+        subject = f"org:{org_id}"
+        outbox.append(_resolution_entry(actor, subject, hit.entry_hash, resolution, reason))
+        matcher = build_matcher(conn, thresholds)
+        result = screen_org(conn, org_id, matcher, outbox=outbox)
+    publish(outbox, audit)
+    return result
+
+
+def _decide(
+    conn: Connection,
+    holder: Holder,
+    holder_id: int,
+    who: str,
+    list_name: str,
+    entry_id: str,
+    pending: str | None,
+) -> hits.StoredHit:
+    """The current hit to decide, or why not: NotFound, or 409 for a stale form (`pending`)."""
+    hit = hits.current(conn, holder_id, list_name, entry_id, holder)
+    if pending is not None:
+        _check_pending(conn, holder, holder_id, hit, pending)
+    if hit is None:
+        raise NotFound(f"{who} has no current hit on {list_name} entry {entry_id}")
+    return hit
+
+
+def _check_pending(
+    conn: Connection, holder: Holder, holder_id: int, hit: hits.StoredHit | None, shown: str
+) -> None:
     if hit is None or hit.entry_hash != shown:
+        what = "person" if holder is Holder.USER else "organisation"
         raise Conflict(
-            "this hit changed since you opened it (the list or the person changed): reload it"
+            f"this hit changed since you opened it (the list or the {what} changed): reload it"
         )
-    decided = hits.resolutions(conn, user_id).get((hit.list_name, hit.entry_id))
+    decided = hits.resolutions(conn, holder_id, holder).get((hit.list_name, hit.entry_id))
     if decided is not None and decided[1] == hit.entry_hash:
         raise Conflict(
             f"this hit was decided ({decided[0]}) since you opened it, by someone else or in "

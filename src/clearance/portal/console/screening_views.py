@@ -61,7 +61,7 @@ def evidence(conn: Connection) -> list[Evidence]:
         version = lists[hit.list_name]
         listed = repository.entry(conn, version.id, hit.entry_id) if version else None
         entry, digest = listed if listed is not None else (None, None)
-        person = principals.get_user_by_id(conn, hit.user_id)
+        person = principals.get_user_by_id(conn, hit.holder_id)
         found.append(Evidence(hit, person, version, entry, digest != hit.entry_hash))
     return found
 
