@@ -1,4 +1,4 @@
-"""`clearance screen ...` and `clearance lists load|list|hits|resolve`."""
+"""`clearance screen ...` and `clearance lists load|list|hits|resolve|resolve-org`."""
 
 from __future__ import annotations
 
@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import Connection
 
 from clearance.audit.service import AuditLog
 from clearance.cli.context import ConfigOption, JsonOption, Runtime, open_runtime, operator
-from clearance.errors import InvalidInput
+from clearance.errors import InvalidInput, NotFound
+from clearance.principals import directory
+from clearance.principals.models import Org
 from clearance.screening import hits, repository, service
 from clearance.screening.matcher import Matcher
 from clearance.screening.models import EntityType, ListFormat, Query, ScreeningResult
@@ -182,12 +185,13 @@ def lists_list(as_json: JsonOption = False, config: ConfigOption = None) -> None
 
 @lists_app.command("hits")
 def lists_hits(as_json: JsonOption = False, config: ConfigOption = None) -> None:
-    """The review queue: every user's current hits, highest score first."""
+    """The review queue: every person's and organisation's current hits, highest score first."""
     with open_runtime(config) as rt, rt.engine.connect() as conn:
         found = hits.queue(conn)
     for h in found:
-        record = {
+        record: dict[str, object] = {
             "user_id": h.user_id,
+            "org_id": h.org_id,
             "list": h.list_name,
             "entry_id": h.entry_id,
             "matched_name": h.matched_name,
@@ -195,13 +199,13 @@ def lists_hits(as_json: JsonOption = False, config: ConfigOption = None) -> None
             "outcome": h.outcome.value,
             "why": list(h.why),
         }
-        typer.echo(json.dumps(record, ensure_ascii=False) if as_json else _hit_line(record))
+        typer.echo(json.dumps(record, ensure_ascii=False) if as_json else _hit_line(h))
 
 
-def _hit_line(record: dict[str, object]) -> str:
+def _hit_line(h: hits.StoredHit) -> str:
     return (
-        f"user {record['user_id']}  {record['outcome']:15s} {record['score']}  "
-        f"{record['list']} {record['entry_id']}  {record['matched_name']}"
+        f"{h.holder.value} {h.holder_id}  {h.outcome.value:15s} {round(h.score, 3)}  "
+        f"{h.list_name} {h.entry_id}  {h.matched_name}"
     )
 
 
@@ -228,3 +232,45 @@ def lists_resolve(
             audit=log,
         )
     typer.echo(f"{email}: {resolution.value} recorded; screening status now {result.status.value}")
+
+
+@lists_app.command("resolve-org")
+def lists_resolve_org(
+    org: Annotated[str, typer.Argument(metavar="ORG", help="The organisation's name or id.")],
+    list_name: Annotated[str, typer.Argument(metavar="LIST")],
+    entry_id: Annotated[str, typer.Argument(metavar="ENTRY_ID")],
+    resolution: Annotated[service.Resolution, typer.Option("--as", help="The decision.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the database, digested in audit).")],
+    config: ConfigOption = None,
+) -> None:
+    """Resolve an organisation's hit as a false positive or a true match; its status applies to
+    every member."""
+    with open_runtime(config) as rt, _audit(rt) as log:
+        with rt.engine.connect() as conn:
+            found = _org(conn, org)
+        service.resolve_org(
+            rt.engine,
+            found.id,
+            list_name,
+            entry_id,
+            resolution,
+            reason,
+            actor=operator(),
+            thresholds=thresholds(rt.settings),
+            audit=log,
+        )
+        with rt.engine.connect() as conn:
+            status = directory.get_org_by_id(conn, found.id).screening_status
+    typer.echo(
+        f"{found.name} (org {found.id}): {resolution.value} recorded; screening status now {status}"
+    )
+
+
+def _org(conn: Connection, ref: str) -> Org:
+    """By name, as the `orgs` commands find it; failing that, digits are taken as its id."""
+    try:
+        return directory.get_org(conn, ref)
+    except NotFound:
+        if not (ref.isascii() and ref.isdigit() and len(ref) <= 9):  # ids are 32-bit
+            raise
+    return directory.get_org_by_id(conn, int(ref))
