@@ -9,8 +9,8 @@ with a reason, as `clearance orgs owners|admins` do.
 Without a console role it is 403. A viewer opens Acme Corp from the list: its KYB details, its
 screening (name and ownership), its declared owners, its admins, its members linking their
 pages, links to its keys and licences; opening it is an `org.view` entry, as in the operator
-API. An organisation flagged by its screening shows the status read only, saying why no decision
-is offered. An unknown id is 404, a bad cursor names the field.
+API. An organisation flagged by its screening links to its hits on the screening page, and says
+so when none is stored behind the status. An unknown id is 404, a bad cursor names the field.
 """
 
 from __future__ import annotations
@@ -69,7 +69,9 @@ def test_a_viewer_opens_an_organisation_and_no_role_is_403(
         assert 'data-kyb="legal_name">Acme Corporation Inc.<' in text
         assert 'data-kyb="registry">not declared<' in text
         assert 'id="name-screening"' in text and "potential_match" in text
-        assert 'id="org-hits-read-only"' in text  # no decision offered, and why
+        # Flagged before hits were kept: none stored, and it says so; its hits are a link away.
+        assert 'id="org-hits-missing"' in text and 'id="org-hits"' not in text
+        assert f'href="/console/screening?org={found.group(1)}" id="org-hits-link"' in text
         assert re.search(r'<tr data-owner="\d+"><td>Wile E. Coyote</td><td>person</td>', text)
         assert 'id="admins"' in text and "erik@demo.test" in text
         members = re.findall(r'<tr data-subject="([^"]+)"><td><a href="/console/people/\1">', text)
@@ -98,7 +100,7 @@ def test_a_clear_organisation_shows_no_hit_note(
             org_id = directory.get_org(conn, ACME).id
         text = browser.get(f"/console/orgs/{org_id}").text
         assert 'data-screening="clear" data-ownership="clear"' in text
-        assert 'id="org-hits-read-only"' not in text and 'id="no-owners"' in text
+        assert 'id="org-hits-missing"' not in text and 'id="no-owners"' in text
     finally:
         browser.close()
 

@@ -143,9 +143,11 @@ def queue(conn: Connection) -> list[StoredHit]:
     return sorted(found, key=lambda h: -h.score)
 
 
-def pending(conn: Connection, limit: int, holder: Holder = Holder.USER) -> list[StoredHit]:
+def pending(
+    conn: Connection, limit: int, holder: Holder = Holder.USER, holder_id: int | None = None
+) -> list[StoredHit]:
     """Stored hits no resolution decides (none, or one made against another version of the
-    entry), worst first: what waits for an operator."""
+    entry), worst first: what waits for an operator (of one holder's, with `holder_id`)."""
     book = _BOOKS[holder]
     h, r = book.hits, book.resolutions
     decided = sa.exists().where(
@@ -154,11 +156,11 @@ def pending(conn: Connection, limit: int, holder: Holder = Holder.USER) -> list[
         r.c.entry_id == h.c.entry_id,
         r.c.entry_hash == h.c.entry_hash,
     )
+    query = sa.select(h).where(~decided)
+    if holder_id is not None:
+        query = query.where(h.c[book.key] == holder_id)
     rows = conn.execute(
-        sa.select(h)
-        .where(~decided)
-        .order_by(h.c.score.desc(), h.c[book.key], h.c.list_name, h.c.entry_id)
-        .limit(limit)
+        query.order_by(h.c.score.desc(), h.c[book.key], h.c.list_name, h.c.entry_id).limit(limit)
     )
     return [_stored(row, holder) for row in rows]
 

@@ -18,7 +18,8 @@ GET /             the dashboard                                                 
                                                                                   viewer / operator
 /orgs/{id}...     one organisation: KYB, screening, owners, admins, members, changed
                   (org_views.py, owner_views.py)                                  viewer / operator
-/screening...     screening hits with their evidence, decided (screening_views.py) viewer / operator
+/screening...     people's and organisations' screening hits with their evidence, decided
+                  (screening_views.py)                                            viewer / operator
 /reviews          the identity review queue; cases open in the portal's review view reviewer
 /audit            the audit explorer, each entry with its inclusion proof           viewer
 /keys, /jobs      API keys, scoped or revoked one by one, an org's all as a job (key_views.py)
@@ -139,6 +140,7 @@ def build(console: Console) -> Starlette:
             Route("/licences/{licence:int}/renew", directory.renew, methods=["POST"]),
             Route("/screening", screening.page),
             Route("/screening/decide", screening.decide, methods=["POST"]),
+            Route("/screening/decide-org", screening.decide_org, methods=["POST"]),
             Route("/reviews", reviews.page),
             Route("/audit", audit.page),
             Route("/keys", keys.page),

@@ -1,8 +1,10 @@
 """One organisation in the console: what an operator checks before deciding about it.
 
 GET /orgs/{id}?after=CURSOR   the organisation: country and know-your-business details, its
-                              name screening and ownership screening (status, the listed owners'
-                              share, the rule, the path of listed owners), its declared owners,
+                              name screening (status, its current hits, each decided or not, and
+                              a link to decide them on /screening?org=ID) and ownership screening
+                              (status, the listed owners' share, the rule, the path of listed
+                              owners), its declared owners,
                               its admins, its members (50 a page, linking their pages), links to
                               its keys and licences (viewer; audited `org.view`, as the operator
                               API's GET /orgs/{org} records it)
@@ -14,10 +16,8 @@ The change is `principals.directory.update_org`, then the organisation screened 
 `org.update` entry with the changes (and the reason), then a `screening_decision` if its status
 changed. An organisation changed since the page was rendered is 409. Its owners and admins are
 changed from the CLI (`clearance orgs owners|admins`) and the portal's organisation page.
-An organisation's screening hits have no decision here:
-`screening.service.screen_org` keeps the status of its name screening, not the list entries it
-matched, and `resolve` (`clearance lists resolve`) decides people's hits only, so the page
-shows the status and the ownership path read only and says so.
+Its name screening hits are decided on the screening page (screening_views.py), beside people's;
+its ownership status follows its declared owners and has no decision of its own.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ from clearance.principals.directory import KYB_FIELDS, Page, PageRequest
 from clearance.principals.models import Org, User
 from clearance.principals.org_admins import OrgAdmin
 from clearance.principals.owners import Owner
+from clearance.screening import hits
+from clearance.screening.hits import Holder, StoredHit
 from clearance.screening.service import screen_org
 from clearance.store.tables import orgs
 
@@ -53,6 +55,8 @@ class Record:
     count: int
     owners: tuple[Owner, ...]
     admins: tuple[OrgAdmin, ...]
+    hits: tuple[StoredHit, ...]  # its name screening's current hits
+    decided: dict[tuple[str, str], str]  # (list, entry) -> a resolution that still holds
 
 
 class OrgViews:
@@ -68,12 +72,21 @@ class OrgViews:
 
         def run(conn: Connection) -> Record:
             org = directory.get_org_by_id(conn, org_id)
+            found = tuple(hits.for_org(conn, org.id))
+            resolutions = hits.resolutions(conn, org.id, Holder.ORG)
             return Record(
                 org,
                 directory.members(conn, org.name, PageRequest(limit=PAGE, after=after)),
                 directory.member_count(conn, org.id),
                 tuple(owners.list_owners(conn, org.name)),
                 tuple(org_admins.list_admins(conn, org.name)),
+                found,
+                {
+                    (h.list_name, h.entry_id): decided[0]
+                    for h in found
+                    if (decided := resolutions.get((h.list_name, h.entry_id))) is not None
+                    and decided[1] == h.entry_hash
+                },
             )
 
         record = await self.console.portal.db(run)

@@ -1,17 +1,22 @@
 """Screening hits in the console: the evidence to decide each, and the decision.
 
-GET  /screening            people's hits awaiting a decision, worst first: the person (name and
-                           pseudonym), the listed entry (names, aliases, programs, birth dates,
-                           nationalities), the list and its version, the score and why
-                           (viewer; audited `screening_hit.list`, with the count, never whom)
+GET  /screening[?org=ID]    hits awaiting a decision, worst first: people's (name and pseudonym)
+                           and organisations' (name, country, link to its page; `org` shows one
+                           organisation's alone), each with the listed entry (names, aliases,
+                           programs, birth dates, nationalities), the list and its version, the
+                           score and why (viewer; audited `screening_hit.list`, with the counts,
+                           never whom)
 POST /screening/decide     `subject`, `list`, `entry`, `version` (the entry hash the hit was
                            shown against), `decision` clear|confirm, `reason`        operator
+POST /screening/decide-org the same with `org` (its id) for `subject`                operator
 
-The decision is `screening.service.resolve`, as `clearance lists resolve` makes it: `clear` is a
-false positive (the hit drops out), `confirm` a true match (a block); it holds while the listed
-entry's content hash is unchanged, and the person is screened again at once. Its entry is the
-CLI's `screening_resolve` (the reason kept only as a digest) with the actor `portal:<subject>`.
-A hit decided since the page was rendered, or whose entry changed, is refused with 409.
+The decision is `screening.service.resolve` (`resolve_org` for an organisation), as `clearance
+lists resolve` (`resolve-org`) makes it: `clear` is a false positive (the hit drops out),
+`confirm` a true match (a block; an organisation's blocks every member); it holds while the
+listed entry's content hash is unchanged, and the person or organisation is screened again at
+once. Its entry is the CLI's `screening_resolve` (the reason kept only as a digest) with the
+actor `portal:<subject>`. A hit decided since the page was rendered, or whose entry changed, is
+refused with 409.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -28,10 +34,11 @@ from clearance.audit.service import AuditLog
 from clearance.portal.console.context import Console, FieldError, done_params, reason, text
 from clearance.portal.console.dashboard import queues
 from clearance.portal.operators import OPERATOR, VIEWER
+from clearance.principals import directory
 from clearance.principals import service as principals
-from clearance.principals.models import User
+from clearance.principals.models import Org, User
 from clearance.screening import hits, repository, service
-from clearance.screening.hits import StoredHit
+from clearance.screening.hits import Holder, StoredHit
 from clearance.screening.models import Entry
 from clearance.screening.repository import ListVersion
 from clearance.screening.settings import thresholds
@@ -46,24 +53,57 @@ class Evidence:
     """One pending hit with what an operator decides it on."""
 
     hit: StoredHit
-    person: User
     version: ListVersion | None  # the list's newest version (None: the list is gone)
     entry: Entry | None  # the entry in that version (None: no longer listed)
     changed: bool  # the newest version says something else of the entry than was screened
+    person: User | None = None  # whose hit: a person's...
+    org: Org | None = None  # ...or an organisation's
 
 
-def evidence(conn: Connection) -> list[Evidence]:
-    found: list[Evidence] = []
+def evidence(conn: Connection, org: int | None = None) -> tuple[list[Evidence], list[Evidence]]:
+    """People's pending hits and organisations' (only organisation `org`'s, if given)."""
     lists: dict[str, ListVersion | None] = {}
-    for hit in hits.pending(conn, PAGE):
+
+    def listed(hit: StoredHit) -> tuple[ListVersion | None, Entry | None, bool]:
         if hit.list_name not in lists:
             lists[hit.list_name] = repository.latest(conn, hit.list_name)
         version = lists[hit.list_name]
-        listed = repository.entry(conn, version.id, hit.entry_id) if version else None
-        entry, digest = listed if listed is not None else (None, None)
-        person = principals.get_user_by_id(conn, hit.holder_id)
-        found.append(Evidence(hit, person, version, entry, digest != hit.entry_hash))
-    return found
+        found = repository.entry(conn, version.id, hit.entry_id) if version else None
+        entry, digest = found if found is not None else (None, None)
+        return version, entry, digest != hit.entry_hash
+
+    people = [] if org is not None else hits.pending(conn, PAGE)
+    orgs = hits.pending(conn, PAGE, Holder.ORG, holder_id=org)
+    return (
+        [
+            Evidence(h, *listed(h), person=principals.get_user_by_id(conn, h.holder_id))
+            for h in people
+        ],
+        [Evidence(h, *listed(h), org=directory.get_org_by_id(conn, h.holder_id)) for h in orgs],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A decision form as posted, checked (the holder's field apart)."""
+
+    list_name: str
+    entry_id: str
+    version: str
+    verb: str
+    why: str
+
+
+def decision(form: FormData) -> Decision:
+    list_name = text(form, "list", limit=100)
+    entry_id = text(form, "entry", limit=200)
+    version = text(form, "version", limit=64)
+    if not _HASH.fullmatch(version):
+        raise FieldError("version", "not a version this console issued: reload the page")
+    verb = text(form, "decision", limit=16)
+    if verb not in DECISIONS:
+        raise FieldError("decision", "choose clear (a false positive) or confirm (a match)")
+    return Decision(list_name, entry_id, version, verb, reason(form))
 
 
 class Indices:
@@ -85,17 +125,26 @@ class ScreeningViews:
 
     async def page(self, request: Request) -> Response:
         signed = await self.console.require(request, VIEWER)
-        found = await self.console.portal.db(evidence)
+        org = request.query_params.get("org") or None
+        if org is not None and not (org.isascii() and org.isdigit() and len(org) <= 9):
+            raise FieldError("org", "not an organisation id")
+        only = int(org) if org is not None else None
+        found, org_found = await self.console.portal.db(lambda c: evidence(c, only))
         waiting = await self.console.portal.db(queues)
         await self.console.record(
-            signed, "screening_hit.list", "screening_hits", {"count": len(found)}
+            signed,
+            "screening_hit.list",
+            "screening_hits",
+            {"count": len(found), "organisations": len(org_found)},
         )
         index, action = done_params(request)
         return self.console.page(
             request,
             "screening.html",
             found=found,
-            full=len(found) >= PAGE,
+            org_found=org_found,
+            only=only,
+            full=len(found) >= PAGE or len(org_found) >= PAGE,
             orgs=waiting.hits_orgs,
             can_change=signed.can(OPERATOR),
             done=index,
@@ -106,15 +155,7 @@ class ScreeningViews:
         signed = await self.console.require(request, OPERATOR)
         form = await self.console.form(request)
         subject = text(form, "subject", limit=200)
-        list_name = text(form, "list", limit=100)
-        entry_id = text(form, "entry", limit=200)
-        version = text(form, "version", limit=64)
-        if not _HASH.fullmatch(version):
-            raise FieldError("version", "not a version this console issued: reload the page")
-        verb = text(form, "decision", limit=16)
-        if verb not in DECISIONS:
-            raise FieldError("decision", "choose clear (a false positive) or confirm (a match)")
-        why = reason(form)
+        chosen = decision(form)
 
         def email_of(conn: Connection) -> str:
             return principals.get_user_by_subject(conn, subject).email
@@ -126,16 +167,43 @@ class ScreeningViews:
             lambda: service.resolve(
                 portal.engine,
                 email,
-                list_name,
-                entry_id,
-                DECISIONS[verb],
-                why,
+                chosen.list_name,
+                chosen.entry_id,
+                DECISIONS[chosen.verb],
+                chosen.why,
                 actor=signed.actor,
                 thresholds=thresholds(portal.settings),
                 audit=sink,
-                pending=version,
+                pending=chosen.version,
             )
         )
         root = request.scope.get("root_path", "")
-        location = f"{root}/screening?done={sink.indices[0]}&action={verb}"
+        location = f"{root}/screening?done={sink.indices[0]}&action={chosen.verb}"
+        return RedirectResponse(location, status_code=303)
+
+    async def decide_org(self, request: Request) -> Response:
+        signed = await self.console.require(request, OPERATOR)
+        form = await self.console.form(request)
+        org = text(form, "org", limit=9)
+        if not (org.isascii() and org.isdigit()):
+            raise FieldError("org", "not an organisation id")
+        chosen = decision(form)
+        portal = self.console.portal
+        sink = Indices(portal.audit)
+        await asyncio.to_thread(
+            lambda: service.resolve_org(
+                portal.engine,
+                int(org),
+                chosen.list_name,
+                chosen.entry_id,
+                DECISIONS[chosen.verb],
+                chosen.why,
+                actor=signed.actor,
+                thresholds=thresholds(portal.settings),
+                audit=sink,
+                pending=chosen.version,
+            )
+        )
+        root = request.scope.get("root_path", "")
+        location = f"{root}/screening?done={sink.indices[0]}&action={chosen.verb}"
         return RedirectResponse(location, status_code=303)
