@@ -1,5 +1,6 @@
-"""`clearance lists hits` with organisations' hits beside people's, and `clearance lists
-resolve-org ORG LIST ENTRY_ID`, by name or id, through the real Typer app; SQLite and
+"""`clearance lists hits` with organisations' hits beside people's, `clearance lists
+resolve-org ORG LIST ENTRY_ID`, by name or id, and `clearance lists rescreen` (which gives an
+organisation flagged before its hits were kept its hits), through the real Typer app; SQLite and
 PostgreSQL."""
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ import json
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
+from clearance.screening.tables import org_screening_hits
 from tests.cli.test_catalog_cli import as_json, ok, refused
 
 ORG = "Quantum Microsystems"
@@ -89,3 +93,17 @@ def test_resolve_org_refuses_without_a_reason_an_org_or_a_hit(cli: CliRunner) ->
         cli, "lists", "resolve-org", ORG, "csl", "csl-42", "--as", "true_match", "--reason", "x"
     )
     assert as_json(cli, "orgs", "show", ORG)["screening"] == "potential_match"
+
+
+def test_rescreen_stores_the_hits_of_an_org_flagged_before_they_were_kept(
+    cli: CliRunner, engine: Engine
+) -> None:
+    with engine.begin() as conn:  # as migration 0027 finds it: flagged, no hit stored
+        conn.execute(sa.delete(org_screening_hits))
+    args = ("lists", "resolve-org", ORG, "csl", "csl-7", "--as", "false_positive")
+    assert "no current hit" in refused(cli, *args, "--reason", "a US company")
+    assert [r["entry_id"] for r in queue(cli)] == ["csl-42"]
+
+    assert "re-screened 2 users" in ok(cli, "lists", "rescreen")
+    assert {r["entry_id"] for r in queue(cli)} == {"csl-7", "csl-42"}
+    assert "screening status now clear" in ok(cli, *args, "--reason", "a US company")

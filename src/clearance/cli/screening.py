@@ -1,4 +1,4 @@
-"""`clearance screen ...` and `clearance lists load|list|hits|resolve|resolve-org`."""
+"""`clearance screen ...` and `clearance lists load|list|rescreen|hits|resolve|resolve-org`."""
 
 from __future__ import annotations
 
@@ -151,9 +151,22 @@ def lists_load(
     typer.echo(f"{v.name}: version {v.id}, {v.entry_count} entries, {v.content_hash[:16]}")
     typer.echo(f"  skipped: {skipped}")
     if summary.rescreen is not None:
-        changed = summary.rescreen.changed
-        moved = ", ".join(f"{n} now {s}" for s, n in sorted(changed.items())) or "no changes"
-        typer.echo(f"  re-screened {summary.rescreen.screened} users: {moved}")
+        typer.echo(f"  {_rescreened(summary.rescreen)}")
+
+
+def _rescreened(summary: service.RescreenSummary) -> str:
+    changed = summary.changed
+    moved = ", ".join(f"{n} now {s}" for s, n in sorted(changed.items())) or "no changes"
+    return f"re-screened {summary.screened} users: {moved}"
+
+
+@lists_app.command("rescreen")
+def lists_rescreen(config: ConfigOption = None) -> None:
+    """Screen every person and organisation again against the current lists, as a load does
+    (once after upgrading: organisations flagged before migration 0027 get their hits stored)."""
+    with open_runtime(config) as rt, _audit(rt) as log:
+        summary = service.rescreen_all(rt.engine, thresholds=thresholds(rt.settings), audit=log)
+    typer.echo(_rescreened(summary))
 
 
 @lists_app.command("list")
