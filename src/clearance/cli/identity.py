@@ -135,11 +135,12 @@ def verify(
 def _run_here(rt: Runtime, log: AuditLog, job_id: int) -> Case:
     """Run job `job_id` in this process (the OCR and face models load now, ~5 s), unless a
     worker has claimed it first: then wait for that worker to finish it."""
-    from clearance.jobs.runner import lease_seconds, run_job
+    from clearance.jobs.runner import run_job
     from clearance.jobs.verification import Verifications
 
     handler = Verifications(rt.settings, rt.engine, log)
-    lease = lease_seconds(rt.settings)
+    # No worker renews this process's claim: it covers the whole time limit, and a lease more.
+    lease = rt.settings.jobs.time_limit_seconds + rt.settings.jobs.lease_seconds
     deadline = time.monotonic() + lease * rt.settings.jobs.max_attempts
     while True:
         job = jobs.claim(rt.engine, lease_seconds=lease, runner=jobs.runner_name(), job_id=job_id)
