@@ -549,6 +549,46 @@ def bench_documents(genuine: int, forged: int, seeds: str, workers: int, verbose
             print(f"  miss: {miss}")
 
 
+def _examine_before(page: LoadedImage, selfie: LoadedImage) -> None:
+    """The commit before's examination of one page: the same MRZ read, its face module."""
+    assert _READER is not None and _FACE_BEFORE is not None
+    try:
+        _READER.read(page.rgb, today=TODAY)
+    except MrzError:
+        pass
+    try:
+        _FACE_BEFORE.single_face(page.rgb, role="document portrait")
+        _FACE_BEFORE.single_face(selfie.rgb, role="selfie")
+    except FaceError:
+        pass
+
+
+def bench_throughput(documents: int, seeds: str) -> None:
+    """Examinations per core per minute (issue 19, item 5, the examination only: no queue, no
+    vault, no database), before and after, interleaved page by page in one process so that both
+    see the same load. CPU seconds of this process, so other sessions' load counts less."""
+    _start()
+    first = SEEDS[seeds]
+    spent: dict[str, list[float]] = {"before": [], "after": []}
+    for i in range(documents):
+        case = make_case("genuine", first + i)
+        page, selfie, frames = load_all(case.page, case.selfie, [])
+        start = time.process_time()
+        _examine_before(page, selfie)
+        spent["before"].append(time.process_time() - start)
+        start = time.process_time()
+        assert _READER is not None
+        examine(page, selfie, frames, reader=_READER, match=0.5, review=0.6, today=TODAY)
+        spent["after"].append(time.process_time() - start)
+    print(f"\nExamination CPU seconds, {documents} genuine pages, {seeds} seeds from {first}:")
+    for label, values in spent.items():
+        cuts = statistics.quantiles(values, n=20)
+        print(
+            f"  {label:<6} mean {statistics.mean(values):.2f}  p50 {statistics.median(values):.2f}"
+            f"  p95 {cuts[18]:.2f}  -> {60 / statistics.mean(values):.1f} per core per minute"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pages", type=int, default=50, help="pages per difficulty")
@@ -562,11 +602,14 @@ def main() -> None:
     parser.add_argument("--genuine", type=int, default=0, help="genuine documents end to end")
     parser.add_argument("--forged", type=int, default=20, help="documents of each forgery")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--throughput", type=int, default=0, help="pages timed before/after")
     args = parser.parse_args()
     if not args.skip_faces:
         bench_faces()
     if not args.skip_mrz:
         bench_mrz(args.pages, args.seeds, args.verbose, args.difficulty or list(Difficulty))
+    if args.throughput:
+        bench_throughput(args.throughput, args.seeds)
     if args.genuine:
         bench_documents(args.genuine, args.forged, args.seeds, args.workers, args.verbose)
 
