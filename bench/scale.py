@@ -96,6 +96,12 @@ done, median 3.66 s at nice 19. The gateway loses a fifth of its throughput, not
 third: what is left is the worker sharing CPU 0 with wrk and the upstream, which a deployment
 does not do.
 
+Run 4, 2026-12-07 at 2d3966c, quiet machine (load 0.0-3.2), `--idle` (nice 19 and SCHED_IDLE,
+OCR on one thread), `--enrolments 80 --burst-seconds 300`: running 1,965 req/s, p50 7.87 ms,
+p99 17.69 ms; stopped 2,149 req/s, 7.25 ms, 14.04 ms (medians of 10 windows each): 1.26x, goal
+missed (1.28x against the load before the burst); 41 jobs done, median 3.68 s. SCHED_IDLE halves
+the throughput lost (8.6 %, a fifth in run 3) but not the p99 ratio.
+
 drain, two runs, `clearance worker --concurrency 2` on 2 cores (load 3-6): 30 enrolments in
 81 s from the worker's start (76 s first job start to last end, median job 4.41 s), 100 in 271 s
 (262 s, median 4.93 s): 0.38-0.40 enrolments a second, 0.19-0.20 per core (about 700 per core an
