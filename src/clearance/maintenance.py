@@ -50,6 +50,9 @@ from clearance.store.tables import org_owners
 log = logging.getLogger("clearance.maintenance")
 ACTOR = "gateway:retention"  # who the evidence purge's audit entries name
 TASK_NAME = "clearance-maintenance"
+# Jitter from a generator of its own: drawing from the `random` module's shared one would move
+# the state of whatever else in the process seeds or replays it (Hypothesis, in the test suite).
+_jitter = random.Random()
 
 
 def utc_now() -> datetime:
@@ -179,7 +182,7 @@ class Maintenance:
                 if any(astuple(purged)):
                     log.info("maintenance: %s", purged)  # counts only: nothing personal
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), period * random.uniform(0.8, 1.2))
+                await asyncio.wait_for(stop.wait(), period * _jitter.uniform(0.8, 1.2))
 
 
 @contextlib.asynccontextmanager

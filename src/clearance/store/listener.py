@@ -28,6 +28,7 @@ log = logging.getLogger("clearance.store.listener")
 # reconnect in step after a server restart.
 FIRST_BACKOFF = 0.05
 MAX_BACKOFF = 5.0
+_jitter = random.Random()  # not the `random` module's shared generator (see maintenance.py)
 # TCP keepalives: a peer gone without a FIN (a host lost, a NAT entry dropped) is found dead in
 # about IDLE + INTERVAL * COUNT seconds; the listener would otherwise wait on it for ever (the
 # version poll still covers that meanwhile, at its slower interval).
@@ -73,7 +74,7 @@ class Listener:
                 if self.connected:  # it was listening: back-off starts over
                     delay = FIRST_BACKOFF
                 self.connected = False
-            await asyncio.sleep(random.uniform(delay / 2, delay))
+            await asyncio.sleep(_jitter.uniform(delay / 2, delay))
             delay = min(delay * 2, MAX_BACKOFF)
 
     async def _listen(self) -> None:
