@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
@@ -161,25 +162,7 @@ class ScreeningViews:
             return principals.get_user_by_subject(conn, subject).email
 
         email = await self.console.portal.db(email_of)
-        portal = self.console.portal
-        sink = Indices(portal.audit)
-        await asyncio.to_thread(
-            lambda: service.resolve(
-                portal.engine,
-                email,
-                chosen.list_name,
-                chosen.entry_id,
-                DECISIONS[chosen.verb],
-                chosen.why,
-                actor=signed.actor,
-                thresholds=thresholds(portal.settings),
-                audit=sink,
-                pending=chosen.version,
-            )
-        )
-        root = request.scope.get("root_path", "")
-        location = f"{root}/screening?done={sink.indices[0]}&action={chosen.verb}"
-        return RedirectResponse(location, status_code=303)
+        return await self._resolve(request, signed.actor, chosen, service.resolve, email)
 
     async def decide_org(self, request: Request) -> Response:
         signed = await self.console.require(request, OPERATOR)
@@ -188,17 +171,29 @@ class ScreeningViews:
         if not (org.isascii() and org.isdigit()):
             raise FieldError("org", "not an organisation id")
         chosen = decision(form)
+        return await self._resolve(request, signed.actor, chosen, service.resolve_org, int(org))
+
+    async def _resolve(
+        self,
+        request: Request,
+        actor: str,
+        chosen: Decision,
+        resolve: Callable[..., object],
+        holder: str | int,
+    ) -> Response:
+        """Record the decision on a person's hit (`holder`: an email, `service.resolve`) or an
+        organisation's (an id, `service.resolve_org`), then show the queue with its audit index."""
         portal = self.console.portal
         sink = Indices(portal.audit)
         await asyncio.to_thread(
-            lambda: service.resolve_org(
+            lambda: resolve(
                 portal.engine,
-                int(org),
+                holder,
                 chosen.list_name,
                 chosen.entry_id,
                 DECISIONS[chosen.verb],
                 chosen.why,
-                actor=signed.actor,
+                actor=actor,
                 thresholds=thresholds(portal.settings),
                 audit=sink,
                 pending=chosen.version,
