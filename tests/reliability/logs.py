@@ -18,7 +18,7 @@ from clearance.audit import entries, merkle
 from clearance.audit.checkpoint import Checkpoint, open_checkpoint
 from clearance.audit.keys import generate_signing_key, load_signer
 from clearance.audit.service import AuditLog
-from clearance.audit.tables import audit_checkpoints, audit_entries
+from clearance.audit.tables import audit_checkpoints, audit_entries, audit_tree
 from clearance.audit.verify import verify_log
 from clearance.config import AuditSettings
 
@@ -65,6 +65,18 @@ class LogCheck:
     checkpoint: Checkpoint  # the latest, after integrating everything
 
 
+def _outlive_killed_integrators(engine: Engine) -> None:
+    """PostgreSQL: wait for the tree row's lock. A SIGKILLed writer's backend holds it until the
+    server sees the connection gone, and an integrator skips a held tree row (SKIP LOCKED): the
+    restarted one would then sign nothing, which is right for a live peer but not what is checked
+    here. A CI run caught that window once."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.begin() as conn:
+        conn.execute(sa.text("SET LOCAL lock_timeout = '30s'"))
+        conn.execute(sa.select(audit_tree.c.size).where(audit_tree.c.id == 1).with_for_update())
+
+
 def check_log(
     engine: Engine,
     settings: AuditSettings,
@@ -72,6 +84,7 @@ def check_log(
     kept: Checkpoint | None = None,
 ) -> LogCheck:
     """Restart on the stored state, integrate, and check it; raise AssertionError if broken."""
+    _outlive_killed_integrators(engine)
     rows = stored_entries(engine)
     assert sorted(rows) == list(range(len(rows))), "the stored log has a gap"
     lost = sum(1 for i, e in acked.items() if rows.get(i) != e)
