@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -46,16 +47,18 @@ def _closed_after(sock: socket.socket, limit: float) -> float:
 
 def test_trickled_headers_are_cut_and_others_are_served(server: tuple[str, int]) -> None:
     host, port = server
-    slow = [socket.create_connection((host, port)) for _ in range(50)]
-    for s in slow:
-        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")  # headers never finished
-    probe = time.monotonic()
-    r = httpx.post(f"http://{host}:{port}/", content=b"ping", timeout=5)
-    assert r.status_code == 200 and r.content == b"ping"
-    assert time.monotonic() - probe < 0.5
-    for s in slow:
-        assert _closed_after(s, 3.0) < 3.0
-        s.close()
+    # Closed whatever happens: a failure here must not leak 50 sockets into the next test's
+    # setup (CI once reported them there as an error of another test).
+    with contextlib.ExitStack() as sockets:
+        slow = [sockets.enter_context(socket.create_connection((host, port))) for _ in range(50)]
+        for s in slow:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+        probe = time.monotonic()
+        r = httpx.post(f"http://{host}:{port}/", content=b"ping", timeout=5)
+        assert r.status_code == 200 and r.content == b"ping"
+        assert time.monotonic() - probe < 0.5
+        for s in slow:
+            assert _closed_after(s, 3.0) < 3.0
 
 
 def test_idle_connection_without_a_request_is_cut(server: tuple[str, int]) -> None:
