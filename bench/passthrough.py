@@ -16,11 +16,15 @@ import aiohttp
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
+from clearance.net import h1
+
 FORWARD = frozenset({b"content-type", b"authorization", b"x-api-key", b"anthropic-version"})
 RETURN = frozenset({"content-type"})
 
 
 class PassThrough:
+    """Forwards with aiohttp (the usual Python client)."""
+
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.session: aiohttp.ClientSession | None = None
@@ -64,10 +68,51 @@ class PassThrough:
                 return
 
 
+class LeanPassThrough:
+    """The same forwarding with the gateway's own upstream client (clearance.net.h1): what the
+    client alone gains, apart from every check Clearance makes."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.client: h1.Client | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    self.client = h1.Client(connect_timeout=10, read_timeout=300)
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    if self.client is not None:
+                        await self.client.close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        assert self.client is not None
+        body = bytearray()
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k in FORWARD]
+        url = self.upstream + scope["path"]
+        async with self.client.post(url, bytes(body), headers) as resp:
+            out = [(k, v) for k, v in resp.headers if k in RETURN_BYTES]
+            await send({"type": "http.response.start", "status": resp.status, "headers": out})
+            async for chunk in resp.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+
+RETURN_BYTES = frozenset(k.encode() for k in RETURN)
 UPSTREAM_ENV = "BENCH_PASSTHROUGH_UPSTREAM"
+CLIENT_ENV = "BENCH_PASSTHROUGH_CLIENT"
 
 
-def from_environment() -> PassThrough:
+def from_environment() -> PassThrough | LeanPassThrough:
+    if os.environ.get(CLIENT_ENV) == "h1":
+        return LeanPassThrough(os.environ[UPSTREAM_ENV])
     return PassThrough(os.environ[UPSTREAM_ENV])
 
 
@@ -78,9 +123,16 @@ def main() -> None:
         "--upstream", required=True, help="upstream root, e.g. http://127.0.0.1:9000"
     )
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--client",
+        choices=("aiohttp", "h1"),
+        default="aiohttp",
+        help="the upstream client: aiohttp (the baseline) or Clearance's own (clearance.net.h1)",
+    )
     args = parser.parse_args()
     # Workers are separate processes: they build the app from the environment.
     os.environ[UPSTREAM_ENV] = args.upstream
+    os.environ[CLIENT_ENV] = args.client
     uvicorn.run(
         "passthrough:from_environment",
         factory=True,

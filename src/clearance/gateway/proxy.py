@@ -18,7 +18,6 @@ import asyncio
 import logging
 import time
 
-import aiohttp
 import orjson
 from starlette.types import Receive, Scope, Send
 
@@ -42,6 +41,7 @@ from clearance.guard import conversation
 from clearance.guard.models import Check
 from clearance.guard.stream import StreamReader
 from clearance.limits.usage import UsageMeter
+from clearance.net import h1
 from clearance.net.asgi import Headers, read_body, send_bytes
 from clearance.net.client import ClientLocator
 from clearance.policy.models import Decision, Effect, RequestContext
@@ -59,7 +59,7 @@ class Proxy:
         self.guard = decisions.guard
         self.settings = self.state.settings.gateway
         self.locator = ClientLocator(self.settings.trusted_proxies)
-        self.session: aiohttp.ClientSession | None = None
+        self.session: h1.Client | None = None
         # In-flight requests by served model, so a suspension can end them (the kill switch).
         self.inflight: dict[str, set[Attempt]] = {}
         self._settling: set[asyncio.Task[None]] = set()  # limits counted after an early end
@@ -319,7 +319,7 @@ class Proxy:
         task.add_done_callback(judged)
 
     async def _relay_guarded(
-        self, attempt: Attempt, resp: aiohttp.ClientResponse, send: Send, served: Model
+        self, attempt: Attempt, resp: h1.Response, send: Send, served: Model
     ) -> None:
         """A guarded answer: a stream forwarded event by event while its text is checked, its
         ending held until the last check answers; a whole answer checked before release."""
@@ -364,7 +364,7 @@ class Proxy:
             }
         )
         attempt.responded = True
-        async for chunk in resp.content.iter_any():
+        async for chunk in resp.iter_any():
             if attempt.meter is not None:
                 attempt.meter.feed(chunk)  # reads only: nothing is dropped from a guarded stream
             ready = reader.feed(chunk)
@@ -399,7 +399,7 @@ class Proxy:
         self.metrics.added.observe(time.perf_counter() - attempt.started)
         sent = time.perf_counter()
         try:
-            async with self.session.post(url, data=body, headers=headers) as resp:
+            async with self.session.post(url, body, headers.items()) as resp:
                 self.metrics.upstream.observe(time.perf_counter() - sent)
                 await self.decisions.release(attempt)  # not a byte before the entry is durable
                 if resp.status >= 500:
@@ -428,7 +428,7 @@ class Proxy:
                 )
                 attempt.responded = True
                 meter = attempt.meter
-                async for chunk in resp.content.iter_any():
+                async for chunk in resp.iter_any():
                     if meter is not None:
                         chunk = meter.feed(chunk)
                         if not chunk:
@@ -440,7 +440,7 @@ class Proxy:
                 await self.decisions.settle_slot(attempt)
                 attempt.finishing = True  # from here uvicorn's receive() says "disconnect" too
                 await send({"type": "http.response.body", "body": end, "more_body": False})
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        except TimeoutError as exc:
             await self._fail(
                 attempt,
                 send,
@@ -450,7 +450,7 @@ class Proxy:
                 "upstream_timeout",
                 exc,
             )
-        except aiohttp.ClientError as exc:
+        except h1.H1Error as exc:
             await self._fail(
                 attempt,
                 send,
