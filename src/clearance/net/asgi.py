@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine, Generator
+from typing import Any
 
 from starlette.types import Receive, Send
 
@@ -35,11 +37,47 @@ async def read_body(
 ) -> bytes:
     """The whole request body, within `limit` bytes and `timeout` seconds (a slow-body client
     is cut, not waited for)."""
+    reading = _read_body(receive, headers, limit)
+    # Most bodies arrive with their headers: the read then ends without waiting, and needs no
+    # deadline (arming one costs uvloop several µs a request). Otherwise the rest of the same
+    # read runs under it.
+    try:
+        pending = reading.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
     try:
         async with asyncio.timeout(timeout):
-            return await _read_body(receive, headers, limit)
+            return await _Resumed(reading, pending)
     except TimeoutError as exc:
         raise RequestTimeout(f"request body not received within {timeout:g} s") from exc
+
+
+class _Resumed:
+    """Await the rest of a coroutine that was stepped by hand and is waiting on `pending`: what
+    `yield from` does, with the first step already taken. A cancellation (the deadline) is
+    thrown into it."""
+
+    __slots__ = ("_coro", "_pending")
+
+    def __init__(self, coro: Coroutine[Any, Any, bytes], pending: Any) -> None:
+        self._coro = coro
+        self._pending = pending
+
+    def __await__(self) -> Generator[Any, Any, bytes]:
+        coro, pending = self._coro, self._pending
+        while True:
+            try:
+                value = yield pending
+            except BaseException as exc:  # noqa: BLE001 - handed to the coroutine, which decides
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
+            else:
+                try:
+                    pending = coro.send(value)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
 
 
 async def _read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:

@@ -20,7 +20,8 @@ What it does and does not do:
   (RFC 9112 §9.3); one idle longer than `keepalive` seconds is closed rather than reused (a
   server may have dropped it). A request is never retried: a POST to a model may have run.
 - Timeouts: `connect` for the TCP (and TLS) set-up, `read` for each wait for bytes (the status
-  line and headers, then every body chunk), as aiohttp's `sock_read`. A timeout raises
+  line and headers, then every body chunk), as aiohttp's `sock_read`; checked by one sweep every
+  `min(1 s, read / 4)`, so a cut comes up to that much late. A timeout raises
   `TimeoutError`; every other failure `UpstreamConnectionError` or `UpstreamProtocolError`
   (both `H1Error`).
 - Back-pressure: reading pauses while more than `HIGH_WATER` bytes wait for the caller.
@@ -128,11 +129,11 @@ class Response:
     async def _wait(self) -> None:
         conn = self._conn
         waiter = self._waiter = conn.loop.create_future()
-        timer = conn.loop.call_later(conn.read_timeout, _expire, waiter)
+        conn.pool._watch(conn, waiter)
         try:
             await waiter
         finally:
-            timer.cancel()
+            conn.waiting = None
             self._waiter = None
 
     async def iter_any(self) -> AsyncIterator[bytes]:
@@ -157,11 +158,6 @@ class Response:
         return b"".join(parts)
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError("the upstream did not answer in time"))
-
-
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; llhttp's callbacks fill the current `Response`."""
 
@@ -180,6 +176,9 @@ class _Connection(asyncio.Protocol):
         self.complete = False
         self.keep_alive = False
         self.idle_since = 0.0
+        # What the caller waits for, and until when (the client's sweep enforces it).
+        self.waiting: asyncio.Future[None] | None = None
+        self.deadline = 0.0
 
     # -- asyncio.Protocol --
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -327,7 +326,7 @@ class _Exchange:
         if len(self._body) >= 65536:
             conn.transport.write(self._body)
         self._body = b""
-        timer = conn.loop.call_later(conn.read_timeout, _expire, waiter)
+        self._client._watch(conn, waiter)
         try:
             await waiter
         except BaseException:  # a timeout, a broken answer, or the caller cancelled
@@ -336,7 +335,7 @@ class _Exchange:
             conn.close()
             raise
         finally:
-            timer.cancel()
+            conn.waiting = None
             conn.head_waiter = None
         return resp
 
@@ -374,6 +373,32 @@ class Client:
         self._ssl = ssl_context
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._closed = False
+        # Read deadlines: a float per waiting connection and one sweep for all of them (a timer
+        # armed and cancelled per wait costs uvloop several µs), a cut up to 1 s late.
+        self._waiting: set[_Connection] = set()
+        self._sweep_timer: asyncio.TimerHandle | None = None
+
+    def _watch(self, conn: _Connection, waiter: asyncio.Future[None]) -> None:
+        conn.waiting = waiter
+        conn.deadline = conn.loop.time() + self.read_timeout
+        self._waiting.add(conn)
+        if self._sweep_timer is None:
+            interval = min(1.0, self.read_timeout / 4)
+            self._sweep_timer = conn.loop.call_later(interval, self._sweep, conn.loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._sweep_timer = None
+        now = loop.time()
+        for conn in list(self._waiting):
+            waiter = conn.waiting
+            if waiter is None or waiter.done():
+                self._waiting.discard(conn)
+            elif conn.deadline <= now:
+                self._waiting.discard(conn)
+                waiter.set_exception(TimeoutError("the upstream did not answer in time"))
+        if self._waiting:
+            interval = min(1.0, self.read_timeout / 4)
+            self._sweep_timer = loop.call_later(interval, self._sweep, loop)
 
     def post(self, url: str, body: bytes, headers: Iterable[tuple[str, str]]) -> _Exchange:
         return _Exchange(self, url, body, headers)
@@ -425,6 +450,9 @@ class Client:
 
     async def close(self) -> None:
         self._closed = True
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
+            self._sweep_timer = None
         for conns in self._idle.values():
             for conn in conns:
                 conn.close()
