@@ -1,6 +1,10 @@
 """Gateway benchmark: the same load direct to a fake upstream, through a bare pass-through proxy
 (the ceiling for a Python gateway) and through Clearance, in one run.
 
+The bare proxy runs twice: on aiohttp (`pass-through`, the baseline every goal compares with)
+and on Clearance's own upstream client (`pass-through h1`, Clearance minus its checks: the gap
+between the two is what the checks alone cost).
+
     .venv/bin/python bench/gateway.py [--duration 10] [--warmup 2] [--api openai|anthropic]
 
 Needs `wrk` (Debian package `wrk`). The upstream is the demo upstream (raw ASGI, no chunk delay)
@@ -319,8 +323,9 @@ def serve_upstream(port: int) -> None:
 def start_targets(
     stack: ExitStack, workdir: Path, skip_clearance: bool, workers: int = 1
 ) -> dict[str, str]:
-    """The upstream, the pass-through baseline and Clearance; returns name -> base URL, and the
-    Clearance key under the name "key"."""
+    """The upstream, the pass-through baseline (aiohttp), the same on Clearance's own upstream
+    client (h1), and Clearance; returns name -> base URL, and the Clearance key under the name
+    "key"."""
     up_port, pass_port, gw_port = free_port(), free_port(), free_port()
     upstream = f"http://127.0.0.1:{up_port}"
     me = [sys.executable, str(Path(__file__).resolve())]
@@ -339,7 +344,14 @@ def start_targets(
     # One worker gets CPU 1 to itself; several share both cores with wrk and the upstream.
     place = on_proxy_cpu if workers == 1 else (lambda argv: argv)
     stack.enter_context(process(place(baseline), passthrough + "/v1/models"))
-    targets = {"direct": upstream, "pass-through": passthrough}
+    # The same bare proxy on Clearance's own upstream client: Clearance minus its checks, so the
+    # run also shows what the checks alone cost.
+    lean_port = free_port()
+    lean = f"http://127.0.0.1:{lean_port}"
+    lean_argv = [*baseline, "--client", "h1"]
+    lean_argv[lean_argv.index("--port") + 1] = str(lean_port)
+    stack.enter_context(process(place(lean_argv), lean + "/v1/models"))
+    targets = {"direct": upstream, "pass-through": passthrough, "pass-through h1": lean}
     if not skip_clearance:
         config, key = clearance_instance(workdir / "instance", upstream)
         gateway = f"http://127.0.0.1:{gw_port}"
@@ -370,7 +382,7 @@ def measure(targets: dict[str, str], args: argparse.Namespace, workdir: Path) ->
     names = [n for n in targets if n != "key"]
     cells: Cells = {}
     print(
-        f"{'load':<12}{'conns':>6}  {'target':<14}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'load':<12}{'conns':>6}  {'target':<16}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'+p50 ms':>9}{'+p99 ms':>9}{'failed':>8}"
     )
     for stream in args.loads:
@@ -389,7 +401,7 @@ def measure(targets: dict[str, str], args: argparse.Namespace, workdir: Path) ->
                 cells[stream, conns, name] = got
                 direct = direct or got
                 print(
-                    f"{'streaming' if stream else 'non-stream':<12}{conns:>6}  {name:<14}"
+                    f"{'streaming' if stream else 'non-stream':<12}{conns:>6}  {name:<16}"
                     f"{got.rps:>9,.0f}{got.p50_ms:>9.2f}{got.p99_ms:>9.2f}"
                     f"{got.p50_ms - direct.p50_ms:>+9.2f}{got.p99_ms - direct.p99_ms:>+9.2f}"
                     f"{got.failures:>8}",
@@ -409,7 +421,7 @@ def measure(targets: dict[str, str], args: argparse.Namespace, workdir: Path) ->
         cuts = quantiles(first_bytes(targets[name], load, args.ttfb_requests), n=100)
         base = base if base is not None else cuts[49]
         print(
-            f"  {name:<14} p50 {cuts[49]:.2f} ms  p99 {cuts[98]:.2f} ms  "
+            f"  {name:<16} p50 {cuts[49]:.2f} ms  p99 {cuts[98]:.2f} ms  "
             f"(+{cuts[49] - base:.2f} ms p50 over direct)",
             flush=True,
         )
@@ -469,6 +481,19 @@ def goals(cells: Cells) -> None:
     print("\nGoals (issue 13), this run:")
     for figure, got, goal, met in rows:
         print(f"  {'met ' if met else 'MISS'}  {figure:<42} {got:<44} goal {goal}")
+    # Not a goal: the checks alone, Clearance against the bare proxy on the same upstream client.
+    lean, ours = added(False, "pass-through h1"), added(False, "clearance")
+    lean_hi = cells.get((False, high or 0, "pass-through h1"))
+    if lean is not None and ours is not None:
+        print(
+            f"\nThe checks alone (Clearance against the pass-through on its own client, "
+            f"clearance.net.h1): c=1 added p50 {ours - lean:+.2f} ms"
+            + (
+                f", c={high} req/s {ours_hi.rps / lean_hi.rps:.2f} of it"
+                if lean_hi is not None and ours_hi is not None
+                else ""
+            )
+        )
 
 
 def audit_figures(url: str) -> dict[str, float]:

@@ -97,7 +97,7 @@ class LeanPassThrough:
                 break
         headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k in FORWARD]
         url = self.upstream + scope["path"]
-        async with self.client.post(url, bytes(body), headers) as resp:
+        async with self.client.request(scope["method"], url, bytes(body), headers) as resp:
             out = [(k, v) for k, v in resp.headers if k in RETURN_BYTES]
             await send({"type": "http.response.start", "status": resp.status, "headers": out})
             async for chunk in resp.iter_any():

@@ -77,9 +77,13 @@ def _origin(url: str) -> tuple[tuple[str, str, int], bytes, bytes]:
 
 
 def _head(
-    target: bytes, authority: bytes, headers: Iterable[tuple[str, str]], length: int
+    method: bytes,
+    target: bytes,
+    authority: bytes,
+    headers: Iterable[tuple[str, str]],
+    length: int,
 ) -> bytes:
-    lines = [b"POST ", target, b" HTTP/1.1\r\nhost: ", authority, b"\r\n"]
+    lines = [method, b" ", target, b" HTTP/1.1\r\nhost: ", authority, b"\r\n"]
     encoding = False
     for name, value in headers:
         # RFC 9110 §5.5: a field value never carries CR or LF (no header injection).
@@ -92,7 +96,9 @@ def _head(
         lines += (name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n")
     if not encoding:
         lines.append(b"accept-encoding: identity\r\n")
-    lines += (b"content-length: ", str(length).encode(), b"\r\n\r\n")
+    if length or method not in (b"GET", b"DELETE"):  # RFC 9110 §8.6: none on an empty GET
+        lines += (b"content-length: ", str(length).encode(), b"\r\n")
+    lines.append(b"\r\n")
     return b"".join(lines)
 
 
@@ -303,12 +309,18 @@ class _Exchange:
     """`async with client.post(...) as response`: the connection goes back to the pool when the
     answer was read to its end, and is closed otherwise."""
 
-    __slots__ = ("_body", "_client", "_conn", "_headers", "_url")
+    __slots__ = ("_body", "_client", "_conn", "_headers", "_method", "_url")
 
     def __init__(
-        self, client: Client, url: str, body: bytes, headers: Iterable[tuple[str, str]]
+        self,
+        client: Client,
+        method: bytes,
+        url: str,
+        body: bytes,
+        headers: Iterable[tuple[str, str]],
     ) -> None:
         self._client = client
+        self._method = method
         self._url = url
         self._body = body
         self._headers = headers
@@ -316,7 +328,7 @@ class _Exchange:
 
     async def __aenter__(self) -> Response:
         key, target, authority = _origin(self._url)
-        head = _head(target, authority, self._headers, len(self._body))
+        head = _head(self._method, target, authority, self._headers, len(self._body))
         conn = self._conn = await self._client._acquire(key)
         resp = conn.response = Response(conn)
         conn.complete = False
@@ -401,7 +413,14 @@ class Client:
             self._sweep_timer = loop.call_later(interval, self._sweep, loop)
 
     def post(self, url: str, body: bytes, headers: Iterable[tuple[str, str]]) -> _Exchange:
-        return _Exchange(self, url, body, headers)
+        return _Exchange(self, b"POST", url, body, headers)
+
+    def request(
+        self, method: str, url: str, body: bytes, headers: Iterable[tuple[str, str]]
+    ) -> _Exchange:
+        if method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            raise InvalidRequest(f"method {method!r} is not supported")
+        return _Exchange(self, method.encode("ascii"), url, body, headers)
 
     async def _acquire(self, key: tuple[str, str, int]) -> _Connection:
         if self._closed:
