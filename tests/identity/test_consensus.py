@@ -50,7 +50,21 @@ def test_a_letter_the_detector_saw_and_the_reads_lack_refuses_the_name() -> None
         ("EXAMPLE<<ADA", "E\u00d7AMPLE<<<<ADA", True),  # an unnamed letter, doubled fillers
         ("EXAMPLE<<ADA", "EXAMPLE<<ANA", False),  # a letter the reads do not hold
         ("EXAMPLE<<ADA", "ADA<<EXAMPLE", False),  # out of order
+        # A digit is a letter the detector misnamed (a name holds none): it meets one letter.
+        ("OCONNOR<<PETER", "0C0NN0R<<PETER", True),
+        ("NGUYEN<<ANNA", "NG0YEN<<A2NA", True),
+        ("NGUYEN<<ANNA", "NGUYEN0<<ANNA", False),  # no letter left for the digit there
+        ("AB<<CD", "AB0CD", False),  # a digit never meets a filler
     ],
 )
 def test_holds(text: str, part: str, expected: bool) -> None:
     assert holds(text, part) is expected
+
+
+def test_a_name_the_detector_read_with_digits_is_agreed() -> None:
+    # Measured on a blurred JPEG page: the detector read P<IRLOCONNOR as P<1RL000NN0R. The
+    # digits no longer stand for O and I (which refused OCONNOR: one O too many before the Ns).
+    line = "P<IRLOCONNOR<<JOHAN<<<<<<<<<<<<<<<<<<<<<<<<<"
+    got = agreed([read(line)] * 3, "P<1RL000NN0R<<JOHAN<<<<<<<<<<<<<<<<<<<<<<<<<", least=3)
+    assert got is not None and got.text == line
+    assert agreed([read(line)] * 3, "P<1RL000NN0R<<PETER<<<<<<<<<<<<", least=3) is None

@@ -82,3 +82,25 @@ def test_irregular_frames_do_not_fit_a_pitch() -> None:
     out[62, VOCABULARY.index("A")] = 0.8
     out[62, 0] = 0.1
     assert decode(out, SLOTS, 30) is None
+
+
+def test_a_cell_is_read_within_its_field_class_and_marked_forced() -> None:
+    # Measured on JPEG pages: the recogniser ranked 0 first in the C of OCONNOR and the printed
+    # C second. A name cell allows only letters and `<` (9303-3 §4.6): read within them, the
+    # cell is the C, and it is marked forced (reported as a class repair, cross-checked).
+    line = "OCONNOR<<PETER<<<<<<<<<<<<<<<<"
+    out = frames(line)
+    row = 3 + 4 * 1
+    out[row, VOCABULARY.index("0")] = 0.8
+    out[row, VOCABULARY.index("C")] = 0.5
+    free = decode(out, SLOTS, 30)
+    assert free is not None and free.text == "O0ONNOR<<PETER<<<<<<<<<<<<<<<<" and free.forced == ()
+    read = decode(out, SLOTS, 30, "A" * 30)
+    assert read is not None and read.text == line and read.forced == (1,)
+    digits = decode(out, SLOTS, 30, "D" * 30)  # a digit field: digits and `<` only
+    assert digits is not None and set(digits.text) <= set("0123456789<")
+
+
+def test_classes_must_cover_every_cell() -> None:
+    with pytest.raises(ValueError):
+        decode(frames("OCONNOR<<PETER<<<<<<<<<<<<<<<<"), SLOTS, 30, "A" * 29)

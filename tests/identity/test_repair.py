@@ -7,7 +7,12 @@ from datetime import date
 import pytest
 
 from clearance.errors import MrzError
-from clearance.identity.document.repair import name_content, repair
+from clearance.identity.document.repair import (
+    field_classes,
+    forced_repairs,
+    name_content,
+    repair,
+)
 from clearance.identity.mrz import parse_mrz
 
 TODAY = date(2026, 6, 1)
@@ -60,3 +65,18 @@ def test_a_dropped_character_in_a_checked_line_is_refused(position: int) -> None
 def test_unknown_layouts_come_back_unchanged() -> None:
     assert repair(["hello world", "x"]) == (("HELLOWORLD", "X"), ())
     assert name_content("p<uto0conn0r<<<<") == "P<UTOOCONNOR"
+
+
+def test_cells_a_class_decided_are_reported_as_class_repairs() -> None:
+    # The name line read within its field class (pitch.decode): the cells where the recogniser
+    # ranked a digit first are the repairs `_fix_classes` would report, unchecked, and in the
+    # name only from position 6 of a TD3 upper line (9303-4 §4.2.2.1: code, state, name).
+    upper = "P<IRLOCONNOR<<JOHAN<<<<<<<<<<<<<<<<<<<<<<<<<"
+    classes = field_classes(44, 2)[0]
+    got = forced_repairs(upper, classes, 0, (2, 6))
+    assert [(r.kind, r.unchecked, r.name, r.position) for r in got] == [
+        ("class", True, False, 3),
+        ("class", True, True, 7),
+    ]
+    assert got[1].note == "position 7 read as C"
+    assert forced_repairs(upper, classes, 0, ()) == ()

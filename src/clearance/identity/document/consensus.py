@@ -11,7 +11,9 @@ cells each time. A name is taken only when
   scale refuses the line: on the tune set, two scales once agreed on NGU<EN while a third read
   NGUYEN), and
 - that name holds the detector's own greedy read of the line in order: the greedy read drops
-  and merges letters but seldom invents one.
+  and merges letters but seldom invents one. A digit in that read stands for one letter the
+  detector could not name (the line holds no digits, 9303-3 §4.6 and §5): on JPEG pages it
+  read OCONNOR as 0C0NN0R and GUYEN as G0YEN, so a digit must meet a letter, any one.
 
 The caller asks again at other scales only when a first set does not agree; it never keeps
 asking until some set happens to agree with itself.
@@ -23,7 +25,7 @@ import re
 from collections.abc import Sequence
 
 from clearance.identity.document.pitch import PitchRead
-from clearance.identity.document.repair import name_content
+from clearance.identity.document.repair import name_content, normalise
 
 _NOT_MRZ = re.compile("[^A-Z0-9<]")
 _FILLER_RUN = re.compile("<+")
@@ -34,7 +36,11 @@ def agreed(reads: Sequence[PitchRead | None], detected: str, *, least: int) -> P
     gives the same name, and that name holds `detected`; otherwise None (refuse the line)."""
     fitted = [read for read in reads if read is not None]
     names = {name_content(read.text) for read in fitted}
-    if len(fitted) < least or len(names) != 1 or not holds(names.pop(), name_content(detected)):
+    if (
+        len(fitted) < least
+        or len(names) != 1
+        or not holds(names.pop(), normalise(detected).rstrip("<"))
+    ):
         return None
     return fitted[0]
 
@@ -44,7 +50,13 @@ def holds(text: str, part: str) -> bool:
 
     Characters outside the MRZ set in `part` are letters the recogniser could not name — it
     reads the OCR-B X as the multiplication sign U+00D7 or as U+2208 — and are skipped like a
-    dropped letter. Without that, every name with an X (EXAMPLE<<ADA) was refused.
+    dropped letter. Without that, every name with an X (EXAMPLE<<ADA) was refused. A digit in
+    `part` must meet a letter of `text`, any one, in its place in the order (a name line holds
+    no digits: the recogniser misnamed a letter there, and which one is not evidence).
     """
     remaining = iter(_FILLER_RUN.sub("<", text))
-    return all(char in remaining for char in _FILLER_RUN.sub("<", _NOT_MRZ.sub("", part)))
+    for char in _FILLER_RUN.sub("<", _NOT_MRZ.sub("", part)):
+        found = any(c != "<" for c in remaining) if char.isdigit() else char in remaining
+        if not found:
+            return False
+    return True

@@ -4,9 +4,11 @@ The detector finds the text lines of the whole photo; `band` groups the MRZ line
 and re-boxes them on the band's common slope and ends, then warps each onto a level strip
 (9303-3 §4.11 allows 3 degrees on the document, a hand-held photo adds more). Pass 1 reads each
 strip cell by cell on the fixed pitch (`pitch`): a letter the recogniser drops or merges keeps
-its cell. The name line, which no check digit covers, is taken only when three scales agree
-(`consensus`); each checked line is read as is, and at two squeezed scales only when the lines
-as first read fail their check digits, every candidate going through `parse_mrz`. Passes 2 and 3
+its cell. The name line, which no check digit covers, is read within the characters its fields
+allow (letters and `<`, 9303-3 §4.6 and §5) and taken only when three scales agree
+(`consensus`); each checked line is read as is, and at two squeezed scales, then two stretched
+ones, only when the lines so far fail their check digits, every candidate going through
+`parse_mrz`. Passes 2 and 3
 (the detector's reads, then squeezed strips; the name confirmed by two of three reads) run only
 when pass 1 is refused. Each pass goes through the structural `repair` and `parse_mrz`: a read
 passes every check digit or is refused with the reason.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -36,7 +38,14 @@ from clearance.identity.document.band import (
 )
 from clearance.identity.document.consensus import agreed
 from clearance.identity.document.pitch import PitchDecoder, PitchRead
-from clearance.identity.document.repair import Repair, name_content, normalise, repair
+from clearance.identity.document.repair import (
+    Repair,
+    field_classes,
+    forced_repairs,
+    name_content,
+    normalise,
+    repair,
+)
 from clearance.identity.mrz import MrzResult, parse_mrz
 
 _MAX_SIDE = 1600  # larger photos are scaled down first: the MRZ stays ~10+ px per character
@@ -50,8 +59,10 @@ _CONFIRM_SQUEEZE = 0.65
 # squeezed set reads rotated pages best, the stretched set is asked only when it disagrees.
 # Chosen on the tune seeds of bench/identity.py, never on the held-out ones.
 _NAME_SCALES = ((0.9, 0.8, 0.7), (1.0, 1.1, 1.2))
-# A checked line is read as is first; 0.9 and 0.8 only when the lines fail their check digits.
-_CHECKED_SCALES = (1.0, 0.9, 0.8)
+# A checked line is read as is first; 0.9 and 0.8 only when the lines fail their check digits,
+# then 1.1 and 1.2 (on blurred JPEG pages a C of a document number read as 0 at every squeezed
+# scale and as C stretched). Every candidate must pass every check digit (9303-3 §4.9).
+_CHECKED_SCALES = ((1.0,), (0.9, 0.8), (1.1, 1.2))
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,23 +126,26 @@ class MrzReader:
 
     def _pitch_candidates(
         self, image: NDArray[np.uint8], group: list[TextLine], name_at: int
-    ) -> Iterator[list[TextLine]]:
+    ) -> Iterator[tuple[list[TextLine], tuple[Repair, ...]]]:
         """Pass 1: every line read cell by cell on the fixed MRZ pitch (see `pitch`), at each
-        width the group may have. The name line is taken only when its reads agree
-        (`consensus`); each checked line is read at 1.0, and at 0.9 and 0.8 only when the lines
-        as first read fail `parse_mrz` (the check digits then judge every candidate)."""
+        width the group may have; with each candidate, the name cells its class decided
+        (`repair.forced_repairs`). The name line is taken only when its reads agree
+        (`consensus`); each checked line is read at 1.0, and at 0.9 and 0.8, then 1.1 and 1.2,
+        only when the lines so far fail `parse_mrz` (the check digits judge every candidate)."""
         unfit: MrzFormatError | None = None
         strips = [line_strip(image, line.box) for line in group]
         for width in widths(group):
-            name = self._name_read(strips[name_at], width, group[name_at].text)
+            classes = field_classes(width, len(group))[name_at]
+            name = self._name_read(strips[name_at], width, group[name_at].text, classes)
             if name is None:
                 unfit = unfit or MrzFormatError(
                     "the name line did not read the same at every scale"
                 )
                 continue
+            forced = forced_repairs(name.text, classes, name_at, name.forced)
             reads = [[name.text] if i == name_at else [] for i in range(len(group))]
             tried: set[tuple[str, ...]] = set()
-            for scales in (_CHECKED_SCALES[:1], _CHECKED_SCALES[1:]):
+            for scales in _CHECKED_SCALES:
                 for i, strip in enumerate(strips):
                     if i != name_at:
                         more = self._checked_reads(strip, width, scales)
@@ -139,17 +153,23 @@ class MrzReader:
                 for texts in itertools.product(*reads):
                     if texts not in tried:
                         tried.add(texts)
-                        yield _lines(group, list(texts))
+                        yield _lines(group, list(texts)), forced
             if not tried:
                 unfit = unfit or MrzFormatError("a checked line does not fit the MRZ pitch")
         if unfit is not None:
             raise unfit
 
-    def _name_read(self, strip: NDArray[np.uint8], width: int, detected: str) -> PitchRead | None:
+    def _name_read(
+        self, strip: NDArray[np.uint8], width: int, detected: str, classes: str
+    ) -> PitchRead | None:
+        """The agreed name line (`consensus`), each cell read within its field's class; its
+        `forced` cells are those any of the agreeing reads took against the recogniser's first
+        choice."""
         for scales in _NAME_SCALES:
-            reads = [self._pitch.read(_squeezed(strip, scale), width) for scale in scales]
+            reads = [self._pitch.read(_squeezed(strip, scale), width, classes) for scale in scales]
             if (name := agreed(reads, detected, least=len(scales))) is not None:
-                return name
+                forced = {i for read in reads if read is not None for i in read.forced}
+                return replace(name, forced=tuple(sorted(forced)))
         return None
 
     def _checked_reads(
@@ -186,9 +206,9 @@ class MrzReader:
         name_at = 2 if len(group) == 3 else 0
         error: MrzError | None = None
         try:
-            for lines in self._pitch_candidates(image, group, name_at):
+            for lines, forced in self._pitch_candidates(image, group, name_at):
                 try:
-                    return _parse(lines, skew, 1, today, allow_specimen, viz)
+                    return _parse(lines, skew, 1, today, allow_specimen, viz, forced)
                 except MrzError as failed:
                     error = failed if error is None else _more_specific(error, failed)
         except MrzFormatError as unfit:
@@ -213,10 +233,11 @@ def _parse(
     today: date,
     allow_specimen: bool,
     viz: tuple[str, ...],
+    forced: tuple[Repair, ...] = (),
 ) -> MrzRead:
     lines, repairs = repair([g.text for g in group])
     result = parse_mrz(lines, today=today, allow_specimen=allow_specimen)
-    return MrzRead(result, repairs, skew, passes, viz)
+    return MrzRead(result, forced + repairs, skew, passes, viz)
 
 
 def visual_zone(detected: list[TextLine], mrz: list[TextLine]) -> tuple[str, ...]:

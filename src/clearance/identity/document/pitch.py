@@ -9,6 +9,13 @@ placed on a grid of exactly that many cells, fitted to the frames where a charac
 probable output, and every cell takes the MRZ character with the highest probability inside
 it. A dropped or merged letter therefore still occupies its own cell; a line whose frames do not
 fit the grid is not read at all (None), never padded.
+
+A cell can be read within the characters its field allows (`LETTERS`: 9303-3 §4.6 allows only
+A-Z and `<` in names, and §5's codes are letters; `DIGITS`). The name line is read so: on JPEG
+pages the recogniser ranked a digit first in a name cell (C, U, N, S read as 0, 0, 2, 9), the
+letter it ranked next was the printed one, and scales that disagreed on the digit agreed on the
+letter. Such a cell is `forced` (the recogniser's own first choice was a character the field
+cannot hold) and is reported like a class repair, which the decision cross-checks.
 """
 
 from __future__ import annotations
@@ -24,12 +31,21 @@ _FULLWIDTH = 0xFEE0  # the model's vocabulary also holds full-width forms of Lat
 _FILLERS = "\u2039\u00ab\uff1c"  # OCR sees the filler `<` as these too
 _MIN_SPIKES = 8
 _MAX_RESIDUAL = 0.35  # a character frame further than this (in cells) from its cell: no fit
+# Per-cell field classes (as `repair`'s layout classes): A a letter or `<`, D a digit or `<`,
+# X any MRZ character.
+_ALLOWED = {
+    "A": np.array([c.isalpha() or c == "<" for c in MRZ_ALPHABET]),
+    "D": np.array([c.isdigit() or c == "<" for c in MRZ_ALPHABET]),
+    "X": np.ones(len(MRZ_ALPHABET), dtype=bool),
+}
 
 
 @dataclass(frozen=True, slots=True)
 class PitchRead:
     text: str
     margins: tuple[float, ...]  # per cell: best probability minus the runner-up's
+    # 0-based cells whose recogniser's first choice was outside the field's class (see above)
+    forced: tuple[int, ...] = ()
 
     @property
     def min_margin(self) -> float:
@@ -114,24 +130,34 @@ class PitchDecoder:
         output = self._rec.session(image[np.newaxis].astype(np.float32))[0][0]
         return np.asarray(output, dtype=np.float32)
 
-    def read(self, rgb: NDArray[np.uint8], cells: int) -> PitchRead | None:
-        """The line as `cells` MRZ characters, or None when its frames do not fit the pitch."""
-        return decode(self._frames(rgb), self._columns, cells)
+    def read(self, rgb: NDArray[np.uint8], cells: int, classes: str = "") -> PitchRead | None:
+        """The line as `cells` MRZ characters, or None when its frames do not fit the pitch;
+        `classes` (one of A, D, X per cell) restricts each cell to its field's characters."""
+        return decode(self._frames(rgb), self._columns, cells, classes)
 
 
-def decode(output: NDArray[np.float32], slots: list[list[int]], cells: int) -> PitchRead | None:
+def decode(
+    output: NDArray[np.float32], slots: list[list[int]], cells: int, classes: str = ""
+) -> PitchRead | None:
     """Per-frame CTC probabilities (frames x vocabulary, entry 0 the blank) read as `cells`
     MRZ characters on a fitted fixed-pitch grid, or None when the frames do not fit one.
-    `slots` (from `columns`) lists, per MRZ character, the vocabulary entries that denote it."""
+    `slots` (from `columns`) lists, per MRZ character, the vocabulary entries that denote it;
+    `classes`, when given, one field class per cell (A, D or X): a cell takes the most probable
+    character its class allows (the grid is fitted on every character, as without)."""
+    if classes and len(classes) != cells:
+        raise ValueError("one field class per cell")
     frames = np.stack([output[:, cols].sum(axis=1) for cols in slots], axis=1)
     centres = _grid(frames, output[:, 0], cells)
     if len(centres) == 0:
         return None
     pitch = float(centres[1] - centres[0])
-    text, margins = [], []
-    for centre in centres:
+    text, margins, forced = [], [], []
+    for i, centre in enumerate(centres):
         scores = frames[_frame_range(float(centre), pitch, len(frames))].max(axis=0)
-        order = np.argsort(scores)[::-1]
-        text.append(MRZ_ALPHABET[int(order[0])])
+        allowed = _ALLOWED[classes[i]] if classes else _ALLOWED["X"]
+        order = [int(k) for k in np.argsort(scores)[::-1] if allowed[k]]
+        if not allowed[int(np.argmax(scores))]:
+            forced.append(i)
+        text.append(MRZ_ALPHABET[order[0]])
         margins.append(float(scores[order[0]] - scores[order[1]]))
-    return PitchRead("".join(text), tuple(margins))
+    return PitchRead("".join(text), tuple(margins), tuple(forced))

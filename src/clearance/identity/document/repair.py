@@ -49,7 +49,7 @@ class Repair:
     position: int = 0  # 1-based position in the line of a class repair
 
 
-def _classes(width: int, count: int) -> tuple[str, ...]:
+def field_classes(width: int, count: int) -> tuple[str, ...]:
     """Per line, per position: D digit (or `<`), A letter (or `<`), X anything."""
     if count == 3:  # TD1, 9303-5 §4.2.2
         return ("A" * 5 + "X" * 25, "D" * 7 + "A" + "D" * 7 + "AAA" + "X" * 11 + "D", "A" * 30)
@@ -127,6 +127,28 @@ def _fix_classes(line: str, classes: str, index: int) -> tuple[str, list[Repair]
     return "".join(chars), repairs
 
 
+def forced_repairs(
+    text: str, classes: str, index: int, forced: tuple[int, ...]
+) -> tuple[Repair, ...]:
+    """The cells of line `index` a class-restricted pitch read (`pitch.decode`) took from the
+    field's class against the recogniser's first choice, as the class repairs they stand for:
+    the same record (and the same cross-check by the decision) as when `_fix_classes` reads a
+    digit as the confusable letter; here the letter is the one the recogniser ranked first
+    among the characters the field allows."""
+    width = len(text)
+    return tuple(
+        Repair(
+            index,
+            "class",
+            classes[i] == "A",
+            f"position {i + 1} read as {text[i]}",
+            classes[i] == "A" and name_field(width, index, i),
+            i + 1,
+        )
+        for i in sorted(forced)
+    )
+
+
 def name_content(text: str) -> str:
     """A name line's letters as repair would read them, trailing fillers dropped: two reads of
     one name line are compared on this, since no check digit covers a name."""
@@ -147,7 +169,7 @@ def repair(raw: list[str]) -> tuple[tuple[str, ...], tuple[Repair, ...]]:
     width, count = shape
     repairs: list[Repair] = []
     out: list[str] = []
-    for index, (line, classes) in enumerate(zip(lines, _classes(width, count), strict=True)):
+    for index, (line, classes) in enumerate(zip(lines, field_classes(width, count), strict=True)):
         line, length_repairs = _fix_length(line, width, index)
         line, class_repairs = (
             _fix_classes(line, classes, index) if len(line) == width else (line, [])
