@@ -2,8 +2,8 @@
 
 Rejected: the evidence shows the claim is false or unusable (a check digit fails, a specimen,
 an expired or reused document, another person's face). Review: nothing is wrong for certain,
-but something no check digit covers disagrees (nationality, name, a face in the grey band) and
-a person must look. Verified: nothing of either.
+but something no check digit covers disagrees (nationality, name, a face in the grey band), or
+the page looks photographed off a screen, and a person must look. Verified: nothing of either.
 
 US-person status (15 CFR 772.1 "U.S. person"; 8 U.S.C. 1101(a)(20)) from the document alone:
 a US passport means a citizen; a US permanent resident card (TD1, document code C, 9303-5 note k)
@@ -181,6 +181,10 @@ def decide(
             today=today,
             reused=reused,
         )
+    if exam.screen_replay_suspected:
+        # A presentation attack on the camera: the page shown on a display, not the document.
+        # Review, not rejection: a person looks (a genuine page's fine print can trip it).
+        reasons.append(Reason.SCREEN_REPLAY_SUSPECTED)
     if chip_problem is None:  # without a trusted portrait there is no face to judge
         reasons += _person_reasons(exam, method)
     unique = tuple(dict.fromkeys(reasons))
@@ -197,4 +201,5 @@ def decide(
         expires=mrz.expiry_date if mrz is not None else None,
         assurance=exam.assurance if mrz is not None else None,
         confirmed_repairs=exam.confirmed_repairs if mrz is not None else (),
+        screen_replay_share=exam.screen_replay_share,
     )

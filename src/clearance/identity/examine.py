@@ -4,7 +4,8 @@ Images are decoded only through `images.load_image` (type sniffed, size and pixe
 file that is not an image is refused here with `UnsupportedImage` before anything is stored.
 Then the MRZ is read (`ocr.MrzReader`) and its name looked for in the visual zone the same OCR
 pass read (`names.visual_zone_shows`), the document portrait and the selfie are compared
-(`face`), and the liveness frames are checked (`liveness`) and matched to the document. Refusals
+(`face`), the page is looked at for a display's moire (`replay`: a photo of a screen), and the
+liveness frames are checked (`liveness`) and matched to the document. Refusals
 of the MRZ or of a face are kept as reason codes: they are decisions, not errors.
 
 The chip path (`examine_chip`) replaces the photo of the page by the chip's own data: DG1's MRZ
@@ -25,6 +26,7 @@ from clearance.identity.chip import ChipEvidence, decode, passive_authentication
 from clearance.identity.document import LoadedImage, load_image
 from clearance.identity.document.ocr import MrzRead, MrzReader
 from clearance.identity.document.repair import Repair, code_field
+from clearance.identity.document.replay import screen_replay
 from clearance.identity.models import (
     ChipCheck,
     ChipFiles,
@@ -95,6 +97,7 @@ def examine(
     face = None
     if portrait is not None and live is not None:
         face = FaceCheck(distance(portrait.encoding, live.encoding), match, review)
+    replay = screen_replay(doc_image.rgb)
     return Examination(
         document_image=doc_image.reencode(),
         selfie_image=selfie_image.reencode(),
@@ -109,6 +112,8 @@ def examine(
         confirmed_repairs=confirmed_repairs,
         portrait_detection=portrait.detection.value if portrait is not None else None,
         portrait_ghosts=portrait.ghosts if portrait is not None else 0,
+        screen_replay_share=round(replay.share, 4),
+        screen_replay_suspected=replay.suspected,
     )
 
 

@@ -51,6 +51,8 @@ class Reason(StrEnum):
     NAME_MISMATCH = "name_mismatch"
     NAME_NOT_DECLARED = "name_not_declared"
     BIRTH_DATE_MISMATCH = "birth_date_mismatch"
+    # the photo (review): the page looks photographed off a display (document/replay.py)
+    SCREEN_REPLAY_SUSPECTED = "screen_replay_suspected"
     # the chip (rejected): Passive Authentication failed, ICAO 9303-11 §5.1 (errors.ChipError)
     CHIP_MALFORMED = "chip_malformed"
     CHIP_ALGORITHM = "chip_algorithm"
@@ -186,6 +188,10 @@ class Examination:
     confirmed_repairs: tuple[str, ...] = ()
     portrait_detection: str | None = None  # face.Detection of the document portrait
     portrait_ghosts: int = 0  # further faces of the same person on the document (ghost images)
+    # Share of the page's tiles showing a display's rainbow moire (document/replay.py) and
+    # whether that makes it a suspected screen replay; None when no photo of a page was looked at.
+    screen_replay_share: float | None = None
+    screen_replay_suspected: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +212,7 @@ class Verdict:
     expires: date | None  # the document's expiry; the service caps it at the maximum age
     assurance: DocumentAssurance | None = None  # of the document; None without one
     confirmed_repairs: tuple[str, ...] = ()  # unchecked OCR repairs a second reading confirmed
+    screen_replay_share: float | None = None  # Examination.screen_replay_share
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,8 @@ def facts_json(verdict: Verdict, chip: ChipCheck | None = None) -> dict[str, Any
         else {"distance": face.distance, "match": face.match, "review": face.review},
         # OCR repairs of unchecked fields a second reading confirmed: positions, never letters.
         "ocr_repairs_confirmed": list(verdict.confirmed_repairs),
+        # Share of the page's tiles with a display's rainbow moire (document/replay.py).
+        "screen_replay_share": verdict.screen_replay_share,
     }
 
 

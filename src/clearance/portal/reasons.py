@@ -30,6 +30,8 @@ TEXT: dict[str, str] = {
     Reason.NAME_NOT_DECLARED: "You have not given your name: a person will check the document.",
     Reason.BIRTH_DATE_MISMATCH: "The date of birth differs from the one you gave: "
     "a person will check it.",
+    Reason.SCREEN_REPLAY_SUSPECTED: "The photo looks taken of a screen, not of the document "
+    "itself: a person will check it. Next time photograph the document itself.",
     Reason.FACE_MISMATCH: "The selfie does not match the portrait on the document.",
     Reason.FACE_UNCERTAIN: "The selfie and the portrait are not clearly the same person: "
     "a person will check them.",
