@@ -30,9 +30,10 @@ Forgeries, each through the same pipeline, the person declaring what the forger 
 an MRZ name edited to another name with the visual zone as issued; another person's selfie
 against the portrait; a recomposited MRZ (another document's MRZ, every check digit valid, on
 this page; or the birth date edited without its check digit); expired; specimen (UTO); the
-genuine page photographed off a screen by its own holder; and the name edited in both zones,
-which no check of a photo can see (only the chip's signature, issue 19 item 3): it is reported
-apart and is not a goal here.
+genuine page photographed off a screen by its own holder (synth.screen_photo: a display's
+sub-pixel stripes sampled by a camera's Bayer mosaic, the moire not drawn); and the name
+edited in both zones, which no check of a photo can see (only the chip's signature, issue 19
+item 3): it is reported apart and is not a goal here.
 
 "before" is the commit before this work (16b238d), in the same run on the same examinations:
 its own face module is loaded from git and run on the same images, its name rule (any
@@ -62,7 +63,6 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
@@ -78,6 +78,7 @@ from tests.fixtures.identity.synth import (  # noqa: E402
     printed,
     random_document,
     render_page,
+    screen_photo,
     viz_names,
 )
 
@@ -189,7 +190,6 @@ def _row(label: str, ours: Tally, base: Tally) -> None:
 
 
 def bench_faces() -> None:
-    import numpy as np
     from PIL import Image, ImageEnhance, ImageOps
 
     from clearance.identity.biometrics.face import distance, single_face
@@ -298,85 +298,6 @@ def _declared(document: DocumentData) -> str:
     return f"{document.secondary_identifier.title()} {document.primary_identifier.title()}"
 
 
-def _screen(page: Image.Image, rng: random.Random, supersample: int = 4) -> Image.Image:
-    """The page shown on a display and photographed, modelled physically rather than drawn:
-
-    - the display: the page (linear light, sRGB gamma 2.2) resampled to the display's own
-      pixels, 700-1800 across the page (a phone to a monitor), each pixel three vertical
-      sub-pixel stripes (RGB, or BGR on some panels) with black matrix between them (aperture
-      55-80 % of a sub-pixel's width, 70-90 % of a pixel's height) and a black level;
-    - the camera: 900-1250 px across the page (0.5-1.8 camera pixels per display pixel), a
-      perspective view turned up to 4 degrees, the screen's light integrated over each
-      photosite (4 x 4 samples a photosite) after a lens blur (sigma 0.35-0.8 px), a reflection
-      on the glass (a veil and a glare spot), an auto-exposure and a white balance off by up to
-      10 %, a Bayer mosaic (RGGB) with shot noise, demosaicked by OpenCV, gamma-encoded and
-      sharpened as phones do. No moire is drawn: it comes from the camera sampling the
-      sub-pixel lattice, as it does on a real photo of a screen. Not modelled: OLED (PenTile)
-      layouts, a camera's own denoising."""
-    linear = (np.asarray(page.convert("RGB"), dtype=np.float32) / 255) ** 2.2
-    height, width = linear.shape[:2]
-    across = round(rng.uniform(700, 1800))
-    down = round(across * height / width)
-    fit = cv2.INTER_AREA if across < width else cv2.INTER_LINEAR
-    shown = cv2.resize(linear, (across, down), interpolation=fit)
-    cam_w = rng.uniform(900, 1250)
-    cam_h = cam_w * height / width
-    margin = rng.uniform(0.02, 0.06) * cam_w
-    out_w, out_h = round(cam_w + 2 * margin), round(cam_h + 2 * margin)
-    turn = np.radians(rng.uniform(-4, 4))
-    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
-    corners = np.array([[0, 0], [cam_w, 0], [cam_w, cam_h], [0, cam_h]]) - [cam_w / 2, cam_h / 2]
-    corners = corners @ rotation.T + [out_w / 2, out_h / 2]
-    corners += [[rng.uniform(-0.025, 0.025) * cam_w for _ in range(2)] for _ in range(4)]
-    display = np.float32([[0, 0], [across, 0], [across, down], [0, down]])
-    to_display = cv2.getPerspectiveTransform(np.float32(corners), display)
-    fill_x, fill_y = rng.uniform(0.55, 0.8), rng.uniform(0.7, 0.9)
-    order = (0, 1, 2) if rng.random() < 0.8 else (2, 1, 0)
-    black = rng.uniform(0.002, 0.01)
-    s = supersample
-    emitted = np.empty((out_h * s, out_w * s, 3), dtype=np.float32)
-    xs = (np.arange(out_w * s, dtype=np.float32) + 0.5) / s
-    for top in range(0, out_h * s, 128):  # in strips, to bound the memory
-        ys = (np.arange(top, min(top + 128, out_h * s), dtype=np.float32) + 0.5) / s
-        gx, gy = np.meshgrid(xs, ys)
-        m = to_display
-        den = m[2, 0] * gx + m[2, 1] * gy + m[2, 2]
-        u = (m[0, 0] * gx + m[0, 1] * gy + m[0, 2]) / den
-        v = (m[1, 0] * gx + m[1, 1] * gy + m[1, 2]) / den
-        px, py = np.floor(u).astype(np.int32), np.floor(v).astype(np.int32)
-        inside = (px >= 0) & (px < across) & (py >= 0) & (py < down)
-        sub = (u - px) * 3
-        stripe = np.minimum(sub.astype(np.int32), 2)
-        lit = ((sub - stripe) < fill_x) & ((v - py) < fill_y)
-        values = shown[np.clip(py, 0, down - 1), np.clip(px, 0, across - 1)]
-        values = np.where(inside[..., None], values, 0.0) * (1 - black) + black
-        block = np.zeros(values.shape, dtype=np.float32)
-        for i, channel in enumerate(order):
-            block[..., channel] = np.where(lit & (stripe == i), values[..., channel], 0)
-        emitted[top : top + len(ys)] = block * (3 / (fill_x * fill_y))
-    emitted = cv2.GaussianBlur(emitted, (0, 0), rng.uniform(0.35, 0.8) * s)
-    sensed = cv2.resize(emitted, (out_w, out_h), interpolation=cv2.INTER_AREA)
-    y, x = np.mgrid[0:out_h, 0:out_w].astype(np.float32)
-    cx, cy = rng.uniform(0.1, 0.9) * out_w, rng.uniform(0.1, 0.9) * out_h
-    radius = rng.uniform(0.08, 0.3) * out_w
-    glare = rng.uniform(0.1, 0.8) * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * radius**2))
-    sensed = sensed + rng.uniform(0.005, 0.03) + glare[..., None]
-    balance = np.float32([rng.uniform(0.9, 1.1), 1.0, rng.uniform(0.9, 1.1)])
-    sensed = sensed * balance * rng.uniform(0.8, 1.0) / np.percentile(sensed, 99)
-    mosaic = np.empty((out_h, out_w), dtype=np.float32)
-    mosaic[0::2, 0::2] = sensed[0::2, 0::2, 0]
-    mosaic[0::2, 1::2] = sensed[0::2, 1::2, 1]
-    mosaic[1::2, 0::2] = sensed[1::2, 0::2, 1]
-    mosaic[1::2, 1::2] = sensed[1::2, 1::2, 2]
-    noise = np.random.default_rng(rng.randint(0, 2**31)).normal(0, 1, mosaic.shape)
-    mosaic += noise.astype(np.float32) * np.sqrt(0.0004 * np.clip(mosaic, 0, None) + 1e-5)
-    raw = (np.clip(mosaic, 0, 1) * 65535).astype(np.uint16)
-    rgb = cv2.cvtColor(raw, cv2.COLOR_BayerRG2RGB).astype(np.float32) / 65535
-    rgb = np.clip(rgb, 0, 1) ** (1 / 2.2)
-    rgb = cv2.addWeighted(rgb, 1.5, cv2.GaussianBlur(rgb, (0, 0), 1.0), -0.5, 0)
-    return Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
-
-
 def make_case(kind: str, seed: int) -> Case:
     rng = random.Random(seed)
     document = random_document(rng, TODAY)
@@ -423,7 +344,7 @@ def make_case(kind: str, seed: int) -> Case:
     page = render_page(lines, printed(portrait, style, rng), viz=viz, ghost=ghost)
     page = degrade(page, difficulty, rng)
     if kind == "screen_photo":
-        page = _screen(page, rng)
+        page = screen_photo(page, rng)
     return Case(
         kind,
         seed,
