@@ -426,3 +426,24 @@ def test_tls_checks_the_certificate(tmp_path: Path) -> None:
             await c.close()
 
     run(main())
+
+
+def test_a_second_answer_to_one_request_is_never_reused() -> None:
+    async def main() -> None:
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while True:
+                await up.read_request(reader)
+                writer.write(OK + OK)  # out of step: the next request would read this one
+                await writer.drain()
+
+        async with Upstream(handler) as up:
+            c = client()
+            async with c.post(up.url, b"{}", []) as resp:
+                assert await resp.read() == b"{}"
+                await asyncio.sleep(0.05)  # the stray answer arrives
+            async with c.post(up.url, b"{}", []) as resp:
+                assert await resp.read() == b"{}"
+            assert up.connections == 2
+            await c.close()
+
+    run(main())

@@ -199,6 +199,7 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
+            self.lost = True  # never reused
             self._fail(UpstreamProtocolError(f"invalid HTTP answer from the upstream: {exc}"))
             if self.transport is not None:
                 self.transport.close()
@@ -239,6 +240,8 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         resp = self.response
         assert resp is not None
+        if self.complete:  # a second answer to one request: the connection is out of step
+            raise UpstreamProtocolError("the upstream sent more than one answer")
         resp.headers = []
         self.framed = False
 
