@@ -102,6 +102,16 @@ p99 17.69 ms; stopped 2,149 req/s, 7.25 ms, 14.04 ms (medians of 10 windows each
 missed (1.28x against the load before the burst); 41 jobs done, median 3.68 s. SCHED_IDLE halves
 the throughput lost (8.6 %, a fifth in run 3) but not the p99 ratio.
 
+Run 5, 2026-12-08 at 824923e (the gateway on its own upstream client, clearance.net.h1, and
+without a timer per request), quiet machine (load 0.9-3.5), the same command as run 4: alone
+3,939 req/s, p99 8.63 ms; running 2,694 req/s, p50 5.34 ms, p99 15.79 ms; stopped 3,726 req/s,
+3.97 ms, 11.02 ms: 1.43x, goal missed (1.83x against the load before the burst, 1.38x after);
+47 jobs done, median 3.15 s. Every absolute figure is better than run 4's (p99 running 15.79
+against 17.69 ms, stopped 11.02 against 14.04 ms, 1.4-1.9x the requests), the ratio worse: the
+gateway now drives wrk and the upstream on CPU 0 about twice as hard, and the worker takes its
+CPU from the same core, so the interference grows with the load it serves (28 % of the
+throughput lost, 8.6 % in run 4).
+
 drain, two runs, `clearance worker --concurrency 2` on 2 cores (load 3-6): 30 enrolments in
 81 s from the worker's start (76 s first job start to last end, median job 4.41 s), 100 in 271 s
 (262 s, median 4.93 s): 0.38-0.40 enrolments a second, 0.19-0.20 per core (about 700 per core an
