@@ -140,6 +140,7 @@ class Response:
             await waiter
         finally:
             conn.waiting = None
+            conn.pool._waiting.discard(conn)
             self._waiter = None
 
     async def iter_any(self) -> AsyncIterator[bytes]:
@@ -351,6 +352,7 @@ class _Exchange:
             raise
         finally:
             conn.waiting = None
+            self._client._waiting.discard(conn)
             conn.head_waiter = None
         return resp
 
