@@ -33,16 +33,21 @@ class PassThrough:
         if scope["type"] == "lifespan":
             await self.lifespan(receive, send)
             return
-        assert self.session is not None
         body = bytearray()
         while True:
             message = await receive()
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
+        await self.forward(scope, bytes(body), send)
+        await send({"type": "http.response.body", "body": b""})
+
+    async def forward(self, scope: Scope, body: bytes, send: Send) -> None:
+        """The upstream's answer: its head, then each chunk as it arrives."""
+        assert self.session is not None
         headers = {k.decode(): v.decode() for k, v in scope["headers"] if k in FORWARD}
         async with self.session.request(
-            scope["method"], self.upstream + scope["path"], data=bytes(body), headers=headers
+            scope["method"], self.upstream + scope["path"], data=body, headers=headers
         ) as resp:
             out = [
                 (k.lower().encode(), v.encode())
@@ -52,57 +57,49 @@ class PassThrough:
             await send({"type": "http.response.start", "status": resp.status, "headers": out})
             async for chunk in resp.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0)
+        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+    async def stop(self) -> None:
+        if self.session is not None:
+            await self.session.close()
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                connector = aiohttp.TCPConnector(limit=0)
-                self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+                await self.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self.session is not None:
-                    await self.session.close()
+                await self.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
 
-class LeanPassThrough:
+class LeanPassThrough(PassThrough):
     """The same forwarding with the gateway's own upstream client (clearance.net.h1): what the
     client alone gains, apart from every check Clearance makes."""
 
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream.rstrip("/")
-        self.client: h1.Client | None = None
+    client: h1.Client | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    self.client = h1.Client(connect_timeout=10, read_timeout=300)
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    if self.client is not None:
-                        await self.client.close()
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+    async def forward(self, scope: Scope, body: bytes, send: Send) -> None:
         assert self.client is not None
-        body = bytearray()
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
         headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k in FORWARD]
         url = self.upstream + scope["path"]
-        async with self.client.request(scope["method"], url, bytes(body), headers) as resp:
+        async with self.client.request(scope["method"], url, body, headers) as resp:
             out = [(k, v) for k, v in resp.headers if k in RETURN_BYTES]
             await send({"type": "http.response.start", "status": resp.status, "headers": out})
             async for chunk in resp.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+
+    async def start(self) -> None:
+        self.client = h1.Client(connect_timeout=10, read_timeout=300)
+
+    async def stop(self) -> None:
+        if self.client is not None:
+            await self.client.close()
 
 
 RETURN_BYTES = frozenset(k.encode() for k in RETURN)
@@ -110,7 +107,7 @@ UPSTREAM_ENV = "BENCH_PASSTHROUGH_UPSTREAM"
 CLIENT_ENV = "BENCH_PASSTHROUGH_CLIENT"
 
 
-def from_environment() -> PassThrough | LeanPassThrough:
+def from_environment() -> PassThrough:
     if os.environ.get(CLIENT_ENV) == "h1":
         return LeanPassThrough(os.environ[UPSTREAM_ENV])
     return PassThrough(os.environ[UPSTREAM_ENV])

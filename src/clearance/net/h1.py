@@ -112,7 +112,6 @@ class Response:
         "_done",
         "_error",
         "_size",
-        "_waiter",
         "headers",
         "status",
     )
@@ -125,23 +124,6 @@ class Response:
         self._size = 0
         self._done = False
         self._error: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def _wait(self) -> None:
-        conn = self._conn
-        waiter = self._waiter = conn.loop.create_future()
-        conn.pool._watch(conn, waiter)
-        try:
-            await waiter
-        finally:
-            conn.waiting = None
-            conn.pool._waiting.discard(conn)
-            self._waiter = None
 
     async def iter_any(self) -> AsyncIterator[bytes]:
         """Each chunk as it arrives (what has arrived since the last, joined)."""
@@ -158,7 +140,7 @@ class Response:
                 raise self._error
             if self._done:
                 return
-            await self._wait()
+            await self._conn.pool._wait_for(self._conn)
 
     async def read(self) -> bytes:
         parts = [chunk async for chunk in self.iter_any()]
@@ -172,18 +154,17 @@ class _Connection(asyncio.Protocol):
         self.pool = pool
         self.key = key
         self.loop = asyncio.get_running_loop()
-        self.read_timeout = pool.read_timeout
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.response: Response | None = None
-        self.head_waiter: asyncio.Future[None] | None = None
         self.lost = False
         self.paused = False
         self.framed = True  # the current answer's end is known from its headers
         self.complete = False
         self.keep_alive = False
         self.idle_since = 0.0
-        # What the caller waits for, and until when (the client's sweep enforces it).
+        # What the caller waits for (the answer's head, then each body chunk), and until when
+        # (the client's sweep enforces it).
         self.waiting: asyncio.Future[None] | None = None
         self.deadline = 0.0
 
@@ -223,7 +204,7 @@ class _Connection(asyncio.Protocol):
             # RFC 9112 §6.3 (8): no length, not chunked: the body ends with the connection.
             self.complete = True
             resp._done = True
-            resp._wake()
+            self.wake()
             return
         self._fail(UpstreamConnectionError("the upstream closed the connection mid-answer"))
 
@@ -231,11 +212,11 @@ class _Connection(asyncio.Protocol):
         resp = self.response
         if resp is None:
             return
-        if self.head_waiter is not None and not self.head_waiter.done():
-            self.head_waiter.set_exception(error)
         if resp._error is None and not resp._done:
-            resp._error = error
-            resp._wake()
+            resp._error = error  # raised by the next read, after what had arrived
+            waiter = self.waiting
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(error)
 
     # -- llhttp callbacks --
     def on_message_begin(self) -> None:
@@ -264,9 +245,7 @@ class _Connection(asyncio.Protocol):
         # Asked now: llhttp answers for the message being parsed, not after its end.
         self.keep_alive = self.parser.should_keep_alive()
         resp.status = status
-        waiter = self.head_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.wake()
 
     def on_body(self, body: bytes) -> None:
         resp = self.response
@@ -276,7 +255,7 @@ class _Connection(asyncio.Protocol):
         if resp._size > HIGH_WATER and not self.paused and self.transport is not None:
             self.paused = True
             self.transport.pause_reading()
-        resp._wake()
+        self.wake()
 
     def on_message_complete(self) -> None:
         resp = self.response
@@ -285,9 +264,14 @@ class _Connection(asyncio.Protocol):
             return  # the end of an interim answer
         self.complete = True
         resp._done = True
-        resp._wake()
+        self.wake()
 
     # -- the caller's side --
+    def wake(self) -> None:
+        waiter = self.waiting
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     def consumed(self) -> None:
         if self.paused and self.transport is not None:
             self.paused = False
@@ -336,24 +320,18 @@ class _Exchange:
         conn = self._conn = await self._client._acquire(key)
         resp = conn.response = Response(conn)
         conn.complete = False
-        waiter = conn.head_waiter = conn.loop.create_future()
         assert conn.transport is not None
         conn.transport.write(head + self._body if len(self._body) < 65536 else head)
         if len(self._body) >= 65536:
             conn.transport.write(self._body)
         self._body = b""
-        self._client._watch(conn, waiter)
         try:
-            await waiter
+            await self._client._wait_for(conn)  # the head
         except BaseException:  # a timeout, a broken answer, or the caller cancelled
             self._conn = None
             conn.response = None
             conn.close()
             raise
-        finally:
-            conn.waiting = None
-            self._client._waiting.discard(conn)
-            conn.head_waiter = None
         return resp
 
     async def __aexit__(
@@ -395,13 +373,20 @@ class Client:
         self._waiting: set[_Connection] = set()
         self._sweep_timer: asyncio.TimerHandle | None = None
 
-    def _watch(self, conn: _Connection, waiter: asyncio.Future[None]) -> None:
-        conn.waiting = waiter
+    async def _wait_for(self, conn: _Connection) -> None:
+        """Wait for `conn`'s next bytes (its answer's head, or a body chunk), within the read
+        timeout."""
+        waiter = conn.waiting = conn.loop.create_future()
         conn.deadline = conn.loop.time() + self.read_timeout
         self._waiting.add(conn)
         if self._sweep_timer is None:
             interval = min(1.0, self.read_timeout / 4)
             self._sweep_timer = conn.loop.call_later(interval, self._sweep, conn.loop)
+        try:
+            await waiter
+        finally:
+            conn.waiting = None
+            self._waiting.discard(conn)
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         self._sweep_timer = None
